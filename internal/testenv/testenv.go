@@ -1,0 +1,171 @@
+// Package testenv gives tests their own PostgreSQL database and Redis
+// namespace on the services the machine runs, and removes them afterwards.
+//
+// The services are found through TENANTMCP_TEST_POSTGRES (default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable) and
+// TENANTMCP_TEST_REDIS (default 127.0.0.1:6379). When CI=true a missing
+// service fails the test; elsewhere the test is skipped with a one-line
+// message saying how to enable it.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultPostgres and DefaultRedis are used when the environment does not
+// name the services.
+const (
+	DefaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	DefaultRedis    = "127.0.0.1:6379"
+)
+
+// PostgresAdminDSN returns the DSN of the superuser connection tests use to
+// create their databases and roles.
+func PostgresAdminDSN() string {
+	if v := os.Getenv("TENANTMCP_TEST_POSTGRES"); v != "" {
+		return v
+	}
+	return DefaultPostgres
+}
+
+// RedisAddr returns the host:port of the test Redis.
+func RedisAddr() string {
+	if v := os.Getenv("TENANTMCP_TEST_REDIS"); v != "" {
+		return v
+	}
+	return DefaultRedis
+}
+
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// unavailable fails the test in CI and skips it elsewhere.
+func unavailable(t testing.TB, service, env string, err error) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("%s is required when CI=true but is not reachable: %v", service, err)
+	}
+	t.Skipf("%s not reachable (%v); start it or set %s to run this test", service, err, env)
+}
+
+// Suffix returns a short random lowercase hex string for unique names.
+func Suffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Postgres creates a fresh database for the test and returns a superuser
+// DSN for it. The database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := PostgresAdminDSN()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		unavailable(t, "PostgreSQL", "TENANTMCP_TEST_POSTGRES", err)
+	}
+	defer conn.Close(context.Background())
+	name := "tmcp_test_" + Suffix()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	return WithDatabase(t, admin, name)
+}
+
+// WithDatabase returns dsn with its database replaced by name.
+func WithDatabase(t testing.TB, dsn, name string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse DSN: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// WithUser returns dsn with its user (and password) replaced.
+func WithUser(t testing.TB, dsn, user, password string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse DSN: %v", err)
+	}
+	if password == "" {
+		u.User = url.User(user)
+	} else {
+		u.User = url.UserPassword(user, password)
+	}
+	return u.String()
+}
+
+// Redis checks that the test Redis answers and returns its address and a
+// key namespace unique to this test ("tmcptest:<random>:"). Keys under the
+// namespace are deleted when the test ends.
+func Redis(t testing.TB) (addr, namespace string) {
+	t.Helper()
+	addr = RedisAddr()
+	if err := redisCmd(addr, "PING"); err != nil {
+		unavailable(t, "Redis", "TENANTMCP_TEST_REDIS", err)
+	}
+	namespace = "tmcptest:" + Suffix() + ":"
+	t.Cleanup(func() {
+		// EVAL a small script rather than pull in a client here.
+		script := `local c="0" repeat local r=redis.call("SCAN",c,"MATCH",ARGV[1],"COUNT",1000) c=r[1] for _,k in ipairs(r[2]) do redis.call("DEL",k) end until c=="0" return 0`
+		if err := redisCmd(addr, "EVAL", script, "0", namespace+"*"); err != nil {
+			t.Errorf("clean Redis namespace %s: %v", namespace, err)
+		}
+	})
+	return addr, namespace
+}
+
+// redisCmd sends one RESP command and checks the reply is not an error.
+func redisCmd(addr string, args ...string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return err
+	}
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if n > 0 && buf[0] == '-' {
+		return fmt.Errorf("redis: %s", strings.TrimSpace(string(buf[1:n])))
+	}
+	return nil
+}
