@@ -1,0 +1,27 @@
+// Package sqlitestore is the embedded storage backend: one SQLite database
+// file per tenant (isolation = "database_per_tenant"), through the pure-Go
+// driver modernc.org/sqlite, so no cgo and no server are needed.
+//
+// Each tenant's data lives in <dir>/<internal id>.db. A handle (a
+// database/sql pool on that file) is opened on first use and kept in a
+// bounded LRU cache; an evicted handle is closed only once no operation or
+// transaction still uses it. Each file is migrated to the current schema
+// (a documents table) the first time it is opened.
+//
+//	s, err := sqlitestore.Open("/var/lib/tenantmcp/tenants", nil)
+//	if err != nil { return err }
+//	defer s.Close()
+//	set := &store.Set{Docs: s, SQL: s} // documents and tenant-bound SQL
+//
+// A tenant's transaction can only ever reach that tenant's file: the file
+// name comes from the registry-assigned id, never from claim text, and
+// ATTACH of any named database (including VACUUM INTO) is refused by an
+// authorizer installed on every connection.
+//
+// Reads for a tenant that has no file yet (Get, List, Delete) return
+// store.ErrNotFound or an empty list without creating one; only writes,
+// InTx and Provision create the file.
+//
+// Placeholders are $1, $2, ... (the driver binds $N by position, and a
+// repeated $N refers to the same argument, as on PostgreSQL).
+package sqlitestore
