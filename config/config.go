@@ -1,0 +1,479 @@
+package config
+
+import (
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Identity provider presets (auth.provider).
+const (
+	ProviderAuth0   = "auth0"
+	ProviderCognito = "cognito"
+	ProviderEntra   = "entra"
+	ProviderGeneric = "generic"
+)
+
+// Tenant isolation strategies (auth.multi_tenant.isolation).
+const (
+	// IsolationRLS: one PostgreSQL schema shared by all tenants; every row
+	// carries the tenant id and row-level security policies filter by the
+	// tenant set for the transaction. Needs database.dsn.
+	IsolationRLS = "row_level_security"
+	// IsolationSchema: one PostgreSQL schema per tenant. Needs database.dsn.
+	IsolationSchema = "schema_per_tenant"
+	// IsolationDatabase: one embedded SQLite database file per tenant under
+	// server.data_dir.
+	IsolationDatabase = "database_per_tenant"
+	// IsolationPrefix: key/value and blob storage with every key under the
+	// tenant's own prefix (filesystem or S3 blobs, optional Redis key/value).
+	IsolationPrefix = "prefix"
+)
+
+// Providers lists the valid values of auth.provider.
+var Providers = []string{ProviderAuth0, ProviderCognito, ProviderEntra, ProviderGeneric}
+
+// Isolations lists the valid values of auth.multi_tenant.isolation.
+var Isolations = []string{IsolationRLS, IsolationSchema, IsolationDatabase, IsolationPrefix}
+
+// Algorithms lists the JWT signature algorithms auth.algorithms may name.
+// All are asymmetric: "none" and the HMAC family (HS256, HS384, HS512) are
+// never accepted.
+var Algorithms = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
+
+// Config is a whole tenantmcp deployment configuration. Obtain one from
+// Default, Load or Parse; Load and Parse return it with derived defaults
+// applied and validated.
+type Config struct {
+	Server    ServerConfig
+	Auth      AuthConfig
+	Database  DatabaseConfig
+	Registry  RegistryConfig
+	RateLimit RateLimitConfig
+	Storage   StorageConfig
+	Log       LogConfig
+}
+
+// ServerConfig is the [server] section.
+type ServerConfig struct {
+	// Listen is the host:port the HTTP server binds.
+	Listen string
+	// PublicURL is the URL clients reach the server at (scheme, host and an
+	// optional path prefix). Empty means "http://" + Listen.
+	PublicURL string
+	// DataDir holds the SQLite registry, per-tenant databases, blobs and
+	// the dev issuer key.
+	DataDir string
+	// StatefulSessions turns on MCP sessions (Mcp-Session-Id). Off by
+	// default: every request stands alone, so replicas need no affinity.
+	StatefulSessions bool
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown.
+	ShutdownTimeout time.Duration
+	// MaxBodyBytes caps a request body.
+	MaxBodyBytes int64
+}
+
+// AuthConfig is the [auth] section.
+type AuthConfig struct {
+	Enabled              bool
+	Provider             string
+	Domain               string
+	Issuer               string
+	Audience             string
+	JWKSURL              string
+	Algorithms           []string
+	Leeway               time.Duration
+	AuthorizationServers []string
+	ScopesSupported      []string
+	UserClaim            string
+	TenantNameClaim      string
+	ScopeClaims          []string
+	TokenCacheSize       int
+	TokenCacheTTL        time.Duration
+	MultiTenant          MultiTenantConfig
+}
+
+// MultiTenantConfig is the [auth.multi_tenant] section.
+type MultiTenantConfig struct {
+	Enabled     bool
+	TenantClaim string
+	Isolation   string
+	// DefaultRateLimit is requests per minute per tenant; 0 turns the
+	// per-tenant limit off.
+	DefaultRateLimit int
+	// RateLimitBurst is how many requests a tenant may send at once; 0
+	// means EffectiveRateLimitBurst's default.
+	RateLimitBurst int
+}
+
+// DatabaseConfig is the [database] section.
+type DatabaseConfig struct {
+	// DSN is a postgres:// URL; empty means embedded SQLite under DataDir.
+	DSN string
+	// MaxConns caps the PostgreSQL pool; 0 means the pgx default.
+	MaxConns int
+}
+
+// RegistryConfig is the [registry] section.
+type RegistryConfig struct {
+	CacheTTL         time.Duration
+	NegativeCacheTTL time.Duration
+	CacheSize        int
+}
+
+// RateLimitConfig is the [ratelimit] section.
+type RateLimitConfig struct {
+	Backend                string
+	RedisURL               string
+	OnRedisError           string
+	PerUserRateLimit       int
+	MaxConcurrentPerTenant int
+}
+
+// StorageConfig is the [storage] section.
+type StorageConfig struct {
+	Blob        string
+	S3Bucket    string
+	S3Endpoint  string
+	S3Region    string
+	S3PathStyle bool
+	RedisURL    string
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	Level  string
+	Format string
+}
+
+// Default returns the built-in defaults: a loopback server with Auth0
+// multi-tenant auth (domain still to be set), embedded SQLite, in-memory
+// rate limits and filesystem blobs. Derived defaults (public URL, audience,
+// tenant claim, isolation, burst) are left empty; the Effective… methods
+// compute them and Load/Parse fill them in.
+func Default() *Config {
+	return &Config{
+		Server: ServerConfig{
+			Listen:          "127.0.0.1:8080",
+			DataDir:         "./tenantmcp-data",
+			ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes:    1 << 20,
+		},
+		Auth: AuthConfig{
+			Enabled:              true,
+			Provider:             ProviderAuth0,
+			Algorithms:           []string{"RS256", "ES256"},
+			Leeway:               30 * time.Second,
+			AuthorizationServers: []string{},
+			ScopesSupported:      []string{},
+			ScopeClaims:          []string{},
+			TokenCacheSize:       10000,
+			TokenCacheTTL:        time.Minute,
+			MultiTenant: MultiTenantConfig{
+				Enabled:          true,
+				DefaultRateLimit: 100,
+			},
+		},
+		Registry: RegistryConfig{
+			CacheTTL:         30 * time.Second,
+			NegativeCacheTTL: 5 * time.Second,
+			CacheSize:        10000,
+		},
+		RateLimit: RateLimitConfig{
+			Backend:      "memory",
+			OnRedisError: "open",
+		},
+		Storage: StorageConfig{
+			Blob:     "fs",
+			S3Region: "us-east-1",
+		},
+		Log: LogConfig{
+			Level:  "info",
+			Format: "text",
+		},
+	}
+}
+
+// Preset is what an identity provider preset reads from a token. The auth
+// package applies these unless the matching auth.* key overrides them.
+type Preset struct {
+	// Provider is the auth.provider value.
+	Provider string
+	// TenantClaim holds the IdP's tenant identifier ("" = none: must be
+	// configured).
+	TenantClaim string
+	// TenantNameClaim holds the tenant's display name ("" = none).
+	TenantNameClaim string
+	// UserClaim identifies the user.
+	UserClaim string
+	// ScopeClaims hold the granted permissions (space-separated string or
+	// array).
+	ScopeClaims []string
+	// AudienceClaim is the claim checked against auth.audience: "aud", or
+	// "client_id" for Cognito access tokens, which carry no aud.
+	AudienceClaim string
+}
+
+var presets = []Preset{
+	{Provider: ProviderAuth0, TenantClaim: "org_id", TenantNameClaim: "org_name", UserClaim: "sub", ScopeClaims: []string{"permissions"}, AudienceClaim: "aud"},
+	{Provider: ProviderCognito, TenantClaim: "custom:tenant_id", TenantNameClaim: "custom:tenant_name", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "client_id"},
+	{Provider: ProviderEntra, TenantClaim: "tid", TenantNameClaim: "", UserClaim: "oid", ScopeClaims: []string{"roles"}, AudienceClaim: "aud"},
+	{Provider: ProviderGeneric, TenantClaim: "", TenantNameClaim: "", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "aud"},
+}
+
+// Presets returns the identity provider presets, in the order of Providers.
+func Presets() []Preset {
+	out := make([]Preset, len(presets))
+	for i, p := range presets {
+		p.ScopeClaims = slices.Clone(p.ScopeClaims)
+		out[i] = p
+	}
+	return out
+}
+
+// LookupPreset returns the preset for provider.
+func LookupPreset(provider string) (Preset, bool) {
+	for _, p := range presets {
+		if p.Provider == provider {
+			p.ScopeClaims = slices.Clone(p.ScopeClaims)
+			return p, true
+		}
+	}
+	return Preset{}, false
+}
+
+func (c *Config) preset() Preset {
+	p, _ := LookupPreset(c.Auth.Provider)
+	return p
+}
+
+// EntraTenantPlaceholder stands for the token's tid inside the issuer that
+// EffectiveIssuer derives for an Entra multi-organisation domain
+// ("organizations" or "common"): the verifier substitutes the token's tid
+// and compares the result with the token's iss.
+const EntraTenantPlaceholder = "{tenantid}"
+
+const entraLogin = "https://login.microsoftonline.com/"
+
+// entraMultiDomains are the Entra "domains" that accept more than one
+// directory.
+var entraMultiDomains = []string{"organizations", "common", "consumers"}
+
+func (c *Config) entraMulti() bool {
+	return c.Auth.Provider == ProviderEntra && slices.Contains(entraMultiDomains, strings.ToLower(c.Auth.Domain))
+}
+
+// PublicBaseURL returns server.public_url without a trailing slash, or
+// "http://" + server.listen when it is not set.
+func (c *Config) PublicBaseURL() string {
+	if c.Server.PublicURL != "" {
+		return strings.TrimRight(c.Server.PublicURL, "/")
+	}
+	return "http://" + c.Server.Listen
+}
+
+// ResourceURL is the MCP endpoint's URL: the public URL + "/mcp". It is the
+// OAuth protected resource identifier and the default token audience.
+func (c *Config) ResourceURL() string { return c.PublicBaseURL() + "/mcp" }
+
+// EffectiveAudience is the audience tokens must carry: auth.audience, else
+// the resource URL. For Cognito there is no derived default (the audience is
+// the app client id, checked against client_id) and it returns
+// auth.audience, possibly "".
+func (c *Config) EffectiveAudience() string {
+	if c.Auth.Audience != "" || c.Auth.Provider == ProviderCognito {
+		return c.Auth.Audience
+	}
+	return c.ResourceURL()
+}
+
+// EffectiveIssuer is the issuer tokens must carry: auth.issuer, else derived
+// from provider and domain:
+//
+//	auth0    https://DOMAIN/
+//	cognito  https://DOMAIN              (DOMAIN = cognito-idp.REGION.amazonaws.com/POOL_ID)
+//	entra    https://login.microsoftonline.com/DOMAIN/v2.0
+//	         https://login.microsoftonline.com/{tenantid}/v2.0 for "organizations"/"common"
+//	generic  https://DOMAIN
+//
+// It returns "" when neither issuer nor domain is set.
+func (c *Config) EffectiveIssuer() string {
+	a := c.Auth
+	if a.Issuer != "" {
+		return a.Issuer
+	}
+	if a.Domain == "" {
+		return ""
+	}
+	switch a.Provider {
+	case ProviderAuth0:
+		return "https://" + strings.TrimRight(a.Domain, "/") + "/"
+	case ProviderEntra:
+		if c.entraMulti() {
+			return entraLogin + EntraTenantPlaceholder + "/v2.0"
+		}
+		return entraLogin + a.Domain + "/v2.0"
+	default:
+		return "https://" + strings.TrimRight(a.Domain, "/")
+	}
+}
+
+// EffectiveJWKSURL is where signing keys are fetched: auth.jwks_url, else
+//
+//	auth0, cognito, generic  ISSUER/.well-known/jwks.json (ISSUER without trailing slash)
+//	entra                    https://login.microsoftonline.com/DOMAIN/discovery/v2.0/keys
+func (c *Config) EffectiveJWKSURL() string {
+	a := c.Auth
+	if a.JWKSURL != "" {
+		return a.JWKSURL
+	}
+	if a.Provider == ProviderEntra && a.Domain != "" && a.Issuer == "" {
+		return entraLogin + a.Domain + "/discovery/v2.0/keys"
+	}
+	iss := c.EffectiveIssuer()
+	if iss == "" {
+		return ""
+	}
+	return strings.TrimRight(iss, "/") + "/.well-known/jwks.json"
+}
+
+// EffectiveAuthorizationServers are the authorization servers advertised in
+// /.well-known/oauth-protected-resource: auth.authorization_servers, else
+// the issuer (for Entra "organizations"/"common":
+// https://login.microsoftonline.com/DOMAIN/v2.0).
+func (c *Config) EffectiveAuthorizationServers() []string {
+	if len(c.Auth.AuthorizationServers) > 0 {
+		return slices.Clone(c.Auth.AuthorizationServers)
+	}
+	if c.entraMulti() && c.Auth.Issuer == "" {
+		return []string{entraLogin + c.Auth.Domain + "/v2.0"}
+	}
+	if iss := c.EffectiveIssuer(); iss != "" {
+		return []string{iss}
+	}
+	return []string{}
+}
+
+// EffectiveTenantClaim is the claim holding the IdP's tenant identifier:
+// auth.multi_tenant.tenant_claim, else the preset's (auth0 "org_id",
+// cognito "custom:tenant_id", entra "tid"; generic has none). It may be a
+// dotted path ("organization.id").
+func (c *Config) EffectiveTenantClaim() string {
+	if c.Auth.MultiTenant.TenantClaim != "" {
+		return c.Auth.MultiTenant.TenantClaim
+	}
+	return c.preset().TenantClaim
+}
+
+// EffectiveTenantNameClaim is auth.tenant_name_claim, else the preset's.
+func (c *Config) EffectiveTenantNameClaim() string {
+	if c.Auth.TenantNameClaim != "" {
+		return c.Auth.TenantNameClaim
+	}
+	return c.preset().TenantNameClaim
+}
+
+// EffectiveUserClaim is auth.user_claim, else the preset's ("sub"; "oid"
+// for Entra).
+func (c *Config) EffectiveUserClaim() string {
+	if c.Auth.UserClaim != "" {
+		return c.Auth.UserClaim
+	}
+	if u := c.preset().UserClaim; u != "" {
+		return u
+	}
+	return "sub"
+}
+
+// EffectiveScopeClaims is auth.scope_claims, else the preset's.
+func (c *Config) EffectiveScopeClaims() []string {
+	if len(c.Auth.ScopeClaims) > 0 {
+		return slices.Clone(c.Auth.ScopeClaims)
+	}
+	if s := c.preset().ScopeClaims; len(s) > 0 {
+		return s
+	}
+	return []string{"scope"}
+}
+
+// EffectiveAudienceClaim is the claim compared with the audience: "aud", or
+// "client_id" for Cognito.
+func (c *Config) EffectiveAudienceClaim() string {
+	if a := c.preset().AudienceClaim; a != "" {
+		return a
+	}
+	return "aud"
+}
+
+// EffectiveIsolation is auth.multi_tenant.isolation, else
+// database_per_tenant without database.dsn and row_level_security with it.
+func (c *Config) EffectiveIsolation() string {
+	if c.Auth.MultiTenant.Isolation != "" {
+		return c.Auth.MultiTenant.Isolation
+	}
+	if c.Database.DSN != "" {
+		return IsolationRLS
+	}
+	return IsolationDatabase
+}
+
+// EffectiveRateLimitBurst is auth.multi_tenant.rate_limit_burst, else
+// default_rate_limit/6 (ten seconds' worth of requests), at least 1; 0 when
+// the per-tenant limit is off.
+func (c *Config) EffectiveRateLimitBurst() int {
+	mt := c.Auth.MultiTenant
+	if mt.RateLimitBurst > 0 {
+		return mt.RateLimitBurst
+	}
+	if mt.DefaultRateLimit <= 0 {
+		return 0
+	}
+	return max(1, mt.DefaultRateLimit/6)
+}
+
+// UsesPostgres reports whether database.dsn names a PostgreSQL server.
+func (c *Config) UsesPostgres() bool { return isPostgresURL(c.Database.DSN) }
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// applyDerived fills the keys whose default depends on other keys, so a
+// loaded Config can be read field by field.
+func (c *Config) applyDerived() {
+	if c.Server.PublicURL == "" {
+		c.Server.PublicURL = c.PublicBaseURL()
+	}
+	if c.Auth.Audience == "" {
+		c.Auth.Audience = c.EffectiveAudience()
+	}
+	if c.Auth.MultiTenant.TenantClaim == "" {
+		c.Auth.MultiTenant.TenantClaim = c.EffectiveTenantClaim()
+	}
+	if c.Auth.MultiTenant.Isolation == "" {
+		c.Auth.MultiTenant.Isolation = c.EffectiveIsolation()
+	}
+	if c.Auth.MultiTenant.RateLimitBurst == 0 {
+		c.Auth.MultiTenant.RateLimitBurst = c.EffectiveRateLimitBurst()
+	}
+}
+
+// isLoopbackHost reports whether host (from host:port) only accepts local
+// connections.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isUnspecifiedHost reports whether host binds every interface.
+func isUnspecifiedHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}

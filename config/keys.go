@@ -1,0 +1,367 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts the name of every environment override.
+const EnvPrefix = "TENANTMCP_"
+
+// EnvConfigFile is the environment variable the CLI reads the configuration
+// file path from. It is not a configuration key; Load and Parse ignore it,
+// as they ignore TENANTMCP_TEST_* (used by test suites).
+const EnvConfigFile = EnvPrefix + "CONFIG"
+
+// keyDef is one leaf key of the configuration. keyTable is the single source
+// for file keys, environment names, unknown-key checks, the reference
+// documentation and the init template.
+type keyDef struct {
+	path string
+	// field returns a pointer to the key's field: *string, *bool, *int,
+	// *int64, *time.Duration or *[]string.
+	field func(*Config) any
+	doc   string
+	// secret values (credentials may be embedded) are never echoed in
+	// errors and are redacted by Encode.
+	secret bool
+}
+
+// sectionDocs describes each section, in file order.
+var sectionDocs = []struct{ path, doc string }{
+	{"server", "HTTP server: where it listens, how clients reach it, where it keeps local data."},
+	{"auth", "Token verification: which identity provider issues the bearer tokens and how they are checked."},
+	{"auth.multi_tenant", "Tenancy: which claim names the tenant, how tenant data is isolated, per-tenant rate limits."},
+	{"database", "PostgreSQL for the registry, audit log and RLS/schema isolation; empty means embedded SQLite."},
+	{"registry", "The tenant registry cache (tenant status, allowed tools, flags)."},
+	{"ratelimit", "Where rate-limit budgets live and what happens when that store is down."},
+	{"storage", "Blob and key/value storage used by prefix isolation and tools."},
+	{"log", "Structured logs (log/slog) on standard error."},
+}
+
+var keyTable = []keyDef{
+	// [server]
+	{path: "server.listen", field: func(c *Config) any { return &c.Server.Listen },
+		doc: "Address the HTTP server binds, as host:port. `:8080` or `0.0.0.0:8080` listens on every interface (then set `server.public_url`)."},
+	{path: "server.public_url", field: func(c *Config) any { return &c.Server.PublicURL },
+		doc: "URL clients reach the server at, e.g. `https://mcp.example.com` (an optional path prefix is kept). Default: `http://` + `server.listen`. The MCP endpoint and OAuth resource identifier is this + `/mcp`. Must be absolute http(s) without query or fragment."},
+	{path: "server.data_dir", field: func(c *Config) any { return &c.Server.DataDir },
+		doc: "Directory for the embedded SQLite registry, per-tenant SQLite databases, filesystem blobs and the dev issuer key."},
+	{path: "server.stateful_sessions", field: func(c *Config) any { return &c.Server.StatefulSessions },
+		doc: "Serve MCP with sessions (`Mcp-Session-Id`), each bound to the tenant and user that opened it. Off: every request stands alone, so replicas behind a load balancer need no affinity."},
+	{path: "server.shutdown_timeout", field: func(c *Config) any { return &c.Server.ShutdownTimeout },
+		doc: "How long shutdown waits for in-flight requests and audit writes to drain. Must be > 0."},
+	{path: "server.max_body_bytes", field: func(c *Config) any { return &c.Server.MaxBodyBytes },
+		doc: "Largest request body accepted; larger bodies get 413. Must be > 0."},
+
+	// [auth]
+	{path: "auth.enabled", field: func(c *Config) any { return &c.Auth.Enabled },
+		doc: "Require a valid bearer token on every MCP request. `false` serves without tokens and is allowed only on a loopback `server.listen` (local development)."},
+	{path: "auth.provider", field: func(c *Config) any { return &c.Auth.Provider },
+		doc: "Identity provider preset: `auth0`, `cognito`, `entra` or `generic`. Sets the issuer/JWKS derivation and which claims are read (see Provider presets)."},
+	{path: "auth.domain", field: func(c *Config) any { return &c.Auth.Domain },
+		doc: "The provider's domain, without `https://`: Auth0 `your-tenant.auth0.com` (or custom domain); Cognito `cognito-idp.REGION.amazonaws.com/POOL_ID`; Entra the directory (tenant) id, or `organizations` for any work/school directory; generic the issuer host. Required when auth is enabled unless `auth.issuer` is set."},
+	{path: "auth.issuer", field: func(c *Config) any { return &c.Auth.Issuer },
+		doc: "Exact `iss` value tokens must carry. Default: derived from provider and domain. Set it for Entra v1 tokens (`https://sts.windows.net/TENANT/`) or any issuer the derivation does not cover."},
+	{path: "auth.audience", field: func(c *Config) any { return &c.Auth.Audience },
+		doc: "Audience tokens must carry. Default: the resource URL (`server.public_url` + `/mcp`). Cognito: required, the app client id (checked against `client_id`, since Cognito access tokens have no `aud`)."},
+	{path: "auth.jwks_url", field: func(c *Config) any { return &c.Auth.JWKSURL },
+		doc: "Where the signing keys are fetched. Default: derived from the issuer (see Provider presets)."},
+	{path: "auth.algorithms", field: func(c *Config) any { return &c.Auth.Algorithms },
+		doc: "Signature algorithms accepted, from RS256 RS384 RS512 ES256 ES384 ES512 PS256 PS384 PS512. `none` and HS256/HS384/HS512 are refused."},
+	{path: "auth.leeway", field: func(c *Config) any { return &c.Auth.Leeway },
+		doc: "Clock skew tolerated when checking `exp`, `nbf` and `iat`. Between 0s and 5m."},
+	{path: "auth.authorization_servers", field: func(c *Config) any { return &c.Auth.AuthorizationServers },
+		doc: "Authorization servers advertised in `/.well-known/oauth-protected-resource`. Default: the issuer."},
+	{path: "auth.scopes_supported", field: func(c *Config) any { return &c.Auth.ScopesSupported },
+		doc: "Scopes advertised in `/.well-known/oauth-protected-resource` (informational)."},
+	{path: "auth.user_claim", field: func(c *Config) any { return &c.Auth.UserClaim },
+		doc: "Claim identifying the user. Default: the preset's (`sub`; Entra `oid`)."},
+	{path: "auth.tenant_name_claim", field: func(c *Config) any { return &c.Auth.TenantNameClaim },
+		doc: "Claim with the tenant's display name (used when the registry has none). Default: the preset's."},
+	{path: "auth.scope_claims", field: func(c *Config) any { return &c.Auth.ScopeClaims },
+		doc: "Claims holding granted scopes/permissions (space-separated string or array). Default: the preset's."},
+	{path: "auth.token_cache_size", field: func(c *Config) any { return &c.Auth.TokenCacheSize },
+		doc: "How many verified tokens are cached (by token hash) to skip repeated signature checks; 0 disables the cache. Expiry is still checked on every request."},
+	{path: "auth.token_cache_ttl", field: func(c *Config) any { return &c.Auth.TokenCacheTTL },
+		doc: "How long a verified token stays cached (never past its `exp`). Must be > 0."},
+
+	// [auth.multi_tenant]
+	{path: "auth.multi_tenant.enabled", field: func(c *Config) any { return &c.Auth.MultiTenant.Enabled },
+		doc: "Serve many tenants: every token must name its tenant in `tenant_claim`, and that tenant must be in the registry and active."},
+	{path: "auth.multi_tenant.tenant_claim", field: func(c *Config) any { return &c.Auth.MultiTenant.TenantClaim },
+		doc: "Claim with the IdP's tenant identifier; may be a dotted path (`organization.id`). Default: the preset's (auth0 `org_id`, cognito `custom:tenant_id`, entra `tid`); required for generic."},
+	{path: "auth.multi_tenant.isolation", field: func(c *Config) any { return &c.Auth.MultiTenant.Isolation },
+		doc: "How tenant data is separated: `row_level_security`, `schema_per_tenant` (both need `database.dsn`), `database_per_tenant` or `prefix`. Default: `database_per_tenant` without `database.dsn`, `row_level_security` with it."},
+	{path: "auth.multi_tenant.default_rate_limit", field: func(c *Config) any { return &c.Auth.MultiTenant.DefaultRateLimit },
+		doc: "Requests per minute per tenant, unless the tenant's registry record sets its own; 0 turns the per-tenant limit off."},
+	{path: "auth.multi_tenant.rate_limit_burst", field: func(c *Config) any { return &c.Auth.MultiTenant.RateLimitBurst },
+		doc: "Requests a tenant may send at once above its steady rate. 0 means `default_rate_limit / 6` (ten seconds' worth), at least 1."},
+
+	// [database]
+	{path: "database.dsn", field: func(c *Config) any { return &c.Database.DSN }, secret: true,
+		doc: "PostgreSQL URL (`postgres://user:pass@host:5432/db?sslmode=require`) for the registry, audit log and RLS/schema isolation. Empty: embedded SQLite under `server.data_dir`. Never echoed in errors."},
+	{path: "database.max_conns", field: func(c *Config) any { return &c.Database.MaxConns },
+		doc: "Largest PostgreSQL pool size; 0 means the pgx default (max(4, CPUs))."},
+
+	// [registry]
+	{path: "registry.cache_ttl", field: func(c *Config) any { return &c.Registry.CacheTTL },
+		doc: "How long a tenant record is cached; status changes (suspend, delete) reach every replica within this time. Must be > 0."},
+	{path: "registry.negative_cache_ttl", field: func(c *Config) any { return &c.Registry.NegativeCacheTTL },
+		doc: "How long an unknown tenant stays cached as unknown (shields the registry from floods of made-up tenants). Must be > 0."},
+	{path: "registry.cache_size", field: func(c *Config) any { return &c.Registry.CacheSize },
+		doc: "Largest number of cached tenant records (least recently used are evicted); 0 disables the cache."},
+
+	// [ratelimit]
+	{path: "ratelimit.backend", field: func(c *Config) any { return &c.RateLimit.Backend },
+		doc: "`memory` (per replica) or `redis` (one budget shared by all replicas)."},
+	{path: "ratelimit.redis_url", field: func(c *Config) any { return &c.RateLimit.RedisURL }, secret: true,
+		doc: "Redis URL (`redis://host:6379/0`, `rediss://` for TLS); required for `backend = \"redis\"`. Never echoed in errors."},
+	{path: "ratelimit.on_redis_error", field: func(c *Config) any { return &c.RateLimit.OnRedisError },
+		doc: "When Redis cannot be reached: `open` allows the request, logs and counts it; `closed` answers 503."},
+	{path: "ratelimit.per_user_rate_limit", field: func(c *Config) any { return &c.RateLimit.PerUserRateLimit },
+		doc: "Requests per minute per user within a tenant; 0 turns it off."},
+	{path: "ratelimit.max_concurrent_per_tenant", field: func(c *Config) any { return &c.RateLimit.MaxConcurrentPerTenant },
+		doc: "Largest number of requests one tenant may have in flight on a replica; 0 turns it off."},
+
+	// [storage]
+	{path: "storage.blob", field: func(c *Config) any { return &c.Storage.Blob },
+		doc: "Blob store: `fs` (files under `server.data_dir`) or `s3` (S3-compatible object storage)."},
+	{path: "storage.s3_bucket", field: func(c *Config) any { return &c.Storage.S3Bucket },
+		doc: "Bucket for `blob = \"s3\"` (required then). Credentials come from the usual AWS sources (environment, shared files, instance role)."},
+	{path: "storage.s3_endpoint", field: func(c *Config) any { return &c.Storage.S3Endpoint },
+		doc: "Endpoint URL for S3-compatible services (MinIO, R2, ...); empty means AWS."},
+	{path: "storage.s3_region", field: func(c *Config) any { return &c.Storage.S3Region },
+		doc: "Region of the bucket."},
+	{path: "storage.s3_path_style", field: func(c *Config) any { return &c.Storage.S3PathStyle },
+		doc: "Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (needed by most S3-compatible servers)."},
+	{path: "storage.redis_url", field: func(c *Config) any { return &c.Storage.RedisURL }, secret: true,
+		doc: "Redis URL for the key/value store under prefix isolation; empty keeps key/value data in the embedded store. Never echoed in errors."},
+
+	// [log]
+	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },
+		doc: "`debug`, `info`, `warn` or `error`."},
+	{path: "log.format", field: func(c *Config) any { return &c.Log.Format },
+		doc: "`text` or `json`."},
+}
+
+var (
+	keyByPath = map[string]*keyDef{}
+	keyByEnv  = map[string]*keyDef{}
+	sections  = map[string]bool{}
+)
+
+func init() {
+	for i := range keyTable {
+		k := &keyTable[i]
+		if keyByPath[k.path] != nil || keyByEnv[k.env()] != nil {
+			panic("config: duplicate key " + k.path)
+		}
+		keyByPath[k.path] = k
+		keyByEnv[k.env()] = k
+	}
+	for _, s := range sectionDocs {
+		sections[s.path] = true
+	}
+}
+
+// envName is the environment variable that overrides the key at path.
+func envName(path string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+func (k *keyDef) env() string { return envName(k.path) }
+
+func (k *keyDef) section() string { return k.path[:strings.LastIndexByte(k.path, '.')] }
+
+func (k *keyDef) name() string { return k.path[strings.LastIndexByte(k.path, '.')+1:] }
+
+func (k *keyDef) typeName() string {
+	switch k.field(&Config{}).(type) {
+	case *string:
+		return "string"
+	case *bool:
+		return "bool"
+	case *int, *int64:
+		return "integer"
+	case *time.Duration:
+		return "duration"
+	case *[]string:
+		return "array of strings"
+	}
+	panic("config: unsupported field type for " + k.path)
+}
+
+// literal returns the key's value in c as a TOML literal.
+func (k *keyDef) literal(c *Config) string {
+	switch p := k.field(c).(type) {
+	case *string:
+		return tomlQuote(*p)
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *int:
+		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	case *time.Duration:
+		return tomlQuote(formatDuration(*p))
+	case *[]string:
+		q := make([]string, len(*p))
+		for i, s := range *p {
+			q[i] = tomlQuote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	panic("config: unsupported field type for " + k.path)
+}
+
+// Key describes one configuration key, for documentation and tooling.
+type Key struct {
+	// Name is the dotted path, e.g. "auth.multi_tenant.tenant_claim".
+	Name string
+	// Env is the environment variable that overrides it, e.g.
+	// "TENANTMCP_AUTH_MULTI_TENANT_TENANT_CLAIM".
+	Env string
+	// Type is "string", "bool", "integer", "duration" or "array of strings".
+	Type string
+	// Default is the built-in default as a TOML literal.
+	Default string
+	// Doc says what the key does.
+	Doc string
+	// Secret keys may embed credentials: never echoed, redacted by Encode.
+	Secret bool
+}
+
+// Keys lists every configuration key, in file order.
+func Keys() []Key {
+	d := Default()
+	out := make([]Key, len(keyTable))
+	for i := range keyTable {
+		k := &keyTable[i]
+		out[i] = Key{Name: k.path, Env: k.env(), Type: k.typeName(), Default: k.literal(d), Doc: k.doc, Secret: k.secret}
+	}
+	return out
+}
+
+// formatDuration prints d the way a person writes it: "15s", "1m", "1h30m".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// tomlQuote returns s as a TOML basic string.
+func tomlQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Encode writes c as a complete TOML file, every key in file order. Values
+// of secret keys (database.dsn, the Redis URLs) have their password
+// replaced by "REDACTED" when redact is true.
+func (c *Config) Encode(redact bool) []byte {
+	var b strings.Builder
+	section := ""
+	for i := range keyTable {
+		k := &keyTable[i]
+		if s := k.section(); s != section {
+			if section != "" {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(&b, "[%s]\n", s)
+			section = s
+		}
+		v := k.literal(c)
+		if redact && k.secret {
+			v = tomlQuote(redactURL(*k.field(c).(*string)))
+		}
+		fmt.Fprintf(&b, "%s = %s\n", k.name(), v)
+	}
+	return []byte(b.String())
+}
+
+// nearest returns the candidate closest to s by edit distance, if it is
+// close enough to be a plausible typo.
+func nearest(s string, candidates []string) (string, bool) {
+	best, bestD := "", -1
+	for _, c := range candidates {
+		d := levenshtein(strings.ToLower(s), strings.ToLower(c))
+		if bestD < 0 || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := max(2, len(s)/4)
+	return best, bestD >= 0 && bestD <= limit
+}
+
+func levenshtein(a, b string) int {
+	if len(a) > 200 || len(b) > 200 { // bounded work for fuzzed input
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// knownPaths returns every section and key path.
+func knownPaths() []string {
+	out := make([]string, 0, len(sectionDocs)+len(keyTable))
+	for _, s := range sectionDocs {
+		out = append(out, s.path)
+	}
+	for _, k := range keyTable {
+		out = append(out, k.path)
+	}
+	return out
+}
+
+func envNames() []string {
+	out := make([]string, 0, len(keyTable))
+	for i := range keyTable {
+		out = append(out, keyTable[i].env())
+	}
+	slices.Sort(out)
+	return out
+}

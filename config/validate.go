@@ -1,0 +1,305 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxLeeway bounds auth.leeway: a larger skew would accept long-expired
+// tokens.
+const maxLeeway = 5 * time.Minute
+
+// Validate checks every rule and returns all problems at once as Errors
+// (nil when the configuration is usable). It works on a Config from
+// Default, Load or Parse, with or without derived defaults filled in.
+func (c *Config) Validate() error { return Errors(c.validate()).err() }
+
+type validator struct{ errs []*Error }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) oneOf(key, value string, allowed ...string) bool {
+	if slices.Contains(allowed, value) {
+		return true
+	}
+	if value == "" {
+		v.add(key, "must be set to one of %s", strings.Join(allowed, ", "))
+	} else {
+		v.add(key, "%s is not one of %s", strconv.Quote(truncate(value)), strings.Join(allowed, ", "))
+	}
+	return false
+}
+
+func (v *validator) nonNegative(key string, n int64) {
+	if n < 0 {
+		v.add(key, "must be 0 or more, not %d", n)
+	}
+}
+
+func (v *validator) positiveDuration(key string, d time.Duration) {
+	if d <= 0 {
+		v.add(key, "must be a positive duration such as \"30s\", not %q", formatDuration(d))
+	}
+}
+
+// httpURL checks that s is an absolute http(s) URL without query or
+// fragment. It returns the parsed URL or nil.
+func (v *validator) httpURL(key, s string, secret bool) *url.URL {
+	shown := strconv.Quote(truncate(s))
+	if secret {
+		shown = "the URL"
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		v.add(key, "%s is not a URL", shown)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(key, "%s must be an absolute http:// or https:// URL", shown)
+	case u.Host == "" || u.Hostname() == "":
+		v.add(key, "%s has no host", shown)
+	case u.RawQuery != "" || u.ForceQuery:
+		v.add(key, "%s must not have a query string", shown)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		v.add(key, "%s must not have a fragment", shown)
+	case u.User != nil:
+		v.add(key, "%s must not contain credentials", shown)
+	default:
+		return u
+	}
+	return nil
+}
+
+// issuerURL checks an issuer/JWKS URL: https, or http only on a loopback
+// host (a local dev issuer).
+func (v *validator) issuerURL(key, s string) {
+	u := v.httpURL(key, s, false)
+	if u != nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		v.add(key, "%s must use https:// (http:// is accepted only for a loopback dev issuer): keys and tokens fetched over plain HTTP can be forged in transit", strconv.Quote(truncate(s)))
+	}
+}
+
+func (v *validator) claim(key, claim string) {
+	if claim == "" {
+		return
+	}
+	if strings.HasPrefix(claim, ".") || strings.HasSuffix(claim, ".") || strings.Contains(claim, "..") {
+		v.add(key, "%s is not a claim name or dotted path such as \"organization.id\" (empty segment)", strconv.Quote(truncate(claim)))
+	}
+	if strings.TrimSpace(claim) != claim {
+		v.add(key, "%s has leading or trailing spaces", strconv.Quote(truncate(claim)))
+	}
+}
+
+func (v *validator) redisURL(key, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		v.add(key, "must be a redis://, rediss:// or unix:// URL such as \"redis://host:6379/0\"")
+		return
+	}
+	if u.Scheme != "unix" && u.Host == "" {
+		v.add(key, "must name a host, as in \"redis://host:6379/0\"")
+	}
+}
+
+func (c *Config) validate() []*Error {
+	v := &validator{}
+	c.validateServer(v)
+	c.validateAuth(v)
+	c.validateStorage(v)
+
+	mt := c.Auth.MultiTenant
+	if c.Database.DSN != "" && !c.UsesPostgres() {
+		v.add("database.dsn", "must be a postgres:// or postgresql:// URL (leave it empty for embedded SQLite)")
+	}
+	v.nonNegative("database.max_conns", int64(c.Database.MaxConns))
+	v.positiveDuration("registry.cache_ttl", c.Registry.CacheTTL)
+	v.positiveDuration("registry.negative_cache_ttl", c.Registry.NegativeCacheTTL)
+	v.nonNegative("registry.cache_size", int64(c.Registry.CacheSize))
+	v.nonNegative("auth.multi_tenant.default_rate_limit", int64(mt.DefaultRateLimit))
+	v.nonNegative("auth.multi_tenant.rate_limit_burst", int64(mt.RateLimitBurst))
+
+	rl := c.RateLimit
+	if v.oneOf("ratelimit.backend", rl.Backend, "memory", "redis") && rl.Backend == "redis" && rl.RedisURL == "" {
+		v.add("ratelimit.redis_url", `required when ratelimit.backend = "redis": set it (or TENANTMCP_RATELIMIT_REDIS_URL) to a URL such as "redis://host:6379/0"`)
+	}
+	if rl.RedisURL != "" {
+		v.redisURL("ratelimit.redis_url", rl.RedisURL)
+	}
+	v.oneOf("ratelimit.on_redis_error", rl.OnRedisError, "open", "closed")
+	v.nonNegative("ratelimit.per_user_rate_limit", int64(rl.PerUserRateLimit))
+	v.nonNegative("ratelimit.max_concurrent_per_tenant", int64(rl.MaxConcurrentPerTenant))
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	return v.errs
+}
+
+func (c *Config) validateServer(v *validator) {
+	s := c.Server
+	host, port, err := net.SplitHostPort(s.Listen)
+	listenOK := err == nil
+	if listenOK {
+		if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+			listenOK = false
+		}
+	}
+	if !listenOK {
+		v.add("server.listen", "%s is not host:port, such as \"127.0.0.1:8080\" or \":8080\"", strconv.Quote(truncate(s.Listen)))
+	}
+	if s.PublicURL != "" {
+		if u := v.httpURL("server.public_url", s.PublicURL, false); u != nil && isUnspecifiedHost(u.Hostname()) {
+			v.add("server.public_url", "%s is not an address clients can reach: use the server's public host name", strconv.Quote(truncate(s.PublicURL)))
+		}
+	} else if listenOK && isUnspecifiedHost(host) && c.Auth.Enabled {
+		v.add("server.public_url", "required when server.listen (%s) binds every interface: set it to the URL clients use, such as \"https://mcp.example.com\" (it defines the token audience and the protected resource URL)", strconv.Quote(s.Listen))
+	}
+	if s.DataDir == "" {
+		v.add("server.data_dir", "must not be empty: it holds the SQLite registry, tenant databases and blobs")
+	}
+	v.positiveDuration("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.MaxBodyBytes <= 0 {
+		v.add("server.max_body_bytes", "must be more than 0, not %d", s.MaxBodyBytes)
+	}
+	if !c.Auth.Enabled && listenOK && !isLoopbackHost(host) {
+		shown := s.Listen
+		if isUnspecifiedHost(host) {
+			shown += " (every interface)"
+		}
+		v.add("auth.enabled", "auth.enabled = false serves without tokens and is for local use only: listen on 127.0.0.1 or ::1, not %s", shown)
+	}
+}
+
+func (c *Config) validateAuth(v *validator) {
+	a := c.Auth
+	mt := a.MultiTenant
+	providerOK := false
+	if a.Enabled || a.Provider != "" {
+		providerOK = v.oneOf("auth.provider", a.Provider, Providers...)
+	}
+
+	if a.Enabled {
+		if a.Domain == "" && a.Issuer == "" {
+			v.add("auth.domain", "required when auth.enabled = true: set auth.domain (or auth.issuer) to your identity provider, such as %s", domainExample(a.Provider))
+		}
+		if providerOK && a.Provider == ProviderCognito && a.Audience == "" {
+			v.add("auth.audience", "required for provider \"cognito\": set it to the app client id (Cognito access tokens carry client_id, not aud)")
+		}
+		if providerOK && mt.Enabled && c.EffectiveTenantClaim() == "" {
+			v.add("auth.multi_tenant.tenant_claim", "required for provider %q with multi-tenancy: name the claim that carries the tenant id, such as \"tenant_id\" or \"organization.id\"", a.Provider)
+		}
+		if c.entraMulti() && !mt.Enabled && a.Issuer == "" {
+			v.add("auth.domain", "%q accepts tokens from any Entra directory: enable auth.multi_tenant, or set auth.domain to your directory (tenant) id", a.Domain)
+		}
+	}
+	if a.Domain != "" {
+		c.validateDomain(v)
+	}
+	if a.Issuer != "" {
+		v.issuerURL("auth.issuer", a.Issuer)
+	}
+	if a.JWKSURL != "" {
+		v.issuerURL("auth.jwks_url", a.JWKSURL)
+	}
+	if strings.TrimSpace(a.Audience) != a.Audience {
+		v.add("auth.audience", "%s has leading or trailing spaces", strconv.Quote(truncate(a.Audience)))
+	}
+	for _, s := range a.AuthorizationServers {
+		v.httpURL("auth.authorization_servers", s, false)
+	}
+
+	if len(a.Algorithms) == 0 {
+		v.add("auth.algorithms", "must name at least one of %s", strings.Join(Algorithms, ", "))
+	}
+	for _, alg := range a.Algorithms {
+		switch {
+		case slices.Contains(Algorithms, alg):
+		case strings.EqualFold(alg, "none"):
+			v.add("auth.algorithms", "%q is never accepted: it means an unsigned token that anyone can write", alg)
+		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			v.add("auth.algorithms", "%q is never accepted: HMAC keys are shared secrets, so whoever can verify a token can also mint one; use the identity provider's asymmetric keys (RS256, ES256, ...)", alg)
+		default:
+			v.add("auth.algorithms", "%s is not one of %s", strconv.Quote(truncate(alg)), strings.Join(Algorithms, ", "))
+		}
+	}
+	if a.Leeway < 0 || a.Leeway > maxLeeway {
+		v.add("auth.leeway", "must be between 0s and %s, not %q: a larger leeway accepts expired tokens", formatDuration(maxLeeway), formatDuration(a.Leeway))
+	}
+	v.claim("auth.user_claim", a.UserClaim)
+	v.claim("auth.tenant_name_claim", a.TenantNameClaim)
+	for _, s := range a.ScopeClaims {
+		if s == "" {
+			v.add("auth.scope_claims", "must not contain an empty claim name")
+		}
+		v.claim("auth.scope_claims", s)
+	}
+	v.nonNegative("auth.token_cache_size", int64(a.TokenCacheSize))
+	v.positiveDuration("auth.token_cache_ttl", a.TokenCacheTTL)
+
+	v.claim("auth.multi_tenant.tenant_claim", mt.TenantClaim)
+	if mt.Isolation != "" && v.oneOf("auth.multi_tenant.isolation", mt.Isolation, Isolations...) {
+		if (mt.Isolation == IsolationRLS || mt.Isolation == IsolationSchema) && !c.UsesPostgres() {
+			v.add("auth.multi_tenant.isolation", "%q needs PostgreSQL: set database.dsn (or TENANTMCP_DATABASE_DSN) to a postgres:// URL", mt.Isolation)
+		}
+	}
+}
+
+func domainExample(provider string) string {
+	switch provider {
+	case ProviderCognito:
+		return `"cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"`
+	case ProviderEntra:
+		return `your directory (tenant) id or "organizations"`
+	case ProviderGeneric:
+		return `"idp.example.com"`
+	}
+	return `"your-tenant.auth0.com"`
+}
+
+func (c *Config) validateDomain(v *validator) {
+	d := c.Auth.Domain
+	shown := strconv.Quote(truncate(d))
+	switch {
+	case strings.Contains(d, "://"):
+		v.add("auth.domain", "%s must be a bare domain without a scheme, such as %s (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
+		return
+	case strings.ContainsAny(d, " \t\r\n?#@"):
+		v.add("auth.domain", "%s is not a domain, such as %s", shown, domainExample(c.Auth.Provider))
+		return
+	}
+	switch c.Auth.Provider {
+	case ProviderAuth0, ProviderEntra:
+		if strings.Contains(strings.TrimRight(d, "/"), "/") {
+			v.add("auth.domain", "%s must be a bare domain without a path, such as %s (or set auth.issuer)", shown, domainExample(c.Auth.Provider))
+		}
+	case ProviderCognito:
+		host, pool, ok := strings.Cut(strings.TrimRight(d, "/"), "/")
+		if !ok || host == "" || !strings.Contains(pool, "_") || strings.Contains(pool, "/") {
+			v.add("auth.domain", "%s must be cognito-idp.REGION.amazonaws.com/USER_POOL_ID, such as %s", shown, domainExample(ProviderCognito))
+		}
+	}
+}
+
+func (c *Config) validateStorage(v *validator) {
+	st := c.Storage
+	if v.oneOf("storage.blob", st.Blob, "fs", "s3") && st.Blob == "s3" {
+		if st.S3Bucket == "" {
+			v.add("storage.s3_bucket", `required when storage.blob = "s3": set it (or TENANTMCP_STORAGE_S3_BUCKET) to the bucket name`)
+		}
+		if st.S3Region == "" {
+			v.add("storage.s3_region", `required when storage.blob = "s3"`)
+		}
+	}
+	if st.S3Endpoint != "" {
+		v.httpURL("storage.s3_endpoint", st.S3Endpoint, false)
+	}
+	if st.RedisURL != "" {
+		v.redisURL("storage.redis_url", st.RedisURL)
+	}
+}
