@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"sync"
+)
+
+// tokenKey is the cache key of a token: its SHA-256. Raw tokens are never
+// kept as keys, so a heap dump of the cache holds no usable credential.
+type tokenKey [sha256.Size]byte
+
+type cacheEntry struct {
+	id    *Identity
+	until int64 // unix nanoseconds; the entry is usable while now < until
+}
+
+type cacheShard struct {
+	mu  sync.RWMutex
+	m   map[tokenKey]cacheEntry
+	max int
+}
+
+// tokenCache is a bounded, sharded map of verified tokens. When a shard is
+// full an insert evicts an expired entry if it finds one among a few it
+// looks at, else an arbitrary one (map iteration order is random).
+type tokenCache struct {
+	shards []cacheShard
+	mask   uint8
+}
+
+const evictScan = 16
+
+func newTokenCache(size int) *tokenCache {
+	n := 32
+	if size < 32*8 {
+		n = 1
+	}
+	per := (size + n - 1) / n
+	c := &tokenCache{shards: make([]cacheShard, n), mask: uint8(n - 1)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[tokenKey]cacheEntry, min(per, 1024))
+		c.shards[i].max = per
+	}
+	return c
+}
+
+func (c *tokenCache) shard(k *tokenKey) *cacheShard { return &c.shards[k[0]&c.mask] }
+
+// get returns the cached identity for k if it is still valid at now.
+func (c *tokenCache) get(k *tokenKey, now int64) (*Identity, bool) {
+	s := c.shard(k)
+	s.mu.RLock()
+	e, ok := s.m[*k]
+	s.mu.RUnlock()
+	if !ok || now >= e.until {
+		return nil, false
+	}
+	return e.id, true
+}
+
+func (c *tokenCache) put(k *tokenKey, id *Identity, until, now int64) {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[*k]; !ok && len(s.m) >= s.max {
+		evicted, seen := false, 0
+		var first tokenKey
+		for key, e := range s.m {
+			if seen == 0 {
+				first = key
+			}
+			if now >= e.until {
+				delete(s.m, key)
+				evicted = true
+			}
+			seen++
+			if seen >= evictScan {
+				break
+			}
+		}
+		if !evicted {
+			delete(s.m, first)
+		}
+	}
+	s.m[*k] = cacheEntry{id: id, until: until}
+}
+
+// len reports the number of entries (tests).
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,506 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// Options configures NewVerifier. Issuer and Audience are required; every
+// other field's zero value picks the documented default.
+type Options struct {
+	// Issuer is the exact iss the tokens must carry, e.g.
+	// "https://tenant.eu.auth0.com/". It may contain "{tenantid}" once
+	// (Entra ID multi-tenant, "https://login.microsoftonline.com/{tenantid}/v2.0"):
+	// the token's Claims.IssuerTenantClaim value is substituted and the
+	// result must equal iss. A templated issuer needs JWKSURL or JWKS and
+	// Claims.IssuerTenantClaim. Required.
+	Issuer string
+	// Audience is the resource this server is: the URL clients use, e.g.
+	// "https://mcp.example.com/mcp" (for Cognito access tokens, which have
+	// no aud: the app client id, see ClaimMap.ClientIDAudience). The
+	// token's aud, a string or an array, must contain it. Required.
+	Audience string
+	// JWKSURL is where the identity provider publishes its JWK Set. "" =
+	// Issuer without its trailing "/" + "/.well-known/jwks.json" (not
+	// derivable for a templated Issuer: set it, see ProviderEndpoints).
+	JWKSURL string
+	// JWKS is a static JWK Set (JSON). When set it is the only source of
+	// keys and no HTTP request is ever made (dev issuer, tests). nil = fetch
+	// JWKSURL.
+	JWKS []byte
+	// Algorithms are the accepted signing algorithms. nil = RS256 and
+	// ES256. "none" and the HMAC algorithms (HS256, ...) are refused by
+	// NewVerifier: a resource server must not share a signing secret.
+	// Known: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA.
+	Algorithms []string
+	// Leeway is the clock skew allowed on exp, nbf and iat. 0 = 30s;
+	// negative = none.
+	Leeway time.Duration
+	// Claims says where tenant, user and scopes are (see Preset). The
+	// zero value is single-tenant, user "sub", no scopes.
+	Claims ClaimMap
+	// HTTPClient fetches the JWK Set. nil = a client with a 10s timeout.
+	// A client with a Timeout also bounds each fetch by it.
+	HTTPClient *http.Client
+	// RefreshInterval is how often the JWK Set is re-fetched in the
+	// background. 0 = 1h.
+	RefreshInterval time.Duration
+	// RefreshRateLimit is the minimum interval between the re-fetches a
+	// token with an unknown kid triggers (after a key rotation the first
+	// such token refreshes at once; forged kids cannot make the verifier
+	// hammer the IdP). An unknown kid seen while the limit is in force is
+	// refused at once, unless the window ends within the fetch timeout, in
+	// which case verification waits for it. 0 = 1m.
+	RefreshRateLimit time.Duration
+	// CacheSize is the number of verified tokens remembered (by SHA-256
+	// hash) so a repeated token skips signature verification. 0 = 10000;
+	// negative disables the cache.
+	CacheSize int
+	// CacheTTL is the longest a verified token stays cached; never past
+	// its exp. 0 = 1m. A key the IdP revokes stays trusted for the tokens
+	// already cached for up to this long.
+	CacheTTL time.Duration
+	// Now is the clock. nil = time.Now.
+	Now func() time.Time
+	// Logger receives JWK Set fetch failures. nil = discard.
+	Logger *slog.Logger
+}
+
+// Identity is what a verified token says. A cached Identity is shared by
+// every request presenting the same token: treat it, its Scopes and its
+// Claims as read-only (copy before changing).
+type Identity struct {
+	// Issuer is the configured issuer (the template for Entra ID
+	// multi-tenant), so (Issuer, TenantID) identifies a tenant.
+	Issuer string
+	// TenantID is the external tenant id from the tenant claim; "" only
+	// when ClaimMap.Tenant is "" (single-tenant).
+	TenantID string
+	// TenantName is the tenant's display name from the token, if any.
+	TenantName string
+	// UserID is the user claim (sub, or oid for Entra ID).
+	UserID string
+	// Scopes are the merged, deduplicated scope claims.
+	Scopes []string
+	// ExpiresAt is the token's exp.
+	ExpiresAt time.Time
+	// Claims are all the verified claims.
+	Claims map[string]any
+}
+
+// Verifier verifies bearer JWTs. It is safe for concurrent use.
+type Verifier struct {
+	issuer    string
+	issPrefix string // templated issuer: iss = prefix + tenant + suffix
+	issSuffix string
+	templated bool
+	audience  string
+	claims    ClaimMap
+	algs      []string
+	algList   string
+	parser    *jwt.Parser
+	keys      keyfunc.Keyfunc
+	cache     *tokenCache
+	cacheTTL  time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	maxToken  int
+	userClaim string
+}
+
+const (
+	defaultLeeway       = 30 * time.Second
+	defaultFetchTimeout = 10 * time.Second
+	defaultRefresh      = time.Hour
+	defaultRateLimit    = time.Minute
+	defaultCacheSize    = 10000
+	defaultCacheTTL     = time.Minute
+	// maxTokenLen bounds the work a request can ask for. Real access
+	// tokens are well under 8 KiB (Entra tokens with many groups included).
+	maxTokenLen = 16 << 10
+	tenantVar   = "{tenantid}"
+)
+
+var knownAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// NewVerifier checks opts and returns a Verifier. Unless opts.JWKS is set it
+// fetches the JWK Set once before returning; a failed fetch is logged, not
+// fatal (the IdP may be briefly down): Verify then fails with
+// ErrKeysUnavailable until a later fetch (background refresh, or a token's
+// unknown kid, at most once per RefreshRateLimit) succeeds. ctx bounds the
+// initial fetch and the background refresh; Close stops the refresh too.
+func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
+	if opts == nil {
+		return nil, errors.New("auth: NewVerifier needs Options with at least Issuer and Audience")
+	}
+	o := *opts
+	var problems []string
+	if o.Issuer == "" {
+		problems = append(problems, "Issuer is required (the exact iss of your identity provider's tokens)")
+	}
+	if o.Audience == "" {
+		problems = append(problems, "Audience is required (this server's resource URL, e.g. https://mcp.example.com/mcp)")
+	}
+	v := &Verifier{
+		issuer:    o.Issuer,
+		audience:  o.Audience,
+		claims:    o.Claims,
+		now:       o.Now,
+		log:       o.Logger,
+		maxToken:  maxTokenLen,
+		userClaim: o.Claims.User,
+	}
+	if v.userClaim == "" {
+		v.userClaim = "sub"
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if n := strings.Count(o.Issuer, tenantVar); n > 0 {
+		v.templated = true
+		v.issPrefix, v.issSuffix, _ = strings.Cut(o.Issuer, tenantVar)
+		if n > 1 {
+			problems = append(problems, fmt.Sprintf("Issuer %q contains %s more than once", o.Issuer, tenantVar))
+		}
+		if o.Claims.IssuerTenantClaim == "" {
+			problems = append(problems, fmt.Sprintf("Issuer %q is a template: set Claims.IssuerTenantClaim (\"tid\" for Entra ID)", o.Issuer))
+		}
+		if o.JWKSURL == "" && o.JWKS == nil {
+			problems = append(problems, fmt.Sprintf("Issuer %q is a template: set JWKSURL (for Entra ID https://login.microsoftonline.com/common/discovery/v2.0/keys)", o.Issuer))
+		}
+	}
+
+	v.algs = o.Algorithms
+	if v.algs == nil {
+		v.algs = []string{"RS256", "ES256"}
+	}
+	if len(v.algs) == 0 {
+		problems = append(problems, "Algorithms is empty: leave it nil for RS256 and ES256")
+	}
+	for _, a := range v.algs {
+		switch {
+		case strings.EqualFold(a, "none"):
+			problems = append(problems, `Algorithms: "none" is never accepted (unsigned tokens prove nothing)`)
+		case strings.HasPrefix(strings.ToUpper(a), "HS"):
+			problems = append(problems, fmt.Sprintf("Algorithms: %q is refused: HMAC tokens need the signing secret on the resource server; use the IdP's asymmetric keys (RS256, ES256)", a))
+		case !slices.Contains(knownAlgs, a):
+			problems = append(problems, fmt.Sprintf("Algorithms: unknown algorithm %q (known: %s)", a, strings.Join(knownAlgs, ", ")))
+		}
+	}
+	v.algList = strings.Join(v.algs, ", ")
+
+	leeway := o.Leeway
+	switch {
+	case leeway == 0:
+		leeway = defaultLeeway
+	case leeway < 0:
+		leeway = 0
+	}
+	v.cacheTTL = o.CacheTTL
+	if v.cacheTTL <= 0 {
+		v.cacheTTL = defaultCacheTTL
+	}
+	switch {
+	case o.CacheSize == 0:
+		v.cache = newTokenCache(defaultCacheSize)
+	case o.CacheSize > 0:
+		v.cache = newTokenCache(o.CacheSize)
+	}
+
+	jwksURL := o.JWKSURL
+	if jwksURL == "" && o.JWKS == nil && !v.templated && o.Issuer != "" {
+		jwksURL = strings.TrimRight(o.Issuer, "/") + "/.well-known/jwks.json"
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("auth: invalid verifier options: %s", strings.Join(problems, "; "))
+	}
+
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(v.algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(v.now),
+	)
+
+	if o.JWKS != nil {
+		kf, err := keyfunc.NewJWKSetJSON(o.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("auth: Options.JWKS is not a usable JWK Set: %w", err)
+		}
+		v.keys = kf
+		v.cancel = func() {}
+		return v, nil
+	}
+
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: defaultFetchTimeout}
+	}
+	fetchTimeout := defaultFetchTimeout
+	if client.Timeout > 0 {
+		fetchTimeout = client.Timeout
+	}
+	refresh := o.RefreshInterval
+	if refresh <= 0 {
+		refresh = defaultRefresh
+	}
+	rl := o.RefreshRateLimit
+	if rl <= 0 {
+		rl = defaultRateLimit
+	}
+	bg, cancel := context.WithCancel(ctx)
+	v.cancel = cancel
+	log := v.log
+	noErr := true
+	kf, err := keyfunc.NewDefaultOverrideCtx(bg, []string{jwksURL}, keyfunc.Override{
+		Client:                    client,
+		HTTPTimeout:               fetchTimeout,
+		NoErrorReturnFirstHTTPReq: &noErr,
+		// Bounds both the wait for the rate limiter and the refresh fetch
+		// itself (jwkset uses one context for both); a wait longer than
+		// this fails at once.
+		RateLimitWaitMax: fetchTimeout,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				log.WarnContext(ctx, "auth: fetching the JWK Set failed; tokens signed with keys not yet loaded are refused until a fetch succeeds",
+					slog.String("jwks_url", u), slog.String("error", err.Error()))
+			}
+		},
+		RefreshInterval:   refresh,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(rl), 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
+	}
+	v.keys = kf
+	return v, nil
+}
+
+// Close stops the background JWK Set refresh. Verify keeps working with the
+// keys already loaded. Close is idempotent.
+func (v *Verifier) Close() {
+	v.closeOnce.Do(v.cancel)
+}
+
+// Verify checks token (the bearer credential, without "Bearer ") and
+// returns the identity it carries. Failures are *TokenError (wrapping
+// ErrInvalidToken), *ClaimError (ErrMissingTenantClaim), ErrKeysUnavailable,
+// or ctx's error when ctx ends during a key fetch. A token verified before
+// is answered from the cache without allocating.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) {
+	if token == "" {
+		return nil, invalid(nil, "token is empty")
+	}
+	if len(token) > v.maxToken {
+		return nil, invalid(nil, "token is too long (%d bytes, at most %d)", len(token), v.maxToken)
+	}
+	now := v.now()
+	var key tokenKey
+	if v.cache != nil {
+		key = hashToken(token)
+		if id, ok := v.cache.get(&key, now.UnixNano()); ok {
+			return id, nil
+		}
+	}
+	id, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		until := now.Add(v.cacheTTL)
+		if id.ExpiresAt.Before(until) {
+			until = id.ExpiresAt
+		}
+		if until.After(now) {
+			v.cache.put(&key, id, until.UnixNano(), now.UnixNano())
+		}
+	}
+	return id, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) {
+	claims := jwt.MapClaims{}
+	tok, err := v.parser.ParseWithClaims(token, claims, v.keys.KeyfuncCtx(ctx))
+	if err != nil {
+		return nil, v.classify(ctx, tok, claims, err)
+	}
+	if err := v.checkIssuer(claims); err != nil {
+		return nil, err
+	}
+	if err := v.checkAudience(claims); err != nil {
+		return nil, err
+	}
+	return v.identity(claims)
+}
+
+func (v *Verifier) checkIssuer(claims jwt.MapClaims) error {
+	iss, ok := claims["iss"].(string)
+	if !ok {
+		return invalid(nil, "token has no iss claim; expected issuer %s", quote(v.issuer))
+	}
+	if !v.templated {
+		if iss != v.issuer {
+			return invalid(nil, "issuer %s is not accepted", quote(iss))
+		}
+		return nil
+	}
+	name := v.claims.IssuerTenantClaim
+	tid, _, ok := v.claims.lookupString(claims, name)
+	if !ok || tid == "" {
+		return invalid(nil, "token carries no '%s' claim to match its issuer %s against %s", name, quote(iss), quote(v.issuer))
+	}
+	if strings.ContainsAny(tid, "/?#") || iss != v.issPrefix+tid+v.issSuffix {
+		return invalid(nil, "issuer %s is not accepted", quote(iss))
+	}
+	return nil
+}
+
+func (v *Verifier) checkAudience(claims jwt.MapClaims) error {
+	switch aud := claims["aud"].(type) {
+	case string:
+		if aud == v.audience {
+			return nil
+		}
+	case []any:
+		for _, a := range aud {
+			if s, ok := a.(string); ok && s == v.audience {
+				return nil
+			}
+		}
+	case nil:
+		if _, present := claims["aud"]; !present && v.claims.ClientIDAudience {
+			if cid, ok := claims["client_id"].(string); ok && cid == v.audience {
+				return nil
+			}
+		}
+	}
+	return invalid(nil, "audience not accepted: expected %s", quote(v.audience))
+}
+
+func (v *Verifier) identity(claims jwt.MapClaims) (*Identity, error) {
+	m := map[string]any(claims)
+	user, _, _ := v.claims.lookupString(m, v.userClaim)
+	if user == "" {
+		return nil, invalid(nil, "token carries no user claim '%s'", v.userClaim)
+	}
+	id := &Identity{Issuer: v.issuer, UserID: user, Claims: m}
+	if name := v.claims.Tenant; name != "" {
+		tid, present, isString := v.claims.lookupString(m, name)
+		switch {
+		case !present:
+			return nil, &ClaimError{Claim: name, Problem: ClaimMissing}
+		case !isString:
+			return nil, &ClaimError{Claim: name, Problem: ClaimNotString}
+		case tid == "":
+			return nil, &ClaimError{Claim: name, Problem: ClaimEmpty}
+		}
+		id.TenantID = tid
+	}
+	if name := v.claims.TenantName; name != "" {
+		id.TenantName, _, _ = v.claims.lookupString(m, name)
+	}
+	id.Scopes = v.claims.scopes(m)
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.ExpiresAt = exp.Time
+	}
+	return id, nil
+}
+
+// hashToken returns the SHA-256 of token without copying it ([]byte(token)
+// would allocate for any real token; sha256 only reads its input).
+func hashToken(token string) tokenKey {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+// classify turns a jwt/keyfunc error into a client-safe reason.
+func (v *Verifier) classify(ctx context.Context, tok *jwt.Token, claims jwt.MapClaims, err error) error {
+	if tok == nil || tok.Header == nil || errors.Is(err, jwt.ErrTokenMalformed) {
+		if tok == nil {
+			return invalid(err, "token is malformed: expected a JWT (three base64url segments separated by dots)")
+		}
+		return invalid(err, "token is malformed: its header, claims or signature is not valid base64url-encoded JSON")
+	}
+	alg, _ := tok.Header["alg"].(string)
+	if alg == "" {
+		return invalid(err, "token header names no signing algorithm (alg)")
+	}
+	if !slices.Contains(v.algs, alg) {
+		return invalid(err, "signing algorithm %s is not allowed (allowed: %s)", quote(alg), v.algList)
+	}
+	if errors.Is(err, jwt.ErrTokenUnverifiable) {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("auth: verification stopped while fetching signing keys: %w", cerr)
+		}
+		return v.keyProblem(ctx, tok, err)
+	}
+	if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+		return invalid(err, "token signature is invalid")
+	}
+	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+		return invalid(err, "token has no exp claim")
+	}
+	if errors.Is(err, jwt.ErrInvalidType) {
+		return invalid(err, "token has a malformed time claim: exp, nbf and iat must be numbers")
+	}
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		if exp, e := claims.GetExpirationTime(); e == nil && exp != nil {
+			return invalid(err, "token expired at %s", exp.UTC().Format(time.RFC3339))
+		}
+		return invalid(err, "token expired")
+	}
+	if errors.Is(err, jwt.ErrTokenNotValidYet) {
+		if nbf, e := claims.GetNotBefore(); e == nil && nbf != nil {
+			return invalid(err, "token not valid before %s", nbf.UTC().Format(time.RFC3339))
+		}
+		return invalid(err, "token not valid yet")
+	}
+	if errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
+		if iat, e := claims.GetIssuedAt(); e == nil && iat != nil {
+			return invalid(err, "token issued in the future (iat %s): check the identity provider's clock", iat.UTC().Format(time.RFC3339))
+		}
+		return invalid(err, "token issued in the future")
+	}
+	return invalid(err, "token is invalid")
+}
+
+// keyProblem explains why no key could verify the token: none loaded at
+// all, an unknown kid, or a known key that does not fit the algorithm.
+func (v *Verifier) keyProblem(ctx context.Context, tok *jwt.Token, err error) error {
+	all, rerr := v.keys.Storage().KeyReadAll(ctx)
+	if rerr != nil || len(all) == 0 {
+		return ErrKeysUnavailable
+	}
+	kid, hasKid := tok.Header["kid"].(string)
+	if !hasKid {
+		if _, present := tok.Header["kid"]; present {
+			return invalid(err, "token header kid is not a string")
+		}
+		return invalid(err, "token signature is invalid")
+	}
+	for _, k := range all {
+		if k.Marshal().KID == kid {
+			return invalid(err, "signing key %s cannot verify a %s token", quote(kid), tok.Method.Alg())
+		}
+	}
+	return invalid(err, "unknown signing key id %s", quote(kid))
+}
