@@ -1,0 +1,23 @@
+package postgres
+
+import "errors"
+
+// Errors returned by this package. Classify them with errors.Is.
+var (
+	// ErrNotProvisioned: the tenant has no schema yet (schema per tenant).
+	// Provision it with Provisioner.Provision (tenantmcp tenant add) or
+	// upgrade with Provisioner.MigrateAll (tenantmcp migrate).
+	ErrNotProvisioned = errors.New("postgres: tenant schema not provisioned; run `tenantmcp tenant add` or `tenantmcp migrate`")
+	// ErrNotMigrated: the shared tables do not exist yet; run Migrate
+	// (tenantmcp migrate) with the owner role first.
+	ErrNotMigrated = errors.New("postgres: tenantmcp tables not found; run Setup and Migrate (`tenantmcp db setup`, `tenantmcp migrate`) first")
+	// ErrUnsafeRole: the connection's role could bypass tenant isolation
+	// (superuser, BYPASSRLS, owner of the tenant tables, or able to use
+	// tenant schemas without SET ROLE). Connect as the application role
+	// that Setup created.
+	ErrUnsafeRole = errors.New("postgres: connected role can bypass tenant isolation")
+	// ErrClosed: the backend was closed.
+	ErrClosed = errors.New("postgres: backend closed")
+	// ErrInvalidOptions: an option or argument is not acceptable.
+	ErrInvalidOptions = errors.New("postgres: invalid options")
+)
