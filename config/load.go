@@ -231,6 +231,7 @@ func (l *loader) decodeFile() bool {
 		}
 		if k := keyByPath[path]; k != nil && plain {
 			l.set(k, key, lookup(l.doc, key))
+			dead[quoted] = true // a leaf has no children; a table value was reported by set
 			continue
 		}
 		l.add(quoted, unknownMessage(key), key)
@@ -292,7 +293,17 @@ func suggest(key toml.Key) (string, bool) {
 			return k.path, true
 		}
 	}
-	return nearest(path, knownPaths())
+	if s, ok := nearest(path, knownPaths()); ok {
+		return s, true
+	}
+	// "logging" for "log", "database_settings" for "database": a known
+	// name at the same depth that the key starts with.
+	for _, p := range knownPaths() {
+		if strings.Count(p, ".") == len(key)-1 && strings.HasPrefix(path, p) {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 func tomlTypeName(t string) string {

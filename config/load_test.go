@@ -1,0 +1,479 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	src := `listen = "127.0.0.1:8080"
+
+[sever]
+listen = "127.0.0.1:8080"
+
+[server]
+listen = "127.0.0.1:8080"
+Listen = "x"
+lisen = "y"
+
+[auth]
+domain = "example.auth0.com"
+domian = "typo"
+zzzzzzzz = 1
+"multi_tenant.enabled" = true
+
+[auth.multi_tenant]
+isolaton = "prefix"
+
+[auth.multitenant]
+enabled = true
+
+[auth.multi_tenant.extra]
+x = 1
+
+[logging]
+level = "debug"
+`
+	_, err := Parse([]byte(src), nil)
+	es := errorsOf(t, err)
+	type row struct {
+		Key, Msg string
+		Line     int
+	}
+	var got []row
+	for _, e := range es {
+		got = append(got, row{e.Key, e.Msg, e.Line})
+	}
+	want := []row{
+		{"listen", "unknown key or section; did you mean server.listen?", 1},
+		{"sever", "unknown key or section; did you mean server?", 3},
+		{"server.Listen", "unknown key; did you mean server.listen?", 8},
+		{"server.lisen", "unknown key; did you mean server.listen?", 9},
+		{"auth.domian", "unknown key; did you mean auth.domain?", 13},
+		{"auth.zzzzzzzz", "unknown key (see docs/configuration.md for the list of keys)", 14},
+		{`auth."multi_tenant.enabled"`, "unknown key; did you mean auth.multi_tenant.enabled?", 15},
+		{"auth.multi_tenant.isolaton", "unknown key; did you mean auth.multi_tenant.isolation?", 18},
+		{"auth.multitenant", "unknown key; did you mean auth.multi_tenant?", 20},
+		{"auth.multi_tenant.extra", "unknown key (see docs/configuration.md for the list of keys)", 23},
+		{"logging", "unknown key or section; did you mean log?", 26},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("unknown keys (-want +got):\n%s\nfull:\n%v", diff, err)
+	}
+}
+
+func TestBadTypesInFile(t *testing.T) {
+	t.Parallel()
+	src := `[server]
+listen = 8080
+stateful_sessions = "yes"
+max_body_bytes = 1.5
+shutdown_timeout = 15
+
+[auth]
+domain = "example.auth0.com"
+algorithms = "RS256"
+scopes_supported = ["read", 2]
+token_cache_size = 99999999999
+
+[database]
+dsn = 5
+
+[log]
+level = { value = "info" }
+`
+	_, err := Parse([]byte(src), nil)
+	es := errorsOf(t, err)
+	want := []string{
+		`server.listen: must be a string, not an integer (8080) (line 2)`,
+		`server.stateful_sessions: must be true or false, not a string ("yes") (line 3)`,
+		`server.max_body_bytes: must be an integer, not a float (1.5) (line 4)`,
+		`server.shutdown_timeout: must be a duration string such as "30s", "5m" or "1h", not an integer (15) (line 5)`,
+		`auth.algorithms: must be an array of strings such as ["a", "b"], not a string ("RS256") (line 9)`,
+		`auth.scopes_supported: element 2 must be a string, not an integer (line 10)`,
+		`auth.token_cache_size: 99999999999 is out of range (line 11)`,
+		`database.dsn: must be a string, not an integer (line 14)`,
+		`log.level: must be a string, not a table (line 17)`,
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Error())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestSectionsMustBeTables(t *testing.T) {
+	t.Parallel()
+	src := `server = "127.0.0.1:8080"
+[auth]
+domain = "example.auth0.com"
+multi_tenant = true
+
+[[log]]
+level = "info"
+`
+	_, err := Parse([]byte(src), nil)
+	es := errorsOf(t, err)
+	want := []string{
+		`server: must be a table ([server]), not a string (line 1)`,
+		`auth.multi_tenant: must be a table ([auth.multi_tenant]), not a boolean (line 4)`,
+		`log: must be a table ([log]), not an array of tables (line 6)`,
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Error())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestInlineAndDottedTables(t *testing.T) {
+	t.Parallel()
+	src := `server = { listen = "127.0.0.1:9000", max_body_bytes = 2048 }
+auth.domain = "example.auth0.com"
+auth.multi_tenant.isolation = "prefix"
+log = { level = "debug", colour = true }
+`
+	_, err := Parse([]byte(src), nil)
+	es := errorsOf(t, err)
+	if got := keysOf(es); !cmp.Equal(got, []string{"log.colour"}) || es[0].Line != 4 {
+		t.Fatalf("want only log.colour at line 4, got %v", err)
+	}
+	cfg, err := Parse([]byte(strings.Replace(src, ", colour = true", "", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != "127.0.0.1:9000" || cfg.Server.MaxBodyBytes != 2048 || cfg.Auth.Domain != "example.auth0.com" ||
+		cfg.EffectiveIsolation() != IsolationPrefix || cfg.Log.Level != "debug" {
+		t.Errorf("values not loaded: %+v", cfg)
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	t.Parallel()
+	src := "[server]\nlisten = \"127.0.0.1:8080\"\nshutdown_timeout = 15s\n"
+	_, err := Parse([]byte(src), []string{"TENANTMCP_NOPE=1"})
+	es := errorsOf(t, err)
+	if len(es) != 2 {
+		t.Fatalf("want the syntax error and the env error, got:\n%v", err)
+	}
+	if es[0].Key != "" || es[0].Line != 3 || !strings.HasPrefix(es[0].Msg, "TOML syntax error: ") {
+		t.Errorf("syntax error = %+v", es[0])
+	}
+	if es[1].Key != "TENANTMCP_NOPE" {
+		t.Errorf("env error = %+v", es[1])
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deploy.toml")
+	if err := os.WriteFile(path, []byte("[auth]\ndomain = \"example.auth0.com\"\nprovider = \"okta\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, nil)
+	es := errorsOf(t, err)
+	if len(es) != 1 || es[0].File != path || es[0].Line != 3 {
+		t.Fatalf("got %+v", err)
+	}
+	if want := `auth.provider: "okta" is not one of auth0, cognito, entra, generic (` + path + ` line 3)`; es[0].Error() != want {
+		t.Errorf("Error() = %q, want %q", es[0].Error(), want)
+	}
+
+	if _, err := Load(filepath.Join(dir, "missing.toml"), nil); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalid) {
+		t.Errorf("missing file: %v", err)
+	}
+
+	// path "" = defaults + environment.
+	cfg, err := Load("", []string{"TENANTMCP_AUTH_DOMAIN=example.auth0.com", "HOME=/root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Domain != "example.auth0.com" || cfg.Server.Listen != "127.0.0.1:8080" {
+		t.Errorf("got %+v", cfg.Server)
+	}
+	if _, err := Load("", nil); err == nil {
+		t.Error("defaults alone have no domain and must not validate")
+	}
+}
+
+func TestDerivedDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte("[auth]\ndomain = \"example.auth0.com\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{
+		"public_url":    cfg.Server.PublicURL,
+		"resource":      cfg.ResourceURL(),
+		"audience":      cfg.Auth.Audience,
+		"tenant_claim":  cfg.Auth.MultiTenant.TenantClaim,
+		"isolation":     cfg.Auth.MultiTenant.Isolation,
+		"burst":         cfg.Auth.MultiTenant.RateLimitBurst,
+		"issuer":        cfg.EffectiveIssuer(),
+		"jwks":          cfg.EffectiveJWKSURL(),
+		"as":            cfg.EffectiveAuthorizationServers(),
+		"user":          cfg.EffectiveUserClaim(),
+		"scopes":        cfg.EffectiveScopeClaims(),
+		"aud_claim":     cfg.EffectiveAudienceClaim(),
+		"tenant_name":   cfg.EffectiveTenantNameClaim(),
+		"shutdown":      cfg.Server.ShutdownTimeout,
+		"uses_postgres": cfg.UsesPostgres(),
+	}
+	want := map[string]any{
+		"public_url":    "http://127.0.0.1:8080",
+		"resource":      "http://127.0.0.1:8080/mcp",
+		"audience":      "http://127.0.0.1:8080/mcp",
+		"tenant_claim":  "org_id",
+		"isolation":     IsolationDatabase,
+		"burst":         16,
+		"issuer":        "https://example.auth0.com/",
+		"jwks":          "https://example.auth0.com/.well-known/jwks.json",
+		"as":            []string{"https://example.auth0.com/"},
+		"user":          "sub",
+		"scopes":        []string{"permissions"},
+		"aud_claim":     "aud",
+		"tenant_name":   "org_name",
+		"shutdown":      15 * time.Second,
+		"uses_postgres": false,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("derived config does not validate: %v", err)
+	}
+}
+
+func TestEffectiveByProvider(t *testing.T) {
+	t.Parallel()
+	type eff struct {
+		Issuer, JWKS, Audience, AudClaim, Tenant, TenantName, User string
+		Scopes, AS                                                 []string
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want eff
+	}{
+		{"auth0", func(c *Config) { c.Auth.Domain = "acme.eu.auth0.com" }, eff{
+			Issuer: "https://acme.eu.auth0.com/", JWKS: "https://acme.eu.auth0.com/.well-known/jwks.json",
+			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "org_id", TenantName: "org_name", User: "sub",
+			Scopes: []string{"permissions"}, AS: []string{"https://acme.eu.auth0.com/"}}},
+		{"cognito", func(c *Config) {
+			c.Auth.Provider, c.Auth.Domain, c.Auth.Audience = "cognito", "cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", "client123"
+		}, eff{
+			Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", JWKS: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC/.well-known/jwks.json",
+			Audience: "client123", AudClaim: "client_id", Tenant: "custom:tenant_id", TenantName: "custom:tenant_name", User: "sub",
+			Scopes: []string{"scope"}, AS: []string{"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"}}},
+		{"entra single directory", func(c *Config) {
+			c.Auth.Provider, c.Auth.Domain = "entra", "72f988bf-86f1-41af-91ab-2d7cd011db47"
+		}, eff{
+			Issuer: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0", JWKS: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys",
+			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "tid", TenantName: "", User: "oid",
+			Scopes: []string{"roles"}, AS: []string{"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"}}},
+		{"entra organizations", func(c *Config) { c.Auth.Provider, c.Auth.Domain = "entra", "organizations" }, eff{
+			Issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", JWKS: "https://login.microsoftonline.com/organizations/discovery/v2.0/keys",
+			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "tid", TenantName: "", User: "oid",
+			Scopes: []string{"roles"}, AS: []string{"https://login.microsoftonline.com/organizations/v2.0"}}},
+		{"generic with domain", func(c *Config) {
+			c.Auth.Provider, c.Auth.Domain, c.Auth.MultiTenant.TenantClaim = "generic", "idp.example.com", "organization.id"
+		}, eff{
+			Issuer: "https://idp.example.com", JWKS: "https://idp.example.com/.well-known/jwks.json",
+			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "organization.id", User: "sub",
+			Scopes: []string{"scope"}, AS: []string{"https://idp.example.com"}}},
+		{"overrides win", func(c *Config) {
+			a := &c.Auth
+			a.Provider, a.Domain, a.Issuer, a.JWKSURL, a.Audience = "entra", "organizations", "https://sts.windows.net/x/", "https://keys.example.com/jwks", "api://mcp"
+			a.UserClaim, a.TenantNameClaim, a.ScopeClaims, a.AuthorizationServers = "upn", "tenant_display", []string{"scp", "roles"}, []string{"https://as.example.com"}
+			a.MultiTenant.TenantClaim = "tenant.id"
+		}, eff{
+			Issuer: "https://sts.windows.net/x/", JWKS: "https://keys.example.com/jwks",
+			Audience: "api://mcp", AudClaim: "aud", Tenant: "tenant.id", TenantName: "tenant_display", User: "upn",
+			Scopes: []string{"scp", "roles"}, AS: []string{"https://as.example.com"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			c.Server.PublicURL = "https://mcp.example.com/"
+			tt.edit(c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("invalid: %v", err)
+			}
+			got := eff{c.EffectiveIssuer(), c.EffectiveJWKSURL(), c.EffectiveAudience(), c.EffectiveAudienceClaim(),
+				c.EffectiveTenantClaim(), c.EffectiveTenantNameClaim(), c.EffectiveUserClaim(), c.EffectiveScopeClaims(), c.EffectiveAuthorizationServers()}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEffectiveIsolationAndBurst(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		dsn, isolation string
+		rate, burst    int
+		wantIso        string
+		wantBurst      int
+	}{
+		{"", "", 100, 0, IsolationDatabase, 16},
+		{"postgres://h/db", "", 100, 0, IsolationRLS, 16},
+		{"postgres://h/db", IsolationSchema, 100, 0, IsolationSchema, 16},
+		{"", IsolationPrefix, 5, 0, IsolationPrefix, 1},
+		{"", "", 600, 0, IsolationDatabase, 100},
+		{"", "", 600, 7, IsolationDatabase, 7},
+		{"", "", 0, 0, IsolationDatabase, 0},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Database.DSN, c.Auth.MultiTenant.Isolation = tt.dsn, tt.isolation
+		c.Auth.MultiTenant.DefaultRateLimit, c.Auth.MultiTenant.RateLimitBurst = tt.rate, tt.burst
+		if got := c.EffectiveIsolation(); got != tt.wantIso {
+			t.Errorf("%+v: isolation %q, want %q", tt, got, tt.wantIso)
+		}
+		if got := c.EffectiveRateLimitBurst(); got != tt.wantBurst {
+			t.Errorf("%+v: burst %d, want %d", tt, got, tt.wantBurst)
+		}
+	}
+}
+
+func TestPublicURLPath(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte("[server]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://example.com/tools/\"\n[auth]\ndomain = \"example.auth0.com\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.ResourceURL(), "https://example.com/tools/mcp"; got != want {
+		t.Errorf("ResourceURL = %q, want %q", got, want)
+	}
+	if got, want := cfg.Auth.Audience, "https://example.com/tools/mcp"; got != want {
+		t.Errorf("audience = %q, want %q", got, want)
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	t.Parallel()
+	src := `[server]
+listen = "0.0.0.0:9090"
+public_url = "https://mcp.example.com"
+stateful_sessions = true
+shutdown_timeout = "1m30s"
+[auth]
+provider = "entra"
+domain = "organizations"
+algorithms = ["RS256", "PS512"]
+scope_claims = ["roles", "scp"]
+leeway = "0s"
+scopes_supported = ["tools:read", "quote\"d"]
+[auth.multi_tenant]
+isolation = "schema_per_tenant"
+rate_limit_burst = 3
+[database]
+dsn = "postgres://app:s3cret@db:5432/app"
+max_conns = 8
+[ratelimit]
+backend = "redis"
+redis_url = "redis://cache:6379/1"
+[storage]
+blob = "s3"
+s3_bucket = "tenant-blobs"
+[log]
+format = "json"
+`
+	cfg, err := Parse([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(cfg.Encode(false), nil)
+	if err != nil {
+		t.Fatalf("Encode output does not load: %v\n%s", err, cfg.Encode(false))
+	}
+	if diff := cmp.Diff(cfg, again); diff != "" {
+		t.Errorf("round trip (-first +second):\n%s", diff)
+	}
+	red := string(cfg.Encode(true))
+	if strings.Contains(red, "s3cret") || !strings.Contains(red, `dsn = "postgres://app:REDACTED@db:5432/app"`) {
+		t.Errorf("redacted output:\n%s", red)
+	}
+	if got := redactURL("postgres://%zz:pw@h"); got != "REDACTED" {
+		t.Errorf("unparsable secret = %q", got)
+	}
+}
+
+func TestKeysTable(t *testing.T) {
+	t.Parallel()
+	keys := Keys()
+	if len(keys) != len(keyTable) {
+		t.Fatal("length")
+	}
+	seenEnv := map[string]bool{}
+	for _, k := range keys {
+		if want := "TENANTMCP_" + strings.ToUpper(strings.ReplaceAll(k.Name, ".", "_")); k.Env != want {
+			t.Errorf("%s: env %s, want %s", k.Name, k.Env, want)
+		}
+		if seenEnv[k.Env] {
+			t.Errorf("duplicate env %s", k.Env)
+		}
+		seenEnv[k.Env] = true
+		if k.Doc == "" || k.Type == "" || k.Default == "" {
+			t.Errorf("%s: incomplete %+v", k.Name, k)
+		}
+		if !sections[keyByPath[k.Name].section()] {
+			t.Errorf("%s: section not documented", k.Name)
+		}
+	}
+	// Every key of the brief's list, with its default.
+	want := map[string]string{
+		"server.listen": `"127.0.0.1:8080"`, "server.public_url": `""`, "server.data_dir": `"./tenantmcp-data"`,
+		"server.stateful_sessions": "false", "server.shutdown_timeout": `"15s"`, "server.max_body_bytes": "1048576",
+		"auth.enabled": "true", "auth.provider": `"auth0"`, "auth.domain": `""`, "auth.issuer": `""`, "auth.audience": `""`,
+		"auth.jwks_url": `""`, "auth.algorithms": `["RS256", "ES256"]`, "auth.leeway": `"30s"`, "auth.authorization_servers": "[]",
+		"auth.scopes_supported": "[]", "auth.user_claim": `""`, "auth.tenant_name_claim": `""`, "auth.scope_claims": "[]",
+		"auth.token_cache_size": "10000", "auth.token_cache_ttl": `"1m"`,
+		"auth.multi_tenant.enabled": "true", "auth.multi_tenant.tenant_claim": `""`, "auth.multi_tenant.isolation": `""`,
+		"auth.multi_tenant.default_rate_limit": "100", "auth.multi_tenant.rate_limit_burst": "0",
+		"database.dsn": `""`, "database.max_conns": "0",
+		"registry.cache_ttl": `"30s"`, "registry.negative_cache_ttl": `"5s"`, "registry.cache_size": "10000",
+		"ratelimit.backend": `"memory"`, "ratelimit.redis_url": `""`, "ratelimit.on_redis_error": `"open"`,
+		"ratelimit.per_user_rate_limit": "0", "ratelimit.max_concurrent_per_tenant": "0",
+		"storage.blob": `"fs"`, "storage.s3_bucket": `""`, "storage.s3_endpoint": `""`, "storage.s3_region": `"us-east-1"`,
+		"storage.s3_path_style": "false", "storage.redis_url": `""`,
+		"log.level": `"info"`, "log.format": `"text"`,
+	}
+	got := map[string]string{}
+	for _, k := range keys {
+		got[k.Name] = k.Default
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys/defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		15 * time.Second: "15s", time.Minute: "1m", 90 * time.Second: "1m30s", time.Hour: "1h",
+		time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s", 0: "0s",
+	} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(formatDuration(d)); err != nil || back != d {
+			t.Errorf("%v does not round trip: %v %v", d, back, err)
+		}
+	}
+}
