@@ -377,6 +377,7 @@ func TestVerifyCacheNeverPastExp(t *testing.T) {
 		o.Leeway = -1
 	})
 	c := b.auth0("org_1")
+	c["iat"] = start.Unix()
 	c["exp"] = start.Add(30 * time.Second).Unix()
 	tok := b.idp.Sign(c)
 	if _, err := b.v.Verify(b.ctx, tok); err != nil {
