@@ -1,0 +1,101 @@
+package auth_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/internal/idptest"
+)
+
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc.def.ghi", "bearer x", "Basic dXNlcg==", "", "Bearer", "Bearer a b", "Bearer  a==", "Bearer a=b", "\x00Bearer a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{"Authorization": []string{v}}
+		tok, err := auth.BearerToken(h)
+		if err != nil {
+			if tok != "" || !errors.Is(err, auth.ErrMalformedHeader) {
+				t.Fatalf("BearerToken(%q) = %q, %v", v, tok, err)
+			}
+			return
+		}
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n,\"") || !strings.HasSuffix(strings.TrimSpace(v), tok) {
+			t.Fatalf("BearerToken(%q) = %q: not a token68 taken from the header", v, tok)
+		}
+		if !strings.EqualFold(strings.TrimSpace(v)[:6], "bearer") {
+			t.Fatalf("BearerToken(%q) accepted another scheme", v)
+		}
+	})
+}
+
+func FuzzLookup(f *testing.F) {
+	f.Add(`{"org_id":"a","organization":{"id":"b"},"a.b":1}`, "organization.id")
+	f.Add(`{"custom:tenant_id":"t"}`, "custom:tenant_id")
+	f.Add(`{"a":{"b":{"c":[1,2]}}}`, "a.b.c")
+	f.Add(`{"a":null}`, "a..")
+	f.Fuzz(func(t *testing.T, doc, name string) {
+		var claims map[string]any
+		if json.Unmarshal([]byte(doc), &claims) != nil {
+			return
+		}
+		var m auth.ClaimMap
+		got, ok := m.Lookup(claims, name)
+		if lit, has := claims[name]; has && name != "" {
+			if !ok || !cmp.Equal(got, lit) {
+				t.Fatalf("Lookup(%q) = %v, %v; the literal claim is %v", name, got, ok, lit)
+			}
+		}
+		if !ok && got != nil {
+			t.Fatalf("Lookup(%q) returned %v with ok=false", name, got)
+		}
+		if ok && !strings.Contains(name, ".") {
+			if _, has := claims[name]; !has {
+				t.Fatalf("Lookup(%q) found a value that is not a top-level claim", name)
+			}
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	idp := idptest.New(f)
+	cm, _ := auth.Preset("auth0")
+	v, err := auth.NewVerifier(f.Context(), &auth.Options{
+		Issuer: idp.Issuer(), Audience: resource, JWKS: idp.JWKS(), Claims: cm,
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(v.Close)
+	c := idp.Auth0Claims(resource, "org_1", "Org", "user", "docs:read")
+	for _, s := range []string{
+		idp.Sign(c), idp.SignES256(c), idp.NoneToken(c), idp.HS256WithPublicKey(c),
+		idp.ForgedKid("x", c), idp.TamperedSignature(c), "", "a.b.c", "..", "e30.e30.", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, err := v.Verify(t.Context(), tok)
+		if (id == nil) == (err == nil) {
+			t.Fatalf("Verify(%q) = %v, %v: want exactly one of identity and error", tok, id, err)
+		}
+		if err != nil {
+			if !errors.Is(err, auth.ErrInvalidToken) && !errors.Is(err, auth.ErrMissingTenantClaim) && !errors.Is(err, auth.ErrKeysUnavailable) {
+				t.Fatalf("Verify(%q): unclassified error %v", tok, err)
+			}
+			if len(tok) >= 16 && strings.Contains(err.Error(), tok) {
+				t.Fatalf("error text %q contains the token", err)
+			}
+			return
+		}
+		if id.TenantID == "" || id.UserID == "" {
+			t.Fatalf("Verify(%q) accepted a token without tenant or user: %+v", tok, id)
+		}
+	})
+}
