@@ -216,11 +216,11 @@ func (l *loader) decodeFile() bool {
 		if len(key) == 0 {
 			continue
 		}
-		if hasDeadPrefix(dead, key) {
-			continue
+		quoted := key.String()
+		if dead[quoted] || hasDeadPrefix(dead, key) {
+			continue // [[x]] lists x once per element
 		}
 		path := strings.Join(key, ".")
-		quoted := key.String()
 		plain := plainKey(key)
 		if sections[path] && plain {
 			if t := md.Type(key...); t != "Hash" {
@@ -527,7 +527,9 @@ func (probeFail) UnmarshalTOML(any) error { return errProbe }
 // line returns the line where key is defined in the file, or 0. The toml
 // package keeps key positions private; it reveals them in the ParseError of
 // a decode that fails at exactly that key, so decode into a struct that has
-// only that path, ending in a value that refuses to decode.
+// only that path, ending in a value that refuses to decode. It runs only for
+// keys with a problem (at most maxErrors per load); reflect caches each
+// struct type it builds, which is fine for a configuration loaded at start-up.
 func tomlTag(name string) reflect.StructTag {
 	return reflect.StructTag("toml:" + strconv.Quote(name))
 }

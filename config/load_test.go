@@ -121,13 +121,16 @@ multi_tenant = true
 
 [[log]]
 level = "info"
+[[log]]
+level = "debug"
 `
 	_, err := Parse([]byte(src), nil)
 	es := errorsOf(t, err)
 	want := []string{
 		`server: must be a table ([server]), not a string (line 1)`,
 		`auth.multi_tenant: must be a table ([auth.multi_tenant]), not a boolean (line 4)`,
-		`log: must be a table ([log]), not an array of tables (line 6)`,
+		// reported once; toml keeps the position of the last [[log]]
+		`log: must be a table ([log]), not an array of tables (line 8)`,
 	}
 	var got []string
 	for _, e := range es {
