@@ -47,6 +47,7 @@ func TestNewVerifierRejectsBadOptions(t *testing.T) {
 			o.Claims.IssuerTenantClaim = "tid"
 		}, "more than once"},
 		{"bad static JWKS", func(o *auth.Options) { o.JWKS = []byte("not json") }, "not a usable JWK Set"},
+		{"empty static JWKS", func(o *auth.Options) {}, "holds no usable keys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,5 +107,32 @@ func TestCustomHTTPClientAndAlgorithms(t *testing.T) {
 	_, err := b.v.Verify(b.ctx, b.idp.Sign(b.auth0("org_1")))
 	if !errors.Is(err, auth.ErrInvalidToken) || err.Error() != `signing algorithm "RS256" is not allowed (allowed: ES256)` {
 		t.Errorf("RS256 token with only ES256 allowed: err = %v", err)
+	}
+}
+
+func TestStaticJWKS(t *testing.T) {
+	t.Parallel()
+	idp := idptest.New(t)
+	cm, _ := auth.Preset("auth0")
+	newV := func(jwks []byte) *auth.Verifier {
+		v, err := auth.NewVerifier(t.Context(), &auth.Options{Issuer: idp.Issuer(), Audience: resource, JWKS: jwks, Claims: cm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(v.Close)
+		return v
+	}
+	tok := idp.Sign(idp.Auth0Claims(resource, "org_1", "", "u1"))
+	if _, err := newV(idp.JWKS()).Verify(t.Context(), tok); err != nil {
+		t.Errorf("static JWKS: %v", err)
+	}
+	if n := idp.JWKSFetches(); n != 0 {
+		t.Errorf("a static-JWKS verifier fetched over HTTP %d times", n)
+	}
+	// A key published for encryption never verifies a signature.
+	enc := []byte(strings.ReplaceAll(string(idp.JWKS()), `"use":"sig"`, `"use":"enc"`))
+	_, err := newV(enc).Verify(t.Context(), tok)
+	if !errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), "cannot verify a RS256 token") {
+		t.Errorf("token verified by a \"use\":\"enc\" key: err = %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -103,24 +105,27 @@ type Identity struct {
 
 // Verifier verifies bearer JWTs. It is safe for concurrent use.
 type Verifier struct {
-	issuer    string
-	issPrefix string // templated issuer: iss = prefix + tenant + suffix
-	issSuffix string
-	templated bool
-	audience  string
-	claims    ClaimMap
-	algs      []string
-	algList   string
-	parser    *jwt.Parser
-	keys      keyfunc.Keyfunc
-	cache     *tokenCache
-	cacheTTL  time.Duration
-	now       func() time.Time
-	log       *slog.Logger
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	maxToken  int
-	userClaim string
+	issuer     string
+	issPrefix  string // templated issuer: iss = prefix + tenant + suffix
+	issSuffix  string
+	templated  bool
+	audience   string
+	claims     ClaimMap
+	algs       []string
+	algList    string
+	parser     *jwt.Parser
+	keys       keyfunc.Keyfunc
+	local      jwkset.Storage // the loaded keys; reading never fetches
+	static     bool           // Options.JWKS: no fetching at all
+	unknownKid chan struct{}  // admits one unknown-kid lookup at a time
+	cache      *tokenCache
+	cacheTTL   time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	cancel     context.CancelFunc
+	closeOnce  sync.Once
+	maxToken   int
+	userClaim  string
 }
 
 const (
@@ -241,12 +246,25 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		jwt.WithTimeFunc(v.now),
 	)
 
+	// Keys marked for encryption ("use": "enc") never verify signatures.
+	useSig := []jwkset.USE{jwkset.UseSig, ""}
 	if o.JWKS != nil {
-		kf, err := keyfunc.NewJWKSetJSON(o.JWKS)
+		var set jwkset.JWKSMarshal
+		if err := json.Unmarshal(o.JWKS, &set); err != nil {
+			return nil, fmt.Errorf("auth: Options.JWKS is not a usable JWK Set: %w", err)
+		}
+		store, err := set.ToStorage()
 		if err != nil {
 			return nil, fmt.Errorf("auth: Options.JWKS is not a usable JWK Set: %w", err)
 		}
-		v.keys = kf
+		if all, _ := store.KeyReadAll(ctx); len(all) == 0 {
+			return nil, errors.New("auth: Options.JWKS holds no usable keys")
+		}
+		kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store, UseWhitelist: useSig})
+		if err != nil {
+			return nil, fmt.Errorf("auth: Options.JWKS: %w", err)
+		}
+		v.keys, v.local, v.static = kf, store, true
 		v.cancel = func() {}
 		return v, nil
 	}
@@ -270,30 +288,74 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 	bg, cancel := context.WithCancel(ctx)
 	v.cancel = cancel
 	log := v.log
-	noErr := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(bg, []string{jwksURL}, keyfunc.Override{
+	// remote holds the keys last fetched from jwksURL; it fetches once now
+	// and then every RefreshInterval until bg ends. Reading it never
+	// triggers a fetch.
+	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
 		Client:                    client,
+		Ctx:                       bg,
 		HTTPTimeout:               fetchTimeout,
-		NoErrorReturnFirstHTTPReq: &noErr,
-		// Bounds both the wait for the rate limiter and the refresh fetch
-		// itself (jwkset uses one context for both); a wait longer than
-		// this fails at once.
-		RateLimitWaitMax: fetchTimeout,
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				log.WarnContext(ctx, "auth: fetching the JWK Set failed; tokens signed with keys not yet loaded are refused until a fetch succeeds",
-					slog.String("jwks_url", u), slog.String("error", err.Error()))
-			}
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			log.WarnContext(ctx, "auth: fetching the JWK Set failed; tokens signed with keys not yet loaded are refused until a fetch succeeds",
+				slog.String("jwks_url", jwksURL), slog.String("error", err.Error()))
 		},
-		RefreshInterval:   refresh,
+		RefreshInterval: refresh,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
+	}
+	// client re-fetches remote when a token names an unknown kid, at most
+	// once per rl.
+	store, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{jwksURL: remote},
+		// Bounds both the wait for the rate limiter and the re-fetch
+		// itself (jwkset uses one context for both); a token that would
+		// wait longer is refused at once.
+		RateLimitWaitMax:  fetchTimeout,
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(rl), 1),
 	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
 	}
-	v.keys = kf
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store, UseWhitelist: useSig})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
+	}
+	v.keys, v.local = kf, remote
+	v.unknownKid = make(chan struct{}, 1)
 	return v, nil
+}
+
+// keyfunc returns the jwt.Keyfunc for one verification. A token whose kid
+// is not loaded takes a slow path that admits one such token at a time:
+// after a key rotation the first one triggers the (rate-limited) re-fetch
+// and the tokens arriving meanwhile wait for it and then find the new key,
+// instead of being refused by the rate limiter.
+func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
+	kf := v.keys.KeyfuncCtx(ctx)
+	if v.static {
+		return kf
+	}
+	return func(tok *jwt.Token) (any, error) {
+		kid, ok := tok.Header["kid"].(string)
+		if !ok {
+			return kf(tok)
+		}
+		if _, err := v.local.KeyRead(ctx, kid); err == nil {
+			return kf(tok)
+		}
+		select {
+		case v.unknownKid <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-v.unknownKid }()
+		return kf(tok)
+	}
 }
 
 // Close stops the background JWK Set refresh. Verify keeps working with the
@@ -340,7 +402,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 
 func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) {
 	claims := jwt.MapClaims{}
-	tok, err := v.parser.ParseWithClaims(token, claims, v.keys.KeyfuncCtx(ctx))
+	tok, err := v.parser.ParseWithClaims(token, claims, v.keyfunc(ctx))
 	if err != nil {
 		return nil, v.classify(ctx, tok, claims, err)
 	}
@@ -486,7 +548,7 @@ func (v *Verifier) classify(ctx context.Context, tok *jwt.Token, claims jwt.MapC
 // keyProblem explains why no key could verify the token: none loaded at
 // all, an unknown kid, or a known key that does not fit the algorithm.
 func (v *Verifier) keyProblem(ctx context.Context, tok *jwt.Token, err error) error {
-	all, rerr := v.keys.Storage().KeyReadAll(ctx)
+	all, rerr := v.local.KeyReadAll(ctx)
 	if rerr != nil || len(all) == 0 {
 		return ErrKeysUnavailable
 	}

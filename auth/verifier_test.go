@@ -271,6 +271,36 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+func TestConcurrentTokensAfterRotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.idp.Rotate()
+	before := b.idp.JWKSFetches()
+	const n = 20
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = b.idp.Sign(b.auth0(fmt.Sprintf("org_%d", i)))
+	}
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Go(func() {
+			_, err := b.v.Verify(b.ctx, tok)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent token with the new kid: %v", err)
+		}
+	}
+	if got := b.idp.JWKSFetches() - before; got != 1 {
+		t.Errorf("%d concurrent tokens with a new kid caused %d fetches, want 1", n, got)
+	}
+}
+
 func TestForgedKidsAreRateLimited(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil) // default RefreshRateLimit: 1m
