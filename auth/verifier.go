@@ -35,7 +35,8 @@ type Options struct {
 	// no aud: the app client id, see ClaimMap.ClientIDAudience). The
 	// token's aud, a string or an array, must contain it. Required.
 	Audience string
-	// JWKSURL is where the identity provider publishes its JWK Set. "" =
+	// JWKSURL is where the identity provider publishes its JWK Set (use
+	// https outside tests: the keys decide who is trusted). "" =
 	// Issuer without its trailing "/" + "/.well-known/jwks.json" (not
 	// derivable for a templated Issuer: set it, see ProviderEndpoints).
 	JWKSURL string
@@ -61,11 +62,12 @@ type Options struct {
 	// background. 0 = 1h.
 	RefreshInterval time.Duration
 	// RefreshRateLimit is the minimum interval between the re-fetches a
-	// token with an unknown kid triggers (after a key rotation the first
-	// such token refreshes at once; forged kids cannot make the verifier
-	// hammer the IdP). An unknown kid seen while the limit is in force is
-	// refused at once, unless the window ends within the fetch timeout, in
-	// which case verification waits for it. 0 = 1m.
+	// token with an unknown kid triggers. After a key rotation the first
+	// token with the new kid re-fetches at once and tokens arriving during
+	// that fetch wait for it; forged kids cannot make the verifier hammer
+	// the IdP. A token with an unknown kid seen while the limit is in force
+	// is refused at once, unless the window ends within the fetch timeout,
+	// in which case it waits for it. 0 = 1m.
 	RefreshRateLimit time.Duration
 	// CacheSize is the number of verified tokens remembered (by SHA-256
 	// hash) so a repeated token skips signature verification. 0 = 10000;
@@ -135,8 +137,8 @@ const (
 	defaultRateLimit    = time.Minute
 	defaultCacheSize    = 10000
 	defaultCacheTTL     = time.Minute
-	// maxTokenLen bounds the work a request can ask for. Real access
-	// tokens are well under 8 KiB (Entra tokens with many groups included).
+	// maxTokenLen bounds the work (hashing, decoding) a request can ask
+	// for; access tokens are typically 1-4 KiB.
 	maxTokenLen = 16 << 10
 	tenantVar   = "{tenantid}"
 )
@@ -193,7 +195,8 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		}
 	}
 
-	v.algs = o.Algorithms
+	v.claims.Scopes = slices.Clone(o.Claims.Scopes)
+	v.algs = slices.Clone(o.Algorithms)
 	if v.algs == nil {
 		v.algs = []string{"RS256", "ES256"}
 	}
