@@ -1,0 +1,3 @@
+package rediskv
+
+var EscapeGlob = escapeGlob
