@@ -36,8 +36,8 @@ func NewConcurrency() *Concurrency {
 func noRelease() {}
 
 // Acquire takes one of key's max slots without blocking. It returns
-// ok=false, and a nil release, when key already has max requests in flight;
-// the server answers that with 429. Otherwise the caller must call release
+// ok=false when key already has max requests in flight (the server answers
+// that with 429); release is then a no-op, never nil. Otherwise the caller must call release
 // when the request ends; calling it more than once has no further effect.
 // max <= 0 means unlimited: nothing is tracked.
 func (c *Concurrency) Acquire(key string, max int) (release func(), ok bool) {
@@ -49,7 +49,7 @@ func (c *Concurrency) Acquire(key string, max int) (release func(), ok bool) {
 	n := s.inFlight[key]
 	if n >= max {
 		s.mu.Unlock()
-		return nil, false
+		return noRelease, false
 	}
 	s.inFlight[key] = n + 1
 	s.mu.Unlock()
