@@ -76,29 +76,47 @@ type ServerConfig struct {
 
 // AuthConfig is the [auth] section.
 type AuthConfig struct {
-	Enabled              bool
-	Provider             string
-	Domain               string
-	Issuer               string
-	Audience             string
-	JWKSURL              string
-	Algorithms           []string
-	Leeway               time.Duration
+	// Enabled is auth.enabled.
+	Enabled bool
+	// Provider is auth.provider.
+	Provider string
+	// Domain is auth.domain.
+	Domain string
+	// Issuer is auth.issuer ("" = derived, see EffectiveIssuer).
+	Issuer string
+	// Audience is auth.audience ("" = derived, see EffectiveAudience).
+	Audience string
+	// JWKSURL is auth.jwks_url ("" = derived, see EffectiveJWKSURL).
+	JWKSURL string
+	// Algorithms is auth.algorithms.
+	Algorithms []string
+	// Leeway is auth.leeway.
+	Leeway time.Duration
+	// AuthorizationServers is auth.authorization_servers (empty = [issuer]).
 	AuthorizationServers []string
-	ScopesSupported      []string
-	UserClaim            string
-	TenantNameClaim      string
-	ScopeClaims          []string
-	TokenCacheSize       int
-	TokenCacheTTL        time.Duration
-	MultiTenant          MultiTenantConfig
+	// ScopesSupported is auth.scopes_supported.
+	ScopesSupported []string
+	// UserClaim is auth.user_claim ("" = the preset's).
+	UserClaim string
+	// TenantNameClaim is auth.tenant_name_claim ("" = the preset's).
+	TenantNameClaim string
+	// ScopeClaims is auth.scope_claims (empty = the preset's).
+	ScopeClaims []string
+	// TokenCacheSize is auth.token_cache_size (0 = no cache).
+	TokenCacheSize int
+	// TokenCacheTTL is auth.token_cache_ttl.
+	TokenCacheTTL time.Duration
+	MultiTenant   MultiTenantConfig
 }
 
 // MultiTenantConfig is the [auth.multi_tenant] section.
 type MultiTenantConfig struct {
-	Enabled     bool
+	// Enabled is auth.multi_tenant.enabled.
+	Enabled bool
+	// TenantClaim is auth.multi_tenant.tenant_claim ("" = the preset's).
 	TenantClaim string
-	Isolation   string
+	// Isolation is auth.multi_tenant.isolation ("" = see EffectiveIsolation).
+	Isolation string
 	// DefaultRateLimit is requests per minute per tenant; 0 turns the
 	// per-tenant limit off.
 	DefaultRateLimit int
@@ -117,33 +135,49 @@ type DatabaseConfig struct {
 
 // RegistryConfig is the [registry] section.
 type RegistryConfig struct {
-	CacheTTL         time.Duration
+	// CacheTTL is registry.cache_ttl.
+	CacheTTL time.Duration
+	// NegativeCacheTTL is registry.negative_cache_ttl.
 	NegativeCacheTTL time.Duration
-	CacheSize        int
+	// CacheSize is registry.cache_size (0 = no cache).
+	CacheSize int
 }
 
 // RateLimitConfig is the [ratelimit] section.
 type RateLimitConfig struct {
-	Backend                string
-	RedisURL               string
-	OnRedisError           string
-	PerUserRateLimit       int
+	// Backend is ratelimit.backend: "memory" or "redis".
+	Backend string
+	// RedisURL is ratelimit.redis_url.
+	RedisURL string
+	// OnRedisError is ratelimit.on_redis_error: "open" or "closed".
+	OnRedisError string
+	// PerUserRateLimit is ratelimit.per_user_rate_limit, requests per minute (0 = off).
+	PerUserRateLimit int
+	// MaxConcurrentPerTenant is ratelimit.max_concurrent_per_tenant (0 = off).
 	MaxConcurrentPerTenant int
 }
 
 // StorageConfig is the [storage] section.
 type StorageConfig struct {
-	Blob        string
-	S3Bucket    string
-	S3Endpoint  string
-	S3Region    string
+	// Blob is storage.blob: "fs" or "s3".
+	Blob string
+	// S3Bucket is storage.s3_bucket.
+	S3Bucket string
+	// S3Endpoint is storage.s3_endpoint ("" = AWS).
+	S3Endpoint string
+	// S3Region is storage.s3_region.
+	S3Region string
+	// S3PathStyle is storage.s3_path_style.
 	S3PathStyle bool
-	RedisURL    string
+	// RedisURL is storage.redis_url ("" = embedded key/value store).
+	RedisURL string
 }
 
 // LogConfig is the [log] section.
 type LogConfig struct {
-	Level  string
+	// Level is log.level.
+	Level string
+	// Format is log.format.
 	Format string
 }
 
