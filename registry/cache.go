@@ -1,0 +1,177 @@
+package registry
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// key identifies a tenant as tokens do: issuer and external id. A struct
+// of two strings is its own map key, so a lookup builds nothing.
+type key struct{ issuer, externalID string }
+
+// entry is a cached answer: a record, or (t == nil) "not registered".
+type entry struct {
+	t       *Tenant
+	expires int64 // Unix nanoseconds by Options.Now
+}
+
+// call is one store lookup in flight; concurrent misses of the same key
+// wait for it instead of asking the store themselves.
+type call struct {
+	done    chan struct{}
+	t       *Tenant
+	err     error
+	stale   bool // invalidated while in flight: answer the waiters, cache nothing
+	waiters int  // for tests
+}
+
+const nShards = 64 // a power of two
+
+// shard is one lock's worth of the cache. Counters live here, not in the
+// Registry, so parallel hits on different shards share no cache line.
+type shard struct {
+	mu      sync.RWMutex
+	m       map[key]entry
+	calls   map[key]*call
+	hits    atomic.Uint64
+	misses  atomic.Uint64
+	negHits atomic.Uint64
+	_       [64]byte // keep neighbouring shards off this cache line
+}
+
+// cache is a sharded, bounded, TTL map from key to entry.
+type cache struct {
+	seed      maphash.Seed
+	max       int64
+	count     atomic.Int64 // entries in all shards (may briefly run one ahead per inserter)
+	evictions atomic.Uint64
+	shards    [nShards]shard
+}
+
+func newCache(max int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), max: int64(max)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[key]entry)
+		c.shards[i].calls = make(map[key]*call)
+	}
+	return c
+}
+
+// shard picks the shard of (issuer, externalID): a hash of
+// issuer + "\x00" + externalID, computed without allocating.
+func (c *cache) shard(issuer, externalID string) *shard {
+	return &c.shards[c.index(issuer, externalID)]
+}
+
+func (c *cache) index(issuer, externalID string) int {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(issuer)
+	h.WriteByte(0)
+	h.WriteString(externalID)
+	return int(h.Sum64() & (nShards - 1))
+}
+
+// get returns the entry for k if it is present and live at now.
+func (s *shard) get(k key, now int64) (entry, bool) {
+	s.mu.RLock()
+	e, ok := s.m[k]
+	s.mu.RUnlock()
+	return e, ok && now < e.expires
+}
+
+// putLocked stores e under k, evicting another entry of this shard if the
+// cache is full. It reports false if nothing could be evicted (the shard
+// is empty while others fill the cache), in which case e is not cached.
+// The caller holds s.mu.
+func (c *cache) putLocked(s *shard, k key, e entry, now int64) bool {
+	if _, ok := s.m[k]; ok {
+		s.m[k] = e
+		return true
+	}
+	if c.count.Add(1) > c.max {
+		if !c.evictLocked(s, now) {
+			c.count.Add(-1)
+			return false
+		}
+	}
+	s.m[k] = e
+	return true
+}
+
+// evictLocked removes one entry of s: among a few sampled (map iteration
+// starts at a random place), an expired one if any, else a "not
+// registered" one, else the first. The caller holds s.mu.
+func (c *cache) evictLocked(s *shard, now int64) bool {
+	const sample = 8
+	var victim key
+	rank, n := -1, 0 // rank 2 = expired, 1 = negative, 0 = live record
+	for k, e := range s.m {
+		r := 0
+		switch {
+		case e.expires <= now:
+			r = 2
+		case e.t == nil:
+			r = 1
+		}
+		if r > rank {
+			victim, rank = k, r
+		}
+		if n++; rank == 2 || n == sample {
+			break
+		}
+	}
+	if rank < 0 {
+		return false
+	}
+	delete(s.m, victim)
+	c.count.Add(-1)
+	c.evictions.Add(1)
+	return true
+}
+
+// invalidate drops k's entry and detaches any lookup of k in flight, so
+// that its (possibly older) answer is not cached.
+func (c *cache) invalidate(issuer, externalID string) {
+	k := key{issuer, externalID}
+	s := c.shard(issuer, externalID)
+	s.mu.Lock()
+	if _, ok := s.m[k]; ok {
+		delete(s.m, k)
+		c.count.Add(-1)
+	}
+	if cl := s.calls[k]; cl != nil {
+		cl.stale = true
+		delete(s.calls, k)
+	}
+	s.mu.Unlock()
+}
+
+// replace swaps the content of every shard for fresh (indexed by shard)
+// and detaches every lookup in flight.
+func (c *cache) replace(fresh *[nShards]map[key]entry) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		old := len(s.m)
+		s.m = fresh[i]
+		for k, cl := range s.calls {
+			cl.stale = true
+			delete(s.calls, k)
+		}
+		c.count.Add(int64(len(s.m) - old))
+		s.mu.Unlock()
+	}
+}
+
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
