@@ -28,6 +28,13 @@ type ResourceMetadata struct {
 	ResourceDocumentation string `json:"resource_documentation,omitempty"`
 }
 
+var (
+	_ http.Handler = ResourceMetadata{}
+	_ http.Handler = (*DevIssuer)(nil)
+	_ error        = (*TokenError)(nil)
+	_ error        = (*ClaimError)(nil)
+)
+
 // ServeHTTP answers GET and HEAD with the document as application/json,
 // readable from any origin (Access-Control-Allow-Origin: *), and OPTIONS
 // (CORS preflight) with 204. Other methods get 405.
