@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+)
+
+// This file is the only one that knows the protocol library (mcp-go). The
+// rest of the request path, and every other package, speaks in our own
+// types, so an adapter for another SDK can sit beside this one.
+
+func (s *Server) newMCPHandler() http.Handler {
+	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version,
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithRecovery(),
+		mcpserver.WithToolFilter(s.filterTools),
+	)
+	for _, t := range s.tools {
+		ms.AddTool(mcpTool(t), s.toolHandler(t))
+	}
+	opts := []mcpserver.StreamableHTTPOption{
+		mcpserver.WithEndpointPath(s.mcpPath),
+		mcpserver.WithStreamableHTTPLogger(s.log),
+	}
+	if s.opts.Stateful {
+		opts = append(opts, mcpserver.WithStateful(true))
+	} else {
+		opts = append(opts, mcpserver.WithStateLess(true))
+	}
+	return mcpserver.NewStreamableHTTPServer(ms, opts...)
+}
+
+func mcpTool(t *Tool) mcp.Tool {
+	schema := t.InputSchema
+	if len(schema) == 0 {
+		schema = json.RawMessage(`{"type":"object"}`)
+	}
+	spec := mcp.NewToolWithRawSchema(t.Name, t.Description, schema)
+	if len(t.OutputSchema) > 0 {
+		spec.RawOutputSchema = t.OutputSchema
+	}
+	if t.ReadOnly {
+		ro := true
+		spec.Annotations.ReadOnlyHint = &ro
+	}
+	return spec
+}
+
+// filterTools hides the tools the tenant may not use. mcp-go applies it to
+// tools/list and again to tools/call, where a hidden tool is answered
+// exactly like an unknown one.
+func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+	rq := requestFrom(ctx)
+	if rq == nil {
+		return nil // no verified tenant: nothing is visible
+	}
+	out := tools[:0:0]
+	for _, spec := range tools {
+		if t, ok := s.tools[spec.Name]; ok && allowedTool(rq.tenant, t) {
+			out = append(out, spec)
+		}
+	}
+	return out
+}
+
+func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		rq := requestFrom(ctx)
+		if rq == nil || !allowedTool(rq.tenant, t) {
+			// Unreachable through serveMCP and the filter; refuse anyway.
+			return nil, mcpserver.ErrToolNotFound
+		}
+		res, err := t.Handler(ctx, req.Params.RawArguments)
+		if err != nil {
+			s.metrics.calls.WithLabelValues(t.Name, "error").Inc()
+			return mcp.NewToolResultError(err.Error()), nil
+		}
+		s.metrics.calls.WithLabelValues(t.Name, "ok").Inc()
+		if res == nil {
+			return mcp.NewToolResultText(""), nil
+		}
+		if res.Structured != nil {
+			return mcp.NewToolResultStructured(res.Structured, res.Text), nil
+		}
+		return mcp.NewToolResultText(res.Text), nil
+	}
+}

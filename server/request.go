@@ -1,0 +1,272 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/ratelimit"
+	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/store"
+	"github.com/tenantmcp/tenantmcp/tenant"
+)
+
+// request is what the request path learned about a call; tool filters and
+// handlers read it from the context.
+type request struct {
+	tenant *registry.Tenant
+	ident  *auth.Identity
+}
+
+type requestKey struct{}
+
+func requestFrom(ctx context.Context) *request {
+	r, _ := ctx.Value(requestKey{}).(*request)
+	return r
+}
+
+// rpcPeek is the part of a JSON-RPC message the request path needs before
+// the protocol library sees it.
+type rpcPeek struct {
+	Method string          `json:"method"`
+	ID     json.RawMessage `json:"id"`
+	Params struct {
+		Name string `json:"name"`
+	} `json:"params"`
+}
+
+// serveMCP runs the request path in front of the MCP handler.
+func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost, http.MethodGet, http.MethodDelete:
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "POST, GET, DELETE")
+		s.refuse(w, r, errMethod)
+		return
+	}
+	ctx := r.Context()
+
+	// 1. Who is calling: a verified token, nothing else.
+	ident, err := s.authenticate(ctx, r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+
+	// 2. Which tenant: the configured claim, resolved in the registry.
+	externalID := ident.TenantID
+	if s.opts.SingleTenant != "" {
+		externalID = s.opts.SingleTenant
+	}
+	if externalID == "" {
+		s.refuse(w, r, &auth.ClaimError{Claim: "tenant"})
+		return
+	}
+	rec, err := s.opts.Registry.Resolve(ctx, ident.Issuer, externalID)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+
+	// 3. Rate limits: the tenant's budget, then the user's.
+	if !s.allow(w, r, rec, ident) {
+		return
+	}
+
+	// 4. What is asked: peek at the JSON-RPC method to enforce tool scopes
+	// at the HTTP level (403 insufficient_scope lets clients step up).
+	if r.Method == http.MethodPost {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+		if err != nil {
+			s.refuse(w, r, errBodyTooLarge)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if missing := s.missingScopes(body, ident); len(missing) > 0 {
+			s.refuse(w, r, &scopeError{missing: missing})
+			return
+		}
+	}
+
+	// 5. Sessions (stateful mode only) belong to the tenant and user that
+	// opened them.
+	if s.sessions != nil {
+		if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && !s.sessions.owns(sid, rec.ID, ident.UserID) {
+			s.refuse(w, r, errSession)
+			return
+		}
+	}
+
+	// 6. One tenant cannot hold every worker.
+	if max := s.opts.MaxConcurrentPerTenant; max > 0 {
+		release, ok := s.concurrency.Acquire(string(rec.ID), max)
+		if !ok {
+			s.refuse(w, r, errConcurrency)
+			return
+		}
+		defer release()
+	}
+
+	ctx = context.WithValue(ctx, requestKey{}, &request{tenant: rec, ident: ident})
+	ctx = tenant.With(ctx, tenantContext(rec, ident))
+	if s.opts.Stores != nil {
+		ctx = store.WithSet(ctx, s.opts.Stores)
+	}
+	s.metrics.admitted.Inc()
+	if s.sessions != nil {
+		w = s.sessions.capture(w, rec.ID, ident.UserID)
+	}
+	s.mcp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (s *Server) authenticate(ctx context.Context, r *http.Request) (*auth.Identity, error) {
+	if s.opts.LocalIdentity != nil {
+		return s.opts.LocalIdentity, nil
+	}
+	token, err := auth.BearerToken(r.Header)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Verifier.Verify(ctx, token)
+}
+
+// allow applies the tenant's and the user's rate limits, writing the
+// RateLimit headers. It answers the request itself when it refuses.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Tenant, ident *auth.Identity) bool {
+	if s.opts.Limiter == nil {
+		return true
+	}
+	limit := s.opts.DefaultLimit
+	if rec.RateLimit > 0 {
+		limit.PerMinute = rec.RateLimit
+	}
+	if rec.RateBurst > 0 {
+		limit.Burst = rec.RateBurst
+	}
+	d, err := s.opts.Limiter.Allow(r.Context(), string(rec.ID), limit)
+	if err != nil {
+		s.refuse(w, r, err)
+		return false
+	}
+	d.WriteHeaders(w.Header(), "tenant")
+	if !d.Allowed {
+		s.refuse(w, r, &limitError{scope: "tenant", d: d})
+		return false
+	}
+	if s.opts.PerUserLimit.PerMinute > 0 && ident.UserID != "" {
+		d, err := s.opts.Limiter.Allow(r.Context(), string(rec.ID)+"|u|"+ident.UserID, s.opts.PerUserLimit)
+		if err != nil {
+			s.refuse(w, r, err)
+			return false
+		}
+		if !d.Allowed {
+			d.WriteHeaders(w.Header(), "user")
+			s.refuse(w, r, &limitError{scope: "user", d: d})
+			return false
+		}
+	}
+	return true
+}
+
+// missingScopes returns the scopes a tools/call needs that the token does
+// not grant. Hidden and unknown tools need none here: the MCP layer
+// answers them as unknown.
+func (s *Server) missingScopes(body []byte, ident *auth.Identity) []string {
+	if !bytes.Contains(body, []byte(`"tools/call"`)) {
+		return nil
+	}
+	var msgs []rpcPeek
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
+		if json.Unmarshal(trimmed, &msgs) != nil {
+			return nil // the MCP layer answers the parse error
+		}
+	} else {
+		var m rpcPeek
+		if json.Unmarshal(body, &m) != nil {
+			return nil
+		}
+		msgs = []rpcPeek{m}
+	}
+	var missing []string
+	for _, m := range msgs {
+		if m.Method != "tools/call" {
+			continue
+		}
+		t, ok := s.tools[m.Params.Name]
+		if !ok {
+			continue
+		}
+		for _, need := range t.Scopes {
+			if !s.scopes.grants(ident.Scopes, need) {
+				missing = append(missing, need)
+			}
+		}
+	}
+	return missing
+}
+
+// tenantContext builds what a tool sees from the verified identity and
+// the registry record.
+func tenantContext(rec *registry.Tenant, ident *auth.Identity) *tenant.Context {
+	name := rec.Name
+	if name == "" {
+		name = ident.TenantName
+	}
+	return &tenant.Context{
+		ID:         rec.ID,
+		ExternalID: rec.ExternalID,
+		Issuer:     rec.Issuer,
+		Name:       name,
+		UserID:     ident.UserID,
+		Scopes:     ident.Scopes,
+		Flags:      rec.Flags,
+		Config:     rec.Config,
+	}
+}
+
+// allowedTool reports whether the tenant may see and call t: its allowed
+// tools (empty = all) and the tool's feature flag.
+func allowedTool(rec *registry.Tenant, t *Tool) bool {
+	if t.Flag != "" && !rec.Flags[t.Flag] {
+		return false
+	}
+	if len(rec.AllowedTools) == 0 {
+		return true
+	}
+	for _, name := range rec.AllowedTools {
+		if name == t.Name {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	errMethod       = errors.New("method not allowed: use POST (or GET/DELETE for sessions)")
+	errBodyTooLarge = errors.New("request body too large")
+	errSession      = errors.New("session not found")
+	errConcurrency  = errors.New("too many requests in flight for this tenant; retry shortly")
+)
+
+type scopeError struct{ missing []string }
+
+func (e *scopeError) Error() string {
+	return "insufficient scope: this tool requires " + strings.Join(e.missing, " ")
+}
+
+type limitError struct {
+	scope string
+	d     ratelimit.Decision
+}
+
+func (e *limitError) Error() string {
+	return "rate limit exceeded for this " + e.scope + "; retry after the time in Retry-After"
+}

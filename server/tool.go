@@ -1,0 +1,118 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Tool is a tenant-aware MCP tool. Its handler reads the tenant with
+// tenant.From(ctx) and its data through the store accessors; the server
+// has already verified the token, resolved the tenant, applied its limits
+// and checked that the tenant may use the tool.
+type Tool struct {
+	// Name is the tool's MCP name: 1–128 of [A-Za-z0-9_.-].
+	Name string
+	// Description is shown to the model.
+	Description string
+	// InputSchema is the JSON Schema of the arguments object. Nil means an
+	// object with no declared properties.
+	InputSchema json.RawMessage
+	// OutputSchema is the JSON Schema of the structured result, if any.
+	OutputSchema json.RawMessage
+	// Scopes the token must grant (directly or through the scope
+	// hierarchy). A call without them is refused with HTTP 403 and
+	// WWW-Authenticate: Bearer error="insufficient_scope".
+	Scopes []string
+	// Flag, if set, gates the tool on the tenant's feature flag of that
+	// name: without it the tool is hidden and refused like an unknown tool.
+	Flag string
+	// ReadOnly marks the tool as not modifying anything (an MCP hint).
+	ReadOnly bool
+	// Handler runs the tool.
+	Handler Handler
+}
+
+// Handler runs a tool call. args is the raw JSON arguments object. An error
+// is reported to the client as a tool error (isError) with its message, so
+// it must not contain anything the tenant may not see.
+type Handler func(ctx context.Context, args json.RawMessage) (*Result, error)
+
+// Result is what a tool returns: a text for the model and, optionally, a
+// structured value (marshalled as JSON).
+type Result struct {
+	Text       string
+	Structured any
+}
+
+// ToolOption configures a Tool built by NewTool.
+type ToolOption func(*Tool)
+
+// RequireScopes makes the tool require all of the given scopes.
+func RequireScopes(scopes ...string) ToolOption {
+	return func(t *Tool) { t.Scopes = append(t.Scopes, scopes...) }
+}
+
+// RequireFlag hides the tool from tenants whose feature flag is off.
+func RequireFlag(flag string) ToolOption { return func(t *Tool) { t.Flag = flag } }
+
+// ReadOnly marks the tool as read-only.
+func ReadOnly() ToolOption { return func(t *Tool) { t.ReadOnly = true } }
+
+// NewTool builds a Tool from a typed function. The input schema is derived
+// from In (use `json` and `jsonschema:"..."` struct tags); arguments that
+// In does not declare are refused. The output is returned both as
+// structured content and as its JSON text.
+func NewTool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) Tool {
+	spec := mcp.NewTool(name, mcp.WithInputSchema[In](), mcp.WithOutputSchema[Out]())
+	t := Tool{
+		Name:         name,
+		Description:  description,
+		InputSchema:  spec.RawInputSchema,
+		OutputSchema: spec.RawOutputSchema,
+		Handler: func(ctx context.Context, args json.RawMessage) (*Result, error) {
+			var in In
+			if len(bytes.TrimSpace(args)) > 0 && !bytes.Equal(bytes.TrimSpace(args), []byte("null")) {
+				dec := json.NewDecoder(bytes.NewReader(args))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&in); err != nil {
+					return nil, fmt.Errorf("invalid arguments: %w", err)
+				}
+			}
+			out, err := fn(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			text, err := json.Marshal(out)
+			if err != nil {
+				return nil, fmt.Errorf("encode result: %w", err)
+			}
+			return &Result{Text: string(text), Structured: out}, nil
+		},
+	}
+	for _, o := range opts {
+		o(&t)
+	}
+	return t
+}
+
+var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+func (t *Tool) validate() error {
+	var errs []error
+	if !toolNameRE.MatchString(t.Name) {
+		errs = append(errs, fmt.Errorf("tool name %q: want 1-128 of [A-Za-z0-9_.-]", t.Name))
+	}
+	if t.Handler == nil {
+		errs = append(errs, fmt.Errorf("tool %q: no handler", t.Name))
+	}
+	if len(t.InputSchema) > 0 && !json.Valid(t.InputSchema) {
+		errs = append(errs, fmt.Errorf("tool %q: input schema is not valid JSON", t.Name))
+	}
+	return errors.Join(errs...)
+}
