@@ -36,14 +36,14 @@ type fixture struct {
 }
 
 type setupOptions struct {
-	claims   auth.ClaimMap
-	issuer   string // "" = the IdP's issuer
+	claims auth.ClaimMap
+	issuer string // "" = the IdP's issuer
 	// issuerFromIdP, if set, computes the issuer from the IdP (Entra's
 	// per-tenant template).
 	issuerFromIdP func(*idptest.IdP) string
-	audience string // "" = the resource URL
-	server   func(*server.Options)
-	verifier func(*auth.Options)
+	audience      string // "" = the resource URL
+	server        func(*server.Options)
+	verifier      func(*auth.Options)
 }
 
 func setup(t *testing.T, so setupOptions) *fixture {
