@@ -48,9 +48,11 @@ var _ Limiter = (*Memory)(nil)
 
 // memShard is one lock and its keys' TATs (nanoseconds since Memory.base),
 // padded to a cache line so neighbouring shards' locks do not share one.
+// Values are pointers so that updating a known key is one map lookup and a
+// store, with no second hash and probe for the assignment.
 type memShard struct {
 	mu      sync.Mutex
-	tats    map[string]int64
+	tats    map[string]*int64
 	sweepAt int // sweep before inserting once len(tats) reaches this
 	peak    int // largest len(tats) since the map was last rebuilt
 	_       [32]byte
@@ -77,7 +79,7 @@ func NewMemory(o *MemoryOptions) *Memory {
 		clock:  o.Now,
 	}
 	for i := range m.shards {
-		m.shards[i].tats = make(map[string]int64)
+		m.shards[i].tats = make(map[string]*int64)
 		m.shards[i].sweepAt = minShardSweep
 	}
 	if m.clock != nil {
@@ -119,15 +121,15 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Decision, error)
 	now := m.now()
 	s := &m.shards[maphash.String(m.seed, key)&m.mask]
 	s.mu.Lock()
-	tat, ok := s.tats[key]
-	if !ok {
-		tat = now
-	}
-	r := gcra(tat, now, p)
-	if r.allowed {
-		if ok {
-			s.tats[key] = r.tat
-		} else {
+	var r gcraResult
+	if tat := s.tats[key]; tat != nil {
+		r = gcra(*tat, now, p)
+		if r.allowed {
+			*tat = r.tat
+		}
+	} else {
+		r = gcra(now, now, p)
+		if r.allowed {
 			s.insert(key, r.tat, now)
 		}
 	}
@@ -143,7 +145,7 @@ func (s *memShard) insert(key string, tat, now int64) {
 		s.sweep(now)
 		s.sweepAt = max(minShardSweep, 2*len(s.tats))
 	}
-	s.tats[key] = tat
+	s.tats[key] = &tat
 	s.peak = max(s.peak, len(s.tats))
 }
 
@@ -154,12 +156,12 @@ func (s *memShard) insert(key string, tat, now int64) {
 func (s *memShard) sweep(now int64) int {
 	before := len(s.tats)
 	for k, tat := range s.tats {
-		if tat <= now {
+		if *tat <= now {
 			delete(s.tats, k)
 		}
 	}
 	if s.peak > 4*minShardSweep && len(s.tats) < s.peak/4 {
-		fresh := make(map[string]int64, len(s.tats))
+		fresh := make(map[string]*int64, len(s.tats))
 		for k, v := range s.tats {
 			fresh[k] = v
 		}
