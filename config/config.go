@@ -250,9 +250,9 @@ type Preset struct {
 }
 
 var presets = []Preset{
-	{Provider: ProviderAuth0, TenantClaim: "org_id", TenantNameClaim: "org_name", UserClaim: "sub", ScopeClaims: []string{"permissions"}, AudienceClaim: "aud"},
+	{Provider: ProviderAuth0, TenantClaim: "org_id", TenantNameClaim: "org_name", UserClaim: "sub", ScopeClaims: []string{"permissions", "scope"}, AudienceClaim: "aud"},
 	{Provider: ProviderCognito, TenantClaim: "custom:tenant_id", TenantNameClaim: "custom:tenant_name", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "client_id"},
-	{Provider: ProviderEntra, TenantClaim: "tid", TenantNameClaim: "", UserClaim: "oid", ScopeClaims: []string{"roles"}, AudienceClaim: "aud"},
+	{Provider: ProviderEntra, TenantClaim: "tid", TenantNameClaim: "", UserClaim: "oid", ScopeClaims: []string{"roles", "scp"}, AudienceClaim: "aud"},
 	{Provider: ProviderGeneric, TenantClaim: "", TenantNameClaim: "", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "aud"},
 }
 
@@ -292,10 +292,20 @@ const entraLogin = "https://login.microsoftonline.com/"
 
 // entraMultiDomains are the Entra "domains" that accept more than one
 // directory.
-var entraMultiDomains = []string{"organizations", "common", "consumers"}
+var entraMultiDomains = []string{"organizations", "common"}
 
 func (c *Config) entraMulti() bool {
-	return c.Auth.Provider == ProviderEntra && slices.Contains(entraMultiDomains, strings.ToLower(c.Auth.Domain))
+	return c.Auth.Provider == ProviderEntra && slices.Contains(entraMultiDomains, strings.ToLower(c.domain()))
+}
+
+// domain returns auth.domain without an "https://" prefix, surrounding
+// space or trailing slashes (the auth package accepts the same forms).
+func (c *Config) domain() string {
+	d := strings.TrimSpace(c.Auth.Domain)
+	if len(d) >= len("https://") && strings.EqualFold(d[:len("https://")], "https://") {
+		d = d[len("https://"):]
+	}
+	return strings.TrimRight(d, "/")
 }
 
 // PublicBaseURL returns server.public_url without a trailing slash, or
@@ -323,13 +333,13 @@ func (c *Config) EffectiveAudience() string {
 }
 
 // EffectiveIssuer is the issuer tokens must carry: auth.issuer, else derived
-// from provider and domain:
+// from provider and domain (the same derivation as auth.ProviderEndpoints):
 //
 //	auth0    https://DOMAIN/
 //	cognito  https://DOMAIN              (DOMAIN = cognito-idp.REGION.amazonaws.com/POOL_ID)
 //	entra    https://login.microsoftonline.com/DOMAIN/v2.0
 //	         https://login.microsoftonline.com/{tenantid}/v2.0 for "organizations"/"common"
-//	generic  https://DOMAIN
+//	generic  https://DOMAIN/
 //
 // It returns "" when neither issuer nor domain is set.
 func (c *Config) EffectiveIssuer() string {
@@ -337,19 +347,20 @@ func (c *Config) EffectiveIssuer() string {
 	if a.Issuer != "" {
 		return a.Issuer
 	}
-	if a.Domain == "" {
+	d := c.domain()
+	if d == "" {
 		return ""
 	}
 	switch a.Provider {
-	case ProviderAuth0:
-		return "https://" + strings.TrimRight(a.Domain, "/") + "/"
+	case ProviderCognito:
+		return "https://" + d
 	case ProviderEntra:
 		if c.entraMulti() {
 			return entraLogin + EntraTenantPlaceholder + "/v2.0"
 		}
-		return entraLogin + a.Domain + "/v2.0"
+		return entraLogin + d + "/v2.0"
 	default:
-		return "https://" + strings.TrimRight(a.Domain, "/")
+		return "https://" + d + "/"
 	}
 }
 
@@ -357,13 +368,17 @@ func (c *Config) EffectiveIssuer() string {
 //
 //	auth0, cognito, generic  ISSUER/.well-known/jwks.json (ISSUER without trailing slash)
 //	entra                    https://login.microsoftonline.com/DOMAIN/discovery/v2.0/keys
+//	                         (.../common/discovery/v2.0/keys for "organizations"/"common")
 func (c *Config) EffectiveJWKSURL() string {
 	a := c.Auth
 	if a.JWKSURL != "" {
 		return a.JWKSURL
 	}
-	if a.Provider == ProviderEntra && a.Domain != "" && a.Issuer == "" {
-		return entraLogin + a.Domain + "/discovery/v2.0/keys"
+	if d := c.domain(); a.Provider == ProviderEntra && d != "" && a.Issuer == "" {
+		if c.entraMulti() {
+			d = "common"
+		}
+		return entraLogin + d + "/discovery/v2.0/keys"
 	}
 	iss := c.EffectiveIssuer()
 	if iss == "" {
@@ -381,7 +396,7 @@ func (c *Config) EffectiveAuthorizationServers() []string {
 		return slices.Clone(c.Auth.AuthorizationServers)
 	}
 	if c.entraMulti() && c.Auth.Issuer == "" {
-		return []string{entraLogin + c.Auth.Domain + "/v2.0"}
+		return []string{entraLogin + strings.ToLower(c.domain()) + "/v2.0"}
 	}
 	if iss := c.EffectiveIssuer(); iss != "" {
 		return []string{iss}

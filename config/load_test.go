@@ -246,7 +246,7 @@ func TestDerivedDefaults(t *testing.T) {
 		"jwks":          "https://example.auth0.com/.well-known/jwks.json",
 		"as":            []string{"https://example.auth0.com/"},
 		"user":          "sub",
-		"scopes":        []string{"permissions"},
+		"scopes":        []string{"permissions", "scope"},
 		"aud_claim":     "aud",
 		"tenant_name":   "org_name",
 		"shutdown":      15 * time.Second,
@@ -274,7 +274,11 @@ func TestEffectiveByProvider(t *testing.T) {
 		{"auth0", func(c *Config) { c.Auth.Domain = "acme.eu.auth0.com" }, eff{
 			Issuer: "https://acme.eu.auth0.com/", JWKS: "https://acme.eu.auth0.com/.well-known/jwks.json",
 			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "org_id", TenantName: "org_name", User: "sub",
-			Scopes: []string{"permissions"}, AS: []string{"https://acme.eu.auth0.com/"}}},
+			Scopes: []string{"permissions", "scope"}, AS: []string{"https://acme.eu.auth0.com/"}}},
+		{"auth0 domain written as a URL", func(c *Config) { c.Auth.Domain = " https://acme.eu.auth0.com/ " }, eff{
+			Issuer: "https://acme.eu.auth0.com/", JWKS: "https://acme.eu.auth0.com/.well-known/jwks.json",
+			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "org_id", TenantName: "org_name", User: "sub",
+			Scopes: []string{"permissions", "scope"}, AS: []string{"https://acme.eu.auth0.com/"}}},
 		{"cognito", func(c *Config) {
 			c.Auth.Provider, c.Auth.Domain, c.Auth.Audience = "cognito", "cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", "client123"
 		}, eff{
@@ -286,17 +290,17 @@ func TestEffectiveByProvider(t *testing.T) {
 		}, eff{
 			Issuer: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0", JWKS: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys",
 			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "tid", TenantName: "", User: "oid",
-			Scopes: []string{"roles"}, AS: []string{"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"}}},
+			Scopes: []string{"roles", "scp"}, AS: []string{"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"}}},
 		{"entra organizations", func(c *Config) { c.Auth.Provider, c.Auth.Domain = "entra", "organizations" }, eff{
-			Issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", JWKS: "https://login.microsoftonline.com/organizations/discovery/v2.0/keys",
+			Issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", JWKS: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
 			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "tid", TenantName: "", User: "oid",
-			Scopes: []string{"roles"}, AS: []string{"https://login.microsoftonline.com/organizations/v2.0"}}},
+			Scopes: []string{"roles", "scp"}, AS: []string{"https://login.microsoftonline.com/organizations/v2.0"}}},
 		{"generic with domain", func(c *Config) {
 			c.Auth.Provider, c.Auth.Domain, c.Auth.MultiTenant.TenantClaim = "generic", "idp.example.com", "organization.id"
 		}, eff{
-			Issuer: "https://idp.example.com", JWKS: "https://idp.example.com/.well-known/jwks.json",
+			Issuer: "https://idp.example.com/", JWKS: "https://idp.example.com/.well-known/jwks.json",
 			Audience: "https://mcp.example.com/mcp", AudClaim: "aud", Tenant: "organization.id", User: "sub",
-			Scopes: []string{"scope"}, AS: []string{"https://idp.example.com"}}},
+			Scopes: []string{"scope"}, AS: []string{"https://idp.example.com/"}}},
 		{"overrides win", func(c *Config) {
 			a := &c.Auth
 			a.Provider, a.Domain, a.Issuer, a.JWKSURL, a.Audience = "entra", "organizations", "https://sts.windows.net/x/", "https://keys.example.com/jwks", "api://mcp"

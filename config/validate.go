@@ -263,23 +263,23 @@ func domainExample(provider string) string {
 }
 
 func (c *Config) validateDomain(v *validator) {
-	d := c.Auth.Domain
-	shown := strconv.Quote(truncate(d))
+	shown := strconv.Quote(truncate(c.Auth.Domain))
+	d := c.domain() // without https:// and trailing slashes
 	switch {
 	case strings.Contains(d, "://"):
-		v.add("auth.domain", "%s must be a bare domain without a scheme, such as %s (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
+		v.add("auth.domain", "%s must be a domain such as %s: identity providers are reached over https only (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
 		return
-	case strings.ContainsAny(d, " \t\r\n?#@"):
+	case d == "" || strings.ContainsAny(d, " \t\r\n?#@"):
 		v.add("auth.domain", "%s is not a domain, such as %s", shown, domainExample(c.Auth.Provider))
 		return
 	}
 	switch c.Auth.Provider {
-	case ProviderAuth0, ProviderEntra:
-		if strings.Contains(strings.TrimRight(d, "/"), "/") {
-			v.add("auth.domain", "%s must be a bare domain without a path, such as %s (or set auth.issuer)", shown, domainExample(c.Auth.Provider))
+	case ProviderAuth0, ProviderEntra, ProviderGeneric:
+		if strings.Contains(d, "/") {
+			v.add("auth.domain", "%s must be a host name without a path, such as %s (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
 		}
 	case ProviderCognito:
-		host, pool, ok := strings.Cut(strings.TrimRight(d, "/"), "/")
+		host, pool, ok := strings.Cut(d, "/")
 		if !ok || host == "" || !strings.Contains(pool, "_") || strings.Contains(pool, "/") {
 			v.add("auth.domain", "%s must be cognito-idp.REGION.amazonaws.com/USER_POOL_ID, such as %s", shown, domainExample(ProviderCognito))
 		}
