@@ -106,7 +106,10 @@ type AuthConfig struct {
 	TokenCacheSize int
 	// TokenCacheTTL is auth.token_cache_ttl.
 	TokenCacheTTL time.Duration
-	MultiTenant   MultiTenantConfig
+	// ScopeHierarchy is auth.scope_hierarchy: rules "BROAD > NARROW ...".
+	// Use ScopeImplications for the parsed map.
+	ScopeHierarchy []string
+	MultiTenant    MultiTenantConfig
 }
 
 // MultiTenantConfig is the [auth.multi_tenant] section.
@@ -131,6 +134,14 @@ type DatabaseConfig struct {
 	DSN string
 	// MaxConns caps the PostgreSQL pool; 0 means the pgx default.
 	MaxConns int
+	// AdminDSN is database.admin_dsn: a role that may create roles and
+	// schemas, used by "db setup", "db migrate" and schema provisioning.
+	// The server itself never connects with it.
+	AdminDSN string
+	// OwnerRole is database.owner_role: owns the tables.
+	OwnerRole string
+	// AppRole is database.app_role: the role the server connects as.
+	AppRole string
 }
 
 // RegistryConfig is the [registry] section.
@@ -204,10 +215,15 @@ func Default() *Config {
 			ScopeClaims:          []string{},
 			TokenCacheSize:       10000,
 			TokenCacheTTL:        time.Minute,
+			ScopeHierarchy:       []string{},
 			MultiTenant: MultiTenantConfig{
 				Enabled:          true,
 				DefaultRateLimit: 100,
 			},
+		},
+		Database: DatabaseConfig{
+			OwnerRole: "tenantmcp_owner",
+			AppRole:   "tenantmcp_app",
 		},
 		Registry: RegistryConfig{
 			CacheTTL:         30 * time.Second,
@@ -525,4 +541,19 @@ func isUnspecifiedHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
+}
+
+// ScopeImplications parses auth.scope_hierarchy into broad scope → the
+// narrower scopes it implies (directly; the server follows chains).
+func (c *Config) ScopeImplications() map[string][]string {
+	out := map[string][]string{}
+	for _, rule := range c.Auth.ScopeHierarchy {
+		broad, narrow, ok := strings.Cut(rule, ">")
+		if !ok {
+			continue
+		}
+		b := strings.TrimSpace(broad)
+		out[b] = append(out[b], strings.Fields(narrow)...)
+	}
+	return out
 }

@@ -89,6 +89,9 @@ var keyTable = []keyDef{
 	{path: "auth.token_cache_ttl", field: func(c *Config) any { return &c.Auth.TokenCacheTTL },
 		doc: "How long a verified token stays cached (never past its `exp`). Must be > 0."},
 
+	{path: "auth.scope_hierarchy", field: func(c *Config) any { return &c.Auth.ScopeHierarchy },
+		doc: "Scopes that imply narrower ones, as rules `\"BROAD > NARROW NARROW...\"`, e.g. `[\"admin > documents:write documents:read\", \"documents:write > documents:read\"]`. Chains are followed. A tool requiring `documents:read` then accepts a token with `admin`. Empty: a scope implies only itself."},
+
 	// [auth.multi_tenant]
 	{path: "auth.multi_tenant.enabled", field: func(c *Config) any { return &c.Auth.MultiTenant.Enabled },
 		doc: "Serve many tenants: every token must name its tenant in `tenant_claim`, and that tenant must be in the registry and active."},
@@ -106,6 +109,12 @@ var keyTable = []keyDef{
 		doc: "PostgreSQL URL (`postgres://user:pass@host:5432/db?sslmode=require`) for the registry, audit log and RLS/schema isolation. Empty: embedded SQLite under `server.data_dir`. Never echoed in errors."},
 	{path: "database.max_conns", field: func(c *Config) any { return &c.Database.MaxConns },
 		doc: "Largest PostgreSQL pool size; 0 means the pgx default (max(4, CPUs))."},
+	{path: "database.admin_dsn", field: func(c *Config) any { return &c.Database.AdminDSN }, secret: true,
+		doc: "PostgreSQL URL of a role that may create roles and schemas (e.g. the database owner). Used only by `tenantmcp db setup`, `tenantmcp db migrate` and, for `schema_per_tenant`, by `tenantmcp tenant add` to provision the new tenant's schema. The server never connects with it. Never echoed in errors."},
+	{path: "database.owner_role", field: func(c *Config) any { return &c.Database.OwnerRole },
+		doc: "Role that owns tenantmcp's tables (created NOLOGIN by `db setup`)."},
+	{path: "database.app_role", field: func(c *Config) any { return &c.Database.AppRole },
+		doc: "Role the server connects as (the user in `database.dsn`): not superuser, not owner, no BYPASSRLS, so row-level security holds. Created by `db setup`; the server refuses to start if `database.dsn` connects as a role that could bypass isolation."},
 
 	// [registry]
 	{path: "registry.cache_ttl", field: func(c *Config) any { return &c.Registry.CacheTTL },

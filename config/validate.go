@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,6 +109,8 @@ func (v *validator) redisURL(key, s string) {
 	}
 }
 
+var roleNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
 func (c *Config) validate() []*Error {
 	v := &validator{}
 	c.validateServer(v)
@@ -119,6 +122,23 @@ func (c *Config) validate() []*Error {
 		v.add("database.dsn", "must be a postgres:// or postgresql:// URL (leave it empty for embedded SQLite)")
 	}
 	v.nonNegative("database.max_conns", int64(c.Database.MaxConns))
+	if c.Database.AdminDSN != "" && !isPostgresURL(c.Database.AdminDSN) {
+		v.add("database.admin_dsn", "must be a postgres:// or postgresql:// URL")
+	}
+	for _, k := range []struct{ key, val string }{{"database.owner_role", c.Database.OwnerRole}, {"database.app_role", c.Database.AppRole}} {
+		if !roleNameRE.MatchString(k.val) {
+			v.add(k.key, "%q is not a role name tenantmcp creates: use 1-63 of [a-z0-9_], starting with a letter", k.val)
+		}
+	}
+	if c.Database.OwnerRole == c.Database.AppRole {
+		v.add("database.app_role", "must differ from database.owner_role: the server must not own the tables it is isolated by")
+	}
+	for _, rule := range c.Auth.ScopeHierarchy {
+		broad, narrow, ok := strings.Cut(rule, ">")
+		if !ok || strings.TrimSpace(broad) == "" || len(strings.Fields(broad)) != 1 || len(strings.Fields(narrow)) == 0 {
+			v.add("auth.scope_hierarchy", "rule %q: want \"BROAD > NARROW [NARROW...]\", e.g. \"admin > documents:write\"", rule)
+		}
+	}
 	v.positiveDuration("registry.cache_ttl", c.Registry.CacheTTL)
 	v.positiveDuration("registry.negative_cache_ttl", c.Registry.NegativeCacheTTL)
 	v.nonNegative("registry.cache_size", int64(c.Registry.CacheSize))
