@@ -1,0 +1,213 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
+	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/registry/pgstore"
+	"github.com/tenantmcp/tenantmcp/registry/registrytest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newPool(t testing.TB, dsn string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestContract runs the suite with one database and a fresh schema per
+// subtest (which also exercises Options.Schema).
+func TestContract(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, testenv.Postgres(t))
+	registrytest.Run(t, func(t *testing.T) registry.Store {
+		s := pgstore.New(pool, &pgstore.Options{Schema: "reg_" + testenv.Suffix()})
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return s
+	})
+}
+
+func TestOpenPublicSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	s, err := pgstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec := registrytest.Record("https://idp.example.com/", "org_1")
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// The table is public.tenantmcp_tenants, with jsonb columns.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var region string
+	if err := conn.QueryRow(ctx, `SELECT config->>'region' FROM public.tenantmcp_tenants WHERE id = $1`, string(rec.ID)).Scan(&region); err != nil {
+		t.Fatal(err)
+	}
+	if region != "eu-west-1" {
+		t.Errorf("config->>'region' = %q, want eu-west-1", region)
+	}
+	var typ string
+	if err := conn.QueryRow(ctx, `SELECT data_type FROM information_schema.columns
+		WHERE table_schema = 'public' AND table_name = 'tenantmcp_tenants' AND column_name = 'flags'`).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "jsonb" {
+		t.Errorf("flags column type = %q, want jsonb", typ)
+	}
+	// A second Open (another replica) finds the schema current.
+	s2, err := pgstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.GetByID(ctx, rec.ID); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	_, err := pgstore.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", nil)
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if _, err := pgstore.Open(context.Background(), "::not a dsn::", nil); err == nil {
+		t.Fatal("Open of a malformed DSN succeeded")
+	}
+}
+
+// Replicas starting together migrate a fresh schema exactly once.
+func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	schema := `odd "schema"; DROP TABLE x; --`
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema, MaxConns: 2})
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	pool := newPool(t, dsn)
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema, "tenantmcp_registry_version"}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d version rows, want 1", n)
+	}
+	s := pgstore.New(pool, &pgstore.Options{Schema: schema})
+	if err := s.Migrate(ctx); err != nil {
+		t.Errorf("Migrate again: %v", err)
+	}
+	if err := s.Create(ctx, registrytest.Record("https://idp.example.com/", "org_1")); err != nil {
+		t.Errorf("Create in the odd schema: %v", err)
+	}
+}
+
+// GrantTo lets a less privileged role use the registry, and that role can
+// run Migrate on a current schema.
+func TestGrantTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	role := "tmcp_regapp_" + testenv.Suffix()
+	admin := newPool(t, dsn)
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), `DROP OWNED BY `+role+`; DROP ROLE `+role); err != nil {
+			t.Errorf("drop role: %v", err)
+		}
+	})
+	if err := pgstore.New(admin, &pgstore.Options{Schema: "control", GrantTo: role}).Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app, err := pgstore.Open(ctx, testenv.WithUser(t, dsn, role, ""), &pgstore.Options{Schema: "control"})
+	if err != nil {
+		t.Fatalf("Open as the granted role: %v", err)
+	}
+	defer app.Close()
+	rec := registrytest.Record("https://idp.example.com/", "org_1")
+	if err := app.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Get(ctx, rec.Issuer, rec.ExternalID); err != nil {
+		t.Fatal(err)
+	}
+	// The role may not change the schema.
+	_, err = pgstore.Open(ctx, testenv.WithUser(t, dsn, role, ""), &pgstore.Options{Schema: "other"})
+	if err == nil || !strings.Contains(err.Error(), "create schema") {
+		t.Errorf("Open of a new schema as the app role: err = %v, want a create schema error", err)
+	}
+}
+
+func TestUniqueViolationMapsToErrExists(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := pgstore.Open(ctx, testenv.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := registrytest.Record("https://idp.example.com/", "org_1")
+	if err := s.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Create(ctx, registrytest.Record("https://idp.example.com/", "org_1"))
+	if !errors.Is(err, registry.ErrExists) || !strings.Contains(err.Error(), `"org_1"`) {
+		t.Errorf("duplicate key: err = %v", err)
+	}
+	b := registrytest.Record("https://idp.example.com/", "org_2")
+	b.ID = a.ID
+	err = s.Create(ctx, b)
+	if !errors.Is(err, registry.ErrExists) || !strings.Contains(err.Error(), string(a.ID)) {
+		t.Errorf("duplicate id: err = %v", err)
+	}
+}
