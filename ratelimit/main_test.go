@@ -37,3 +37,11 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 func atomicAdd(p *uint64, d uint64) uint64 { return atomic.AddUint64(p, d) }
+
+// reportCPU adds a "cpu-ns/op" metric: process CPU time (all threads,
+// including GC) per operation.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	if cpu > 0 && b.N > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}

@@ -156,6 +156,8 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	var seq uint64
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
+	defer func() { reportCPU(b, processCPU()-cpu) }()
 	b.RunParallel(func(pb *testing.PB) {
 		// Each goroutine walks the keys from its own offset.
 		i := int(atomicAdd(&seq, 7919)) % tenants

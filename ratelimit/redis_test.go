@@ -343,6 +343,8 @@ func BenchmarkRedisAllow(b *testing.B) {
 	b.ReportAllocs()
 	b.SetParallelism(16) // requests wait on the network: more callers than cores
 	b.ResetTimer()
+	cpu := processCPU()
+	defer func() { reportCPU(b, processCPU()-cpu) }()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(atomicAdd(&seq, 7919)) % tenants
 		for pb.Next() {
