@@ -2,8 +2,10 @@ package registry
 
 import (
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // key identifies a tenant as tokens do: issuer and external id. A struct
@@ -14,6 +16,36 @@ type key struct{ issuer, externalID string }
 type entry struct {
 	t       *Tenant
 	expires int64 // Unix nanoseconds by Options.Now
+	// servable is until when t passes Check (Unix nanoseconds): the
+	// status rule precomputed, so a hit need not read the record.
+	servable int64
+}
+
+func newEntry(t *Tenant, expires int64) entry {
+	e := entry{t: t, expires: expires, servable: math.MinInt64}
+	if t != nil {
+		switch t.Status {
+		case StatusActive:
+			e.servable = math.MaxInt64
+		case StatusTrial:
+			if !t.TrialEndsAt.IsZero() {
+				e.servable = clampNanos(t.TrialEndsAt)
+			}
+		}
+	}
+	return e
+}
+
+// clampNanos is t in Unix nanoseconds, clamped to the int64 range (which
+// ends in 2262).
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // call is one store lookup in flight; concurrent misses of the same key
@@ -58,19 +90,17 @@ func newCache(max int) *cache {
 	return c
 }
 
-// shard picks the shard of (issuer, externalID): a hash of
-// issuer + "\x00" + externalID, computed without allocating.
+// shard picks the shard of (issuer, externalID) by a seeded hash of both,
+// computed without allocating.
 func (c *cache) shard(issuer, externalID string) *shard {
 	return &c.shards[c.index(issuer, externalID)]
 }
 
+// index hashes issuer and externalID separately and combines the hashes
+// (a pair of strings, so no separator is needed and nothing is copied).
 func (c *cache) index(issuer, externalID string) int {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(issuer)
-	h.WriteByte(0)
-	h.WriteString(externalID)
-	return int(h.Sum64() & (nShards - 1))
+	h := maphash.String(c.seed, externalID) ^ maphash.String(c.seed, issuer)*0x9e3779b97f4a7c15
+	return int(h>>32) & (nShards - 1)
 }
 
 // get returns the entry for k if it is present and live at now.

@@ -128,8 +128,18 @@ func (r *Registry) Store() Store { return r.store }
 func (r *Registry) Resolve(ctx context.Context, issuer, externalID string) (*Tenant, error) {
 	now := r.now()
 	s := r.cache.shard(issuer, externalID)
-	if e, ok := s.get(key{issuer, externalID}, now.UnixNano()); ok {
-		return r.answer(s, e.t, now)
+	nowNS := now.UnixNano()
+	if e, ok := s.get(key{issuer, externalID}, nowNS); ok {
+		switch {
+		case e.t == nil:
+			s.negHits.Add(1)
+			return nil, ErrUnknownTenant
+		case nowNS < e.servable:
+			s.hits.Add(1)
+			return e.t, nil
+		}
+		s.hits.Add(1)
+		return e.t, e.t.Check(now) // refused: say why
 	}
 	s.misses.Add(1)
 	if issuer == "" || !validExternalID(externalID) {
@@ -140,19 +150,6 @@ func (r *Registry) Resolve(ctx context.Context, issuer, externalID string) (*Ten
 		return nil, err
 	}
 	return t, t.Check(r.now())
-}
-
-// answer turns a cache hit into Resolve's result.
-func (r *Registry) answer(s *shard, t *Tenant, now time.Time) (*Tenant, error) {
-	if t == nil {
-		s.negHits.Add(1)
-		return nil, ErrUnknownTenant
-	}
-	s.hits.Add(1)
-	if err := t.Check(now); err != nil {
-		return t, err
-	}
-	return t, nil
 }
 
 // load asks the store for a key that missed the cache, once per key
@@ -217,7 +214,7 @@ func (r *Registry) fetch(ctx context.Context, s *shard, k key, c *call) {
 		c.err = ErrUnknownTenant
 		// Copy the key: the caller's strings may pin a whole token in memory.
 		k = key{strings.Clone(k.issuer), strings.Clone(k.externalID)}
-		e = entry{expires: r.now().Add(r.negTTL).UnixNano()}
+		e = newEntry(nil, r.now().Add(r.negTTL).UnixNano())
 		r.log.DebugContext(ctx, "registry: unknown tenant", "issuer", k.issuer, "external_id", k.externalID)
 	case err != nil:
 		c.err = fmt.Errorf("registry: look up tenant: %w", err)
@@ -229,7 +226,7 @@ func (r *Registry) fetch(ctx context.Context, s *shard, k key, c *call) {
 		r.intern(t)
 		c.t = t
 		k = key{t.Issuer, t.ExternalID} // the record's strings, not the caller's
-		e = entry{t: t, expires: r.now().Add(r.ttl).UnixNano()}
+		e = newEntry(t, r.now().Add(r.ttl).UnixNano())
 	}
 	cacheable := c.err == nil || c.err == ErrUnknownTenant
 
@@ -281,7 +278,7 @@ func (r *Registry) Refresh(ctx context.Context) (int, error) {
 			if _, dup := m[k]; !dup {
 				n++
 			}
-			m[k] = entry{t: t, expires: exp}
+			m[k] = newEntry(t, exp)
 			after = t.ID
 		}
 		if len(page) < want {
