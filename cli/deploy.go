@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/config"
+)
+
+// A deployment is named by --config FILE (a real deployment) or --data DIR
+// (a data directory made by "tenantmcp dev").
+
+const (
+	defaultDataDir = "./tenantmcp-data"
+	devStateFile   = "dev.json"
+	devKeyFile     = "dev-issuer-key.pem"
+)
+
+// devState is what "tenantmcp dev" records in its data dir so that other
+// commands (token, tenant) address the same deployment.
+type devState struct {
+	Addr      string `json:"addr"`
+	Issuer    string `json:"issuer"`
+	Resource  string `json:"resource"`
+	Isolation string `json:"isolation"`
+	// Database is the DSN the server uses (the application role); Admin
+	// the one that created it. Empty for the embedded default.
+	Database string `json:"database,omitempty"`
+	Admin    string `json:"admin_database,omitempty"`
+}
+
+type target struct {
+	cfg     *config.Config
+	dev     *auth.DevIssuer // nil for --config deployments
+	dataDir string
+	state   *devState
+}
+
+type targetFlags struct {
+	config string
+	data   string
+}
+
+func (tf *targetFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&tf.config, "config", "", "deployment configuration file (deploy.toml)")
+	cmd.Flags().StringVar(&tf.data, "data", "", "data directory of a 'tenantmcp dev' server (default "+defaultDataDir+" if it exists)")
+}
+
+// load opens the deployment the flags name.
+func (tf *targetFlags) load(cmd *cobra.Command, e *env) (*target, error) {
+	switch {
+	case tf.config != "" && tf.data != "":
+		return nil, usagef(cmd, "give --config FILE or --data DIR, not both")
+	case tf.config != "":
+		cfg, err := config.Load(tf.config, e.environ)
+		if err != nil {
+			return nil, err
+		}
+		return &target{cfg: cfg, dataDir: cfg.Server.DataDir}, nil
+	case tf.data == "" && !fileExists(filepath.Join(defaultDataDir, devStateFile)):
+		return nil, usagef(cmd, "which deployment? give --config FILE (a deployment) or --data DIR (a 'tenantmcp dev' data directory)")
+	}
+	dir := tf.data
+	if dir == "" {
+		dir = defaultDataDir
+	}
+	return loadDev(dir, e)
+}
+
+func loadDev(dir string, e *env) (*target, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, devStateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s is not a tenantmcp dev data directory (no %s): start one with 'tenantmcp dev --data %s'", dir, devStateFile, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st devState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, devStateFile), err)
+	}
+	key, err := os.ReadFile(filepath.Join(dir, devKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("read dev issuer key: %w", err)
+	}
+	iss, err := auth.NewDevIssuer(st.Issuer, key)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := devConfig(st.Addr, dir, st.Database, st.Admin, st.Isolation, e.environ)
+	if err != nil {
+		return nil, err
+	}
+	return &target{cfg: cfg, dev: iss, dataDir: dir, state: &st}, nil
+}
+
+// devConfig is the configuration of a dev server, built through the same
+// parser and validation as a deployment file.
+func devConfig(addr, dataDir, database, adminDSN, isolation string, environ []string) (*config.Config, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\nlisten = %s\ndata_dir = %s\n", strconv.Quote(addr), strconv.Quote(dataDir))
+	fmt.Fprintf(&b, "[auth]\nenabled = true\nprovider = \"generic\"\nissuer = %s\n", strconv.Quote("http://"+addr+"/dev"))
+	fmt.Fprintf(&b, "[auth.multi_tenant]\nenabled = true\ntenant_claim = \"org_id\"\n")
+	if isolation != "" {
+		fmt.Fprintf(&b, "isolation = %s\n", strconv.Quote(isolation))
+	}
+	if database != "" {
+		fmt.Fprintf(&b, "[database]\ndsn = %s\n", strconv.Quote(database))
+		if adminDSN != "" {
+			fmt.Fprintf(&b, "admin_dsn = %s\n", strconv.Quote(adminDSN))
+		}
+	}
+	// Only log settings come from the environment in dev mode: the rest is
+	// what the flags say.
+	var env []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "TENANTMCP_LOG_") {
+			env = append(env, kv)
+		}
+	}
+	return config.Parse([]byte(b.String()), env)
+}

@@ -1,0 +1,196 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/registry/pgstore"
+	"github.com/tenantmcp/tenantmcp/store"
+	"github.com/tenantmcp/tenantmcp/store/postgres"
+	"github.com/tenantmcp/tenantmcp/tenant"
+)
+
+// pool returns the server's PostgreSQL pool (database.dsn, the
+// application role), opening it once.
+func (a *App) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	if a.pgPool != nil {
+		return a.pgPool, nil
+	}
+	p, err := openPool(ctx, a.Config.Database.DSN, a.Config.Database.MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("database.dsn: %w", err)
+	}
+	a.pgPool = p
+	a.onClose(func() error { p.Close(); return nil })
+	return p, nil
+}
+
+func openPool(ctx context.Context, dsn string, maxConns int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse PostgreSQL URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
+	}
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Ping(ctx); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d as %q: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, err)
+	}
+	return p, nil
+}
+
+func (a *App) openPostgresRegistry(ctx context.Context) (*pgstore.Store, error) {
+	p, err := a.pool(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgstore.New(p, &pgstore.Options{Logger: a.log}), nil
+}
+
+func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string) error {
+	p, err := a.pool(ctx)
+	if err != nil {
+		return err
+	}
+	if err := postgres.CheckAppRole(ctx, p); err != nil {
+		return fmt.Errorf("database.dsn: %w (connect as the application role %q that 'tenantmcp db setup' creates)", err, a.Config.Database.AppRole)
+	}
+	switch iso {
+	case config.IsolationRLS:
+		rls, err := postgres.NewRLS(p, &postgres.RLSOptions{Logger: a.log})
+		if err != nil {
+			return err
+		}
+		set.Docs, set.SQL = rls, rls
+		a.provision = func(context.Context, tenant.ID) error { return nil }
+	case config.IsolationSchema:
+		s, err := postgres.NewSchemas(p, &postgres.SchemaOptions{Logger: a.log})
+		if err != nil {
+			return err
+		}
+		set.Docs, set.SQL = s, s
+		a.provision = a.schemaProvisioner()
+	}
+	return nil
+}
+
+// schemaProvisioner provisions tenant schemas through database.admin_dsn,
+// connecting only when a tenant is actually provisioned.
+func (a *App) schemaProvisioner() func(context.Context, tenant.ID) error {
+	var prov *postgres.Provisioner
+	return func(ctx context.Context, id tenant.ID) error {
+		if prov == nil {
+			if a.Config.Database.AdminDSN == "" {
+				return fmt.Errorf("schema_per_tenant: creating a tenant's schema needs a role that may create schemas and roles: set database.admin_dsn (or TENANTMCP_DATABASE_ADMIN_DSN)")
+			}
+			admin, err := openPool(ctx, a.Config.Database.AdminDSN, 2)
+			if err != nil {
+				return fmt.Errorf("database.admin_dsn: %w", err)
+			}
+			a.onClose(func() error { admin.Close(); return nil })
+			prov, err = postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{
+				OwnerRole: a.Config.Database.OwnerRole, AppRole: a.Config.Database.AppRole, Logger: a.log,
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return prov.Provision(ctx, id)
+	}
+}
+
+// SetupDatabase creates the owner and application roles (with appPassword,
+// if set) in the database adminDSN names, then migrates everything.
+func SetupDatabase(ctx context.Context, cfg *config.Config, adminDSN, appPassword string, progress io.Writer) error {
+	err := postgres.Setup(ctx, adminDSN, &postgres.SetupOptions{
+		OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole, AppPassword: appPassword,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "roles ready: owner %s, application %s\n", cfg.Database.OwnerRole, cfg.Database.AppRole)
+	return MigrateDatabase(ctx, cfg, adminDSN, progress)
+}
+
+// MigrateDatabase brings the registry and the isolation strategy's tables
+// (and, for schema_per_tenant, every tenant schema) to the current version,
+// as the administrator adminDSN names. It is idempotent.
+func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, progress io.Writer) error {
+	admin, err := openPool(ctx, adminDSN, 4)
+	if err != nil {
+		return fmt.Errorf("admin database: %w", err)
+	}
+	defer admin.Close()
+	reg := pgstore.New(admin, &pgstore.Options{GrantTo: cfg.Database.AppRole})
+	if err := reg.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "registry tables ready\n")
+	iso := cfg.EffectiveIsolation()
+	mopts := &postgres.MigrateOptions{OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole}
+	switch iso {
+	case config.IsolationRLS:
+		if err := postgres.Migrate(ctx, admin, postgres.RowLevelSecurity, mopts); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "row-level security tables ready\n")
+	case config.IsolationSchema:
+		if err := postgres.Migrate(ctx, admin, postgres.SchemaPerTenant, mopts); err != nil {
+			return err
+		}
+		prov, err := postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole})
+		if err != nil {
+			return err
+		}
+		err = prov.MigrateAll(ctx, func(done, total int, id tenant.ID) {
+			if total > 0 && (done == total || done%100 == 0) {
+				fmt.Fprintf(progress, "tenant schemas migrated: %d/%d\n", done, total)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "tenant schemas ready\n")
+	}
+	return nil
+}
+
+// AppDSN returns adminDSN with its user and password replaced by the
+// application role's.
+func AppDSN(adminDSN, role, password string) (string, error) {
+	u, err := url.Parse(adminDSN)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("%q is not a postgres:// URL", redact(adminDSN))
+	}
+	u.User = url.UserPassword(role, password)
+	return u.String(), nil
+}
+
+// RandomPassword returns a fresh password for a generated role.
+func RandomPassword() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

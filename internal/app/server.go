@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/examples/documents"
+	"github.com/tenantmcp/tenantmcp/ratelimit"
+	"github.com/tenantmcp/tenantmcp/server"
+)
+
+// Server builds the token verifier, the rate limiter and the server. The
+// returned close function stops the verifier's background refresh and the
+// limiter.
+func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
+	cfg := a.Config
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	tools := a.opts.Tools
+	if tools == nil {
+		tools = documents.Tools()
+	}
+	mt := cfg.Auth.MultiTenant
+	opts := server.Options{
+		ResourceURL: cfg.ResourceURL(),
+		Registry:    a.Registry,
+		Metadata: auth.ResourceMetadata{
+			AuthorizationServers: cfg.EffectiveAuthorizationServers(),
+			ScopesSupported:      cfg.Auth.ScopesSupported,
+			ResourceName:         "tenantmcp",
+		},
+		DefaultLimit:           ratelimit.Limit{PerMinute: mt.DefaultRateLimit, Burst: cfg.EffectiveRateLimitBurst()},
+		PerUserLimit:           ratelimit.Limit{PerMinute: cfg.RateLimit.PerUserRateLimit},
+		MaxConcurrentPerTenant: cfg.RateLimit.MaxConcurrentPerTenant,
+		Stores:                 a.Stores,
+		Tools:                  tools,
+		Stateful:               cfg.Server.StatefulSessions,
+		MaxBodyBytes:           cfg.Server.MaxBodyBytes,
+		Logger:                 a.log,
+	}
+	if !mt.Enabled {
+		opts.SingleTenant = SingleTenantID
+	}
+
+	issuer := a.Issuer()
+	switch {
+	case a.opts.Dev != nil:
+		dev := a.opts.Dev
+		v, err := auth.NewVerifier(ctx, &auth.Options{
+			Issuer:   dev.Issuer(),
+			Audience: cfg.ResourceURL(),
+			JWKS:     dev.JWKS(),
+			Claims:   auth.DevClaimMap(),
+			Logger:   a.log,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("dev issuer: %w", err)
+		}
+		cleanups = append(cleanups, v.Close)
+		opts.Verifier = v
+		opts.Metadata.AuthorizationServers = []string{dev.Issuer()}
+		opts.Routes = map[string]http.Handler{"GET /dev/jwks.json": dev}
+	case !cfg.Auth.Enabled:
+		a.log.Warn("AUTHENTICATION IS DISABLED ([auth] enabled = false): every request is served as the local tenant without a token. Use this only on your own machine.")
+		opts.LocalIdentity = &auth.Identity{Issuer: LocalIssuer, TenantID: LocalTenantID, UserID: "local"}
+		opts.SingleTenant = LocalTenantID
+	default:
+		v, err := auth.NewVerifier(ctx, a.verifierOptions())
+		if err != nil {
+			return nil, nil, fmt.Errorf("token verifier: %w", err)
+		}
+		cleanups = append(cleanups, v.Close)
+		opts.Verifier = v
+	}
+	if opts.SingleTenant != "" {
+		if _, err := a.EnsureTenant(ctx, issuer, opts.SingleTenant, "default"); err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("single-tenant record: %w", err)
+		}
+	}
+
+	a.limiterErrors = func(error) {}
+	lim, closeLim, err := a.limiter()
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, closeLim)
+	if mt.DefaultRateLimit > 0 || cfg.RateLimit.PerUserRateLimit > 0 {
+		opts.Limiter = lim
+	}
+
+	opts.ScopeHierarchy = cfg.ScopeImplications()
+	srv, err := server.New(opts)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	a.limiterErrors = func(err error) { srv.CountLimiterError(err) }
+	return srv, cleanup, nil
+}
+
+func (a *App) verifierOptions() *auth.Options {
+	cfg := a.Config
+	claims := auth.ClaimMap{
+		TenantName:       cfg.EffectiveTenantNameClaim(),
+		User:             cfg.EffectiveUserClaim(),
+		Scopes:           cfg.EffectiveScopeClaims(),
+		ClientIDAudience: cfg.EffectiveAudienceClaim() == "client_id",
+	}
+	if cfg.Auth.MultiTenant.Enabled {
+		claims.Tenant = cfg.EffectiveTenantClaim()
+	}
+	if cfg.Auth.Provider == config.ProviderEntra {
+		claims.IssuerTenantClaim = "tid"
+	}
+	return &auth.Options{
+		Issuer:     cfg.EffectiveIssuer(),
+		Audience:   cfg.EffectiveAudience(),
+		JWKSURL:    cfg.EffectiveJWKSURL(),
+		Algorithms: cfg.Auth.Algorithms,
+		Leeway:     orNone(cfg.Auth.Leeway),
+		Claims:     claims,
+		CacheSize:  orNone(cfg.Auth.TokenCacheSize),
+		CacheTTL:   cfg.Auth.TokenCacheTTL,
+		Logger:     a.log,
+	}
+}
+
+func (a *App) limiter() (ratelimit.Limiter, func(), error) {
+	cfg := a.Config.RateLimit
+	if cfg.Backend != "redis" {
+		m := ratelimit.NewMemory(nil)
+		return m, func() { m.Close() }, nil
+	}
+	return a.redisLimiter()
+}
+
+// orNone maps config's "0 = none" onto auth.Options' "negative = none"
+// (where 0 means the default).
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
