@@ -6,11 +6,11 @@ import "errors"
 var (
 	// ErrNotProvisioned: the tenant has no schema yet (schema per tenant).
 	// Provision it with Provisioner.Provision (tenantmcp tenant add) or
-	// upgrade with Provisioner.MigrateAll (tenantmcp migrate).
-	ErrNotProvisioned = errors.New("postgres: tenant schema not provisioned; run `tenantmcp tenant add` or `tenantmcp migrate`")
+	// upgrade with Provisioner.MigrateAll (tenantmcp db migrate).
+	ErrNotProvisioned = errors.New("postgres: tenant schema not provisioned; run `tenantmcp tenant add` or `tenantmcp db migrate`")
 	// ErrNotMigrated: the shared tables do not exist yet; run Migrate
-	// (tenantmcp migrate) with the owner role first.
-	ErrNotMigrated = errors.New("postgres: tenantmcp tables not found; run Setup and Migrate (`tenantmcp db setup`, `tenantmcp migrate`) first")
+	// (tenantmcp db migrate) with the owner role first.
+	ErrNotMigrated = errors.New("postgres: tenantmcp tables not found; run Setup and Migrate (`tenantmcp db setup`, `tenantmcp db migrate`) first")
 	// ErrUnsafeRole: the connection's role could bypass tenant isolation
 	// (superuser, BYPASSRLS, owner of the tenant tables, or able to use
 	// tenant schemas without SET ROLE). Connect as the application role

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -44,8 +43,9 @@ func setup(t testing.TB, strategy Strategy, migrations ...Migration) *env {
 	t.Helper()
 	ctx := context.Background()
 	sfx := testenv.Suffix()
-	e := &env{dsn: testenv.Postgres(t), owner: "tmcp_owner_" + sfx, app: "tmcp_app_" + sfx}
-	dropRolesAtCleanup(t, e.dsn, e.app, e.owner)
+	e := &env{owner: "tmcp_owner_" + sfx, app: "tmcp_app_" + sfx}
+	dropRolesAtCleanup(t, e.app, e.owner) // before the database: runs after it is dropped
+	e.dsn = testenv.Postgres(t)
 	if err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app}); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
@@ -86,18 +86,22 @@ func newPool(t testing.TB, dsn string, n int32) *pgxpool.Pool {
 	return p
 }
 
-// dropRolesAtCleanup drops, when the test ends (after its pools are
-// closed, before its database is dropped), the given roles and every
-// tenant role granted to the first of them. Roles are cluster-wide: none
-// may be left behind.
-func dropRolesAtCleanup(t testing.TB, dsn, app string, others ...string) {
+// dropRolesAtCleanup drops, when the test ends, the given roles and every
+// tenant role granted to the first of them. Call it before
+// testenv.Postgres: cleanups run last-registered first, so the database,
+// and with it everything the roles own or were granted there, is gone by
+// then and a plain DROP ROLE suffices. Roles are cluster-wide: none may be
+// left behind.
+func dropRolesAtCleanup(t testing.TB, app string, others ...string) {
 	t.Cleanup(func() {
-		if err := dropRoles(dsn, app, others...); err != nil {
+		if err := dropRoles(testenv.PostgresAdminDSN(), app, others...); err != nil {
 			t.Errorf("drop test roles: %v", err)
 		}
 	})
 }
 
+// dropRoles drops app, the tenant roles granted to it, and others,
+// connected to dsn. The roles must own nothing in any remaining database.
 func dropRoles(dsn, app string, others ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -108,7 +112,7 @@ func dropRoles(dsn, app string, others ...string) error {
 	defer c.Close(context.Background())
 	rows, err := c.Query(ctx, `SELECT r.rolname FROM pg_auth_members m
 		JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member
-		WHERE a.rolname = $1 AND r.rolname LIKE 't\_%'`, app)
+		WHERE a.rolname = $1 AND r.rolname ~ '^t_t[a-z2-7]{20}$'`, app)
 	if err != nil {
 		return err
 	}
@@ -116,37 +120,11 @@ func dropRoles(dsn, app string, others ...string) error {
 	if err != nil {
 		return err
 	}
-	var hasCatalog bool
-	if err := c.QueryRow(ctx, "SELECT to_regclass('public.tenantmcp_schemas') IS NOT NULL").Scan(&hasCatalog); err != nil {
-		return err
-	}
-	if hasCatalog {
-		rows, err := c.Query(ctx, "SELECT schema_name FROM public.tenantmcp_schemas")
-		if err != nil {
-			return err
-		}
-		more, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		for _, r := range more {
-			if !slices.Contains(roles, r) {
-				roles = append(roles, r)
-			}
-		}
-	}
 	roles = append(roles, app)
 	roles = append(roles, others...)
 	var errs []error
 	for _, r := range roles {
-		var exists bool
-		if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			continue
-		}
-		if _, err := c.Exec(ctx, "DROP OWNED BY "+ident(r)+" CASCADE; DROP ROLE "+ident(r)); err != nil {
+		if _, err := c.Exec(ctx, "DROP ROLE IF EXISTS "+ident(r)); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r, err))
 		}
 	}

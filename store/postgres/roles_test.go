@@ -185,7 +185,7 @@ func TestCheckAppRole(t *testing.T) {
 			}
 			sfx := testenv.Suffix()
 			bypass, member := "tmcp_bypass_"+sfx, "tmcp_member_"+sfx
-			dropRolesAtCleanup(t, e.dsn, bypass, member)
+			dropRolesAtCleanup(t, bypass, member) // they own nothing and were granted nothing
 			e.superExec(t, "CREATE ROLE "+ident(bypass)+" LOGIN BYPASSRLS")
 			e.superExec(t, "CREATE ROLE "+ident(member)+" LOGIN IN ROLE "+ident(e.owner))
 			for role, want := range map[string]string{bypass: "BYPASSRLS", member: "owner"} {
@@ -212,10 +212,10 @@ func TestCheckAppRole(t *testing.T) {
 	}
 	t.Run("not migrated", func(t *testing.T) {
 		t.Parallel()
-		dsn := testenv.Postgres(t)
 		sfx := testenv.Suffix()
 		app := "tmcp_app_" + sfx
-		dropRolesAtCleanup(t, dsn, app, "tmcp_owner_"+sfx)
+		dropRolesAtCleanup(t, app, "tmcp_owner_"+sfx)
+		dsn := testenv.Postgres(t)
 		if err := Setup(ctx, dsn, &SetupOptions{OwnerRole: "tmcp_owner_" + sfx, AppRole: app}); err != nil {
 			t.Fatal(err)
 		}
@@ -318,6 +318,15 @@ func TestRLSAppRoleCannotBypass(t *testing.T) {
 		return err
 	})
 	wantCode(t, err, "42501", "row_security = off in a tenant transaction")
+	// Moving one's own rows to another tenant violates WITH CHECK.
+	err = b.InTx(ctx, a, func(tx store.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE tenantmcp_documents SET tenant_id = $1", string(other))
+		return err
+	})
+	wantCode(t, err, "42501", "move rows to another tenant")
+	if keys, err := b.List(ctx, other, ""); err != nil || len(keys) != 0 {
+		t.Errorf("other tenant lists %q, %v; want nothing", keys, err)
+	}
 }
 
 // TestSchemasCrossTenantDenied: inside a tenant transaction, another
