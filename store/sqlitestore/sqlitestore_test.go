@@ -329,6 +329,7 @@ func TestSQLIsolation(t *testing.T) {
 			`ATTACH DATABASE 'file:` + filepath.Join(dir, string(a)+".db") + `?mode=ro' AS other`,
 			`ATTACH DATABASE 'file:shared?mode=memory&cache=shared' AS other`,
 			`VACUUM INTO '` + filepath.Join(dir, "copy.db") + `'`,
+			`SELECT load_extension('` + filepath.Join(dir, "x.so") + `')`,
 		} {
 			if _, err := tx.Exec(ctx, q); err == nil {
 				t.Errorf("%s: allowed, want refused", q)
