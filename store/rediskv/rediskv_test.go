@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -208,4 +209,26 @@ func TestDefaultNamespace(t *testing.T) {
 	if n, err := c.Exists(ctx, "tenantmcp:"+string(id)+"/k").Result(); err != nil || n != 1 {
 		t.Fatalf("key not under the default namespace: %d %v", n, err)
 	}
+}
+
+// FuzzEscapeGlob checks that an escaped prefix matches itself and nothing
+// else (path.Match follows the same escaping rules as Redis for these
+// characters).
+func FuzzEscapeGlob(f *testing.F) {
+	for _, s := range []string{"a*", "[ab]", "a?b", `\`, "]", "[", "[!a]", "^-", "x/y*"} {
+		f.Add(s, "a")
+	}
+	f.Fuzz(func(t *testing.T, s, other string) {
+		if !utf8.ValidString(s) || !utf8.ValidString(other) {
+			return
+		}
+		esc := rediskv.EscapeGlob(s)
+		ok, err := path.Match(esc, s)
+		if err != nil || !ok {
+			t.Fatalf("escaped %q = %q does not match itself: %v", s, esc, err)
+		}
+		if ok, _ := path.Match(esc, other); ok && other != s {
+			t.Fatalf("escaped %q = %q also matches %q", s, esc, other)
+		}
+	})
 }
