@@ -43,6 +43,11 @@ var _ Limiter = (*Redis)(nil)
 
 // NewRedis returns a limiter storing state through client. The caller owns
 // client and closes it. o may be nil.
+//
+// A rate-limit check sits on every request, so give client short timeouts
+// (DialTimeout, ReadTimeout, WriteTimeout of a few hundred milliseconds) and
+// DialerRetries: 1: by default go-redis retries a failed dial five times,
+// 100ms apart, which makes each probe of a dead Redis cost half a second.
 func NewRedis(client redis.UniversalClient, o *RedisOptions) *Redis {
 	if o == nil {
 		o = &RedisOptions{}

@@ -250,6 +250,10 @@ func TestRedisStopAndRestart(t *testing.T) {
 		ReadTimeout:  200 * time.Millisecond,
 		WriteTimeout: 200 * time.Millisecond,
 		MaxRetries:   -1,
+		// go-redis retries a failed dial 5 times, 100ms apart, by default:
+		// half a second per probe of a dead server.
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
 	})
 	t.Cleanup(func() { c.Close() })
 	primary := NewRedis(c, nil)
