@@ -224,23 +224,24 @@ func readRows(ctx context.Context, tx store.Tx, query string, args ...any) error
 	return nil
 }
 
-// plainTx is the explicit-WHERE baseline's transaction: the same shape as
-// RLS (BEGIN; set_config; query; COMMIT) on the same pool and role, over
-// the twin table that has no policy.
+// plainTx is the explicit-WHERE baseline's transaction. With setConfig it
+// has exactly RLS's shape (BEGIN; set_config; query; COMMIT, the first two
+// in one round trip) on the same pool and role; without, it is a plain
+// BEGIN; query; COMMIT.
 type plainTx struct {
 	pool      *pgxpool.Pool
 	setConfig bool
 }
 
 func (p plainTx) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
-	setup := func(pgx.Tx) error { return nil }
+	begin := "BEGIN"
 	if p.setConfig {
-		setup = func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", string(id))
+		var err error
+		if begin, err = rlsBegin(id); err != nil {
 			return err
 		}
 	}
-	return runTx(ctx, p.pool, logger(nil), setup, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
+	return runTx(ctx, p.pool, logger(nil), begin, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
 }
 
 const (
@@ -261,11 +262,13 @@ type readVariant struct {
 
 // readVariants are the compared reads, each one transaction:
 //
-//	rls             BEGIN; set_config; SELECT … (no WHERE, the policy filters); COMMIT
-//	where           BEGIN; set_config; SELECT … WHERE tenant_id = $1 (twin table, no policy); COMMIT
+//	rls             BEGIN; set_config | SELECT … (no WHERE: the policy filters) | COMMIT
+//	where           BEGIN; set_config | SELECT … WHERE tenant_id = $1 (twin table, no policy) | COMMIT
 //	rls+where       the RLS table with the explicit WHERE as well (what RLS.List does)
-//	where-no-config BEGIN; SELECT … WHERE tenant_id = $1; COMMIT (one round trip fewer)
-//	schema          BEGIN; SET LOCAL ROLE, search_path; SELECT … (no WHERE); COMMIT, 1,000 schemas
+//	where-no-config BEGIN | SELECT … WHERE tenant_id = $1 | COMMIT
+//	schema          BEGIN; SET LOCAL ROLE; SET LOCAL search_path | SELECT … (no WHERE) | COMMIT (1,000 schemas)
+//
+// ("|" separates round trips: each read is three.)
 //
 // rls and where differ only in what filters the rows: same pool, role,
 // transaction shape, data, layout, index and query text apart from the

@@ -241,12 +241,14 @@ func TestFailedTxLeavesNothing(t *testing.T) {
 func TestUnprovisionedTenant(t *testing.T) {
 	t.Parallel()
 	e := setup(t, SchemaPerTenant)
-	b, err := NewSchemas(e.appPool, nil)
+	pool := e.pool(t, 1)
+	b, err := NewSchemas(pool, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	id := tenant.NewID()
+	before := stateOf(t, pool)
 	_, getErr := b.Get(ctx, id, "k")
 	_, listErr := b.List(ctx, id, "")
 	txErr := b.InTx(ctx, id, func(store.Tx) error { return nil })
@@ -254,6 +256,11 @@ func TestUnprovisionedTenant(t *testing.T) {
 		if !errors.Is(err, ErrNotProvisioned) {
 			t.Errorf("%s: err = %v, want ErrNotProvisioned", what, err)
 		}
+	}
+	// The failed SET ROLE was rolled back on the same connection, which
+	// went back to the pool clean.
+	if diff := cmp.Diff(before, stateOf(t, pool)); diff != "" {
+		t.Errorf("connection state changed (-before +after):\n%s", diff)
 	}
 	if err := e.provisioner(t).Provision(ctx, id); err != nil {
 		t.Fatal(err)

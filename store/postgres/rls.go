@@ -28,7 +28,9 @@ type RLSOptions struct {
 //	BEGIN; SELECT set_config('app.tenant_id', $1, true); ...; COMMIT
 //
 // so the setting cannot outlive the transaction or reach the next
-// borrower of the connection. Documents use the shared table
+// borrower of the connection. BEGIN and set_config travel together as one
+// simple query (see rlsBegin), so a read costs three round trips, the
+// same as BEGIN; SELECT … WHERE tenant_id = $1; COMMIT. Documents use the shared table
 // public.tenantmcp_documents (created by Migrate with RowLevelSecurity).
 type RLS struct {
 	pool   *pgxpool.Pool
@@ -66,24 +68,46 @@ func (r *RLS) tx(ctx context.Context, id tenant.ID, fn func(pgx.Tx) error) error
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	if !id.Valid() {
-		return fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
+	begin, err := rlsBegin(id)
+	if err != nil {
+		return err
 	}
-	return runTx(ctx, r.pool, r.log, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", string(id)); err != nil {
-			return fmt.Errorf("postgres: set tenant: %w", err)
-		}
-		return nil
-	}, fn)
+	return runTx(ctx, r.pool, r.log, begin, fn)
 }
 
-// runTx begins a transaction on pool, runs setup then fn, and commits; on
-// any error or panic it rolls back. If the rollback itself fails pgx
-// closes the connection, so no transaction-local state can survive.
-func runTx(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, setup, fn func(pgx.Tx) error) error {
-	tx, err := pool.Begin(ctx)
+// rlsBegin returns the statement that opens a tenant transaction:
+//
+//	BEGIN; SELECT set_config('app.tenant_id', '<id>', true)
+//
+// sent as one simple-protocol query, so entering the tenant costs no round
+// trip of its own. The id is inlined as a literal, which is safe only
+// because it is checked here to be a tenant.ID: "t" and 20 characters of
+// [a-z2-7], nothing that could end the literal.
+func rlsBegin(id tenant.ID) (string, error) {
+	if !id.Valid() {
+		return "", fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
+	}
+	return "BEGIN; SELECT set_config('app.tenant_id', '" + string(id) + "', true)", nil
+}
+
+// runTx runs begin (a BEGIN followed by the statements that enter the
+// tenant, as one simple query) on one connection of pool, then fn, and
+// commits. On any error or panic it rolls back; if the rollback itself
+// fails the connection is closed, so no transaction-local state can
+// survive. If begin fails part way, the aborted transaction is rolled back
+// and the connection goes back to the pool clean.
+func runTx(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, begin string, fn func(pgx.Tx) error) error {
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: begin transaction: %w", err)
+		return fmt.Errorf("postgres: acquire connection: %w", err)
+	}
+	defer conn.Release() // runs last; destroys the connection unless it is idle and healthy
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			conn.Exec(ctx, "ROLLBACK")
+		}
+		return &beginError{err}
 	}
 	committed := false
 	defer func() { // also on panic
@@ -94,9 +118,6 @@ func runTx(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, setup, fn 
 			log.WarnContext(ctx, "rollback failed; connection discarded", "err", err)
 		}
 	}()
-	if err := setup(tx); err != nil {
-		return err
-	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -106,6 +127,13 @@ func runTx(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, setup, fn 
 	committed = true
 	return nil
 }
+
+// beginError is a failure to open or enter the tenant transaction, as
+// opposed to a failure inside it.
+type beginError struct{ err error }
+
+func (e *beginError) Error() string { return "postgres: begin tenant transaction: " + e.err.Error() }
+func (e *beginError) Unwrap() error { return e.err }
 
 const (
 	rlsGet    = `SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2`

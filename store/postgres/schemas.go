@@ -46,6 +46,7 @@ type SchemaOptions struct {
 //
 //	BEGIN; SET LOCAL ROLE "t_…"; SET LOCAL search_path = "t_…", pg_temp; ...; COMMIT
 //
+// (the first three statements as one simple query, one round trip).
 // Inside that transaction other tenants' schemas are unreadable even by
 // qualified name (permission denied); after it, nothing remains set.
 type Schemas struct {
@@ -91,23 +92,24 @@ func (s *Schemas) tx(ctx context.Context, id tenant.ID, fn func(pgx.Tx) error) e
 		return fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
 	name := ident(SchemaName(id))
-	enter := "SET LOCAL ROLE " + name + "; SET LOCAL search_path = " + name + ", pg_temp"
-	setup := func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, enter); err != nil {
-			switch pgCode(err) {
-			case "22023", "42501": // role does not exist; not a member of it
+	begin := "BEGIN; SET LOCAL ROLE " + name + "; SET LOCAL search_path = " + name + ", pg_temp"
+	run := func() error {
+		err := runTx(ctx, s.pool, s.log, begin, fn)
+		var be *beginError
+		if errors.As(err, &be) {
+			switch pgCode(be.err) {
+			case "22023", "42501": // SET ROLE: no such role; not a member of it
 				return ErrNotProvisioned
 			}
-			return fmt.Errorf("postgres: enter tenant schema: %w", err)
 		}
-		return nil
+		return err
 	}
-	err := runTx(ctx, s.pool, s.log, setup, fn)
+	err := run()
 	if errors.Is(err, ErrNotProvisioned) && s.prov != nil {
 		if perr := s.prov.Provision(ctx, id); perr != nil {
 			return perr
 		}
-		err = runTx(ctx, s.pool, s.log, setup, fn)
+		err = run()
 	}
 	return err
 }
