@@ -118,12 +118,14 @@ func devConfig(addr, dataDir, database, adminDSN, isolation string, environ []st
 			fmt.Fprintf(&b, "admin_dsn = %s\n", strconv.Quote(adminDSN))
 		}
 	}
-	// Only log settings come from the environment in dev mode: the rest is
-	// what the flags say.
+	// In dev mode the flags decide the deployment; only log, registry
+	// cache and rate-limit settings come from the environment.
 	var env []string
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "TENANTMCP_LOG_") {
-			env = append(env, kv)
+		for _, p := range []string{"TENANTMCP_LOG_", "TENANTMCP_REGISTRY_", "TENANTMCP_RATELIMIT_", "TENANTMCP_AUTH_MULTI_TENANT_DEFAULT_RATE_LIMIT=", "TENANTMCP_AUTH_MULTI_TENANT_RATE_LIMIT_BURST="} {
+			if strings.HasPrefix(kv, p) {
+				env = append(env, kv)
+			}
 		}
 	}
 	return config.Parse([]byte(b.String()), env)

@@ -42,6 +42,7 @@ func (a *App) redisLimiter() (ratelimit.Limiter, func(), error) {
 		return nil, nil, fmt.Errorf("ratelimit.redis_url: %w", err)
 	}
 	opts.DialTimeout = 2 * time.Second
+	opts.DialerRetries = 1
 	opts.ReadTimeout = time.Second
 	opts.WriteTimeout = time.Second
 	client := redis.NewClient(opts)
