@@ -3,6 +3,7 @@ package registry
 import (
 	"hash/maphash"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,13 @@ type cache struct {
 	count     atomic.Int64 // entries in all shards (may briefly run one ahead per inserter)
 	evictions atomic.Uint64
 	shards    [nShards]shard
+
+	// While a Refresh reads the store, invalidated keys are noted in
+	// dirty so that its (possibly older) snapshot of them is not
+	// installed. Admin paths only; Resolve never takes mu.
+	mu         sync.Mutex
+	refreshing int
+	dirty      map[key]struct{}
 }
 
 func newCache(max int) *cache {
@@ -165,6 +173,11 @@ func (c *cache) evictLocked(s *shard, now int64) bool {
 // that its (possibly older) answer is not cached.
 func (c *cache) invalidate(issuer, externalID string) {
 	k := key{issuer, externalID}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refreshing > 0 {
+		c.dirty[key{strings.Clone(issuer), strings.Clone(externalID)}] = struct{}{}
+	}
 	s := c.shard(issuer, externalID)
 	s.mu.Lock()
 	if _, ok := s.m[k]; ok {
@@ -178,9 +191,40 @@ func (c *cache) invalidate(issuer, externalID string) {
 	s.mu.Unlock()
 }
 
-// replace swaps the content of every shard for fresh (indexed by shard)
-// and detaches every lookup in flight.
+// beginRefresh starts noting invalidated keys for a Refresh; every call
+// must be followed by one call of replace or endRefresh.
+func (c *cache) beginRefresh() {
+	c.mu.Lock()
+	if c.refreshing == 0 {
+		c.dirty = make(map[key]struct{})
+	}
+	c.refreshing++
+	c.mu.Unlock()
+}
+
+// endRefresh ends a Refresh that installs nothing.
+func (c *cache) endRefresh() {
+	c.mu.Lock()
+	c.endRefreshLocked()
+	c.mu.Unlock()
+}
+
+func (c *cache) endRefreshLocked() {
+	if c.refreshing--; c.refreshing == 0 {
+		c.dirty = nil
+	}
+}
+
+// replace ends a Refresh: it swaps the content of every shard for fresh
+// (indexed by shard), less the keys invalidated since beginRefresh, and
+// detaches every lookup in flight.
 func (c *cache) replace(fresh *[nShards]map[key]entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.dirty {
+		delete(fresh[c.index(k.issuer, k.externalID)], k)
+	}
+	c.endRefreshLocked()
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -256,7 +256,16 @@ func (r *Registry) intern(t *Tenant) {
 // records in pages, then replaces the cache's content with them (dropping
 // every other entry, "not registered" answers included). It returns how
 // many records were loaded. On error the cache is left as it was.
+// Changes made through this Registry while Refresh runs are not undone by
+// its snapshot.
 func (r *Registry) Refresh(ctx context.Context) (int, error) {
+	r.cache.beginRefresh()
+	installed := false
+	defer func() {
+		if !installed { // error or panic
+			r.cache.endRefresh()
+		}
+	}()
 	var fresh [nShards]map[key]entry
 	for i := range fresh {
 		fresh[i] = make(map[key]entry)
@@ -286,6 +295,7 @@ func (r *Registry) Refresh(ctx context.Context) (int, error) {
 		}
 	}
 	r.cache.replace(&fresh)
+	installed = true
 	r.log.InfoContext(ctx, "registry: refreshed tenant cache", "tenants", n)
 	return n, nil
 }

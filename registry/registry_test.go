@@ -52,6 +52,9 @@ type countingStore struct {
 	mu   sync.Mutex
 	gate chan struct{} // non-nil: Get waits for it to close after reading
 	fail error         // non-nil: Get returns it
+
+	listGate chan struct{} // non-nil: List waits for it to close after reading
+	listing  atomic.Bool   // a List is waiting at listGate
 }
 
 func (s *countingStore) Get(ctx context.Context, issuer, externalID string) (*registry.Tenant, error) {
@@ -71,6 +74,32 @@ func (s *countingStore) Get(ctx context.Context, issuer, externalID string) (*re
 		}
 	}
 	return t, err
+}
+
+// List waits, after reading, for listGate to close if it is set.
+func (s *countingStore) List(ctx context.Context, after tenant.ID, limit int) ([]*registry.Tenant, error) {
+	page, err := s.Store.List(ctx, after, limit)
+	s.mu.Lock()
+	gate := s.listGate
+	s.mu.Unlock()
+	if gate != nil {
+		s.listing.Store(true)
+		<-gate
+	}
+	return page, err
+}
+
+func (s *countingStore) holdList() (release func()) {
+	g := make(chan struct{})
+	s.mu.Lock()
+	s.listGate = g
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.listGate = nil
+		s.mu.Unlock()
+		close(g)
+	}
 }
 
 func (s *countingStore) hold() (release func()) {
@@ -343,17 +372,70 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-func TestRefreshStoreError(t *testing.T) {
+// A change made through the Registry while Refresh reads the store is not
+// undone by Refresh's older snapshot.
+func TestUpdateDuringRefresh(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
-	e.add(t, "org_a", nil)
-	if _, err := e.reg.Resolve(context.Background(), iss, "org_a"); err != nil {
+	e := setup(t, &registry.Options{TTL: time.Hour})
+	ctx := context.Background()
+	rec := e.add(t, "org_a", nil)
+	e.add(t, "org_b", nil)
+	release := e.store.holdList()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.reg.Refresh(ctx) // reads both as active, then waits
+		done <- err
+	}()
+	for !e.store.listing.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := e.reg.Update(ctx, rec.ID, func(r *registry.Tenant) error {
+		r.Status = registry.StatusSuspended
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	fail := &failingList{Store: e.store, err: errors.New("disk on fire")}
-	reg2 := registry.New(fail, nil)
-	if _, err := reg2.Refresh(context.Background()); err == nil || !errors.Is(err, fail.err) {
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Resolve(ctx, iss, "org_a"); !errors.Is(err, registry.ErrSuspended) {
+		t.Errorf("after Update during Refresh: err = %v, want ErrSuspended", err)
+	}
+	gets := e.store.gets.Load()
+	if _, err := e.reg.Resolve(ctx, iss, "org_b"); err != nil {
+		t.Errorf("org_b: %v", err)
+	}
+	if e.store.gets.Load() != gets {
+		t.Error("org_b was not installed by Refresh")
+	}
+}
+
+func TestRefreshStoreError(t *testing.T) {
+	t.Parallel()
+	mem := registry.NewMemoryStore()
+	fail := &failingList{Store: mem, err: errors.New("disk on fire")}
+	reg := registry.New(fail, nil)
+	ctx := context.Background()
+	if _, err := reg.Add(ctx, registry.Tenant{Issuer: iss, ExternalID: "org_a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Resolve(ctx, iss, "org_a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Refresh(ctx); !errors.Is(err, fail.err) {
 		t.Errorf("Refresh over a failing store: err = %v, want it wrapped", err)
+	}
+	if n := reg.Stats().Entries; n != 1 {
+		t.Errorf("cache entries after a failed Refresh = %d, want 1 (left as it was)", n)
+	}
+	// A later invalidation still works (the failed Refresh ended cleanly).
+	rec, _ := reg.Lookup(ctx, iss, "org_a")
+	if _, err := reg.Update(ctx, rec.ID, func(r *registry.Tenant) error { r.Status = registry.StatusSuspended; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Resolve(ctx, iss, "org_a"); !errors.Is(err, registry.ErrSuspended) {
+		t.Errorf("err = %v, want ErrSuspended", err)
 	}
 }
 
@@ -459,6 +541,11 @@ func TestSingleflight(t *testing.T) {
 		wg.Go(func() { results[i], errs[i] = e.reg.Resolve(ctx, iss, "org_hot") })
 	}
 	for e.reg.Waiters(iss, "org_hot") < n-1 {
+		if got := e.store.gets.Load(); got > 1 {
+			release()
+			wg.Wait()
+			t.Fatalf("concurrent misses made %d store Gets, want 1", got)
+		}
 		runtime.Gosched()
 		time.Sleep(time.Millisecond)
 	}
