@@ -1,0 +1,414 @@
+// Command bench measures what multi-tenancy costs: it serves the same echo
+// tool over stateless Streamable HTTP from five servers side by side on
+// 127.0.0.1 and drives each in turn with C keep-alive connections:
+//
+//	a  plain net/http JSON-RPC handler (the near-limit reference)
+//	b  bare mark3labs/mcp-go, no auth
+//	c  bare modelcontextprotocol/go-sdk, no auth
+//	d  tenantmcp, full request path, embedded default (SQLite)
+//	e  tenantmcp on PostgreSQL with row level security, get_document
+//
+// with 1, 100 and 10,000 tenants, and prints requests/s, p50/p99 latency,
+// allocations per request and the ratios d/b, d/a, e/b.
+//
+//	cd bench && go run . -duration 10s -json results.json -svg ../docs/benchmarks-ratios.svg
+//
+// See docs/benchmarks.md for the results and how to read them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the parsed command line.
+type config struct {
+	conns       int
+	warmup      time.Duration
+	duration    time.Duration
+	tenants     []int
+	servers     string
+	rounds      int
+	jsonOut     string
+	svgOut      string
+	postgres    string
+	tokenCache  int
+	regCache    int
+	cpuProfile  string
+	memProfile  string
+	profServer  string
+	profTenants int
+	scale       int
+	rlsRows     int64
+	quiet       bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.conns, "c", 16, "concurrent keep-alive connections")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up per phase (at least one request per tenant is also made)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per phase")
+	tenants := fs.String("tenants", "1,100,10000", "comma-separated tenant counts")
+	fs.StringVar(&c.servers, "servers", "abcde", "servers to run (letters a-e)")
+	fs.IntVar(&c.rounds, "rounds", 1, "repeat every phase this many times, interleaved, and report the median by requests/s")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file (- = stdout, instead of the table)")
+	fs.StringVar(&c.svgOut, "svg", "", "write an SVG bar chart of the ratios to this file")
+	pgDefault := os.Getenv("TENANTMCP_TEST_POSTGRES")
+	if pgDefault == "" {
+		pgDefault = defaultPostgres
+	}
+	fs.StringVar(&c.postgres, "postgres", pgDefault, "PostgreSQL superuser URL for (e) (default $TENANTMCP_TEST_POSTGRES); a fresh database and roles are created and dropped")
+	fs.IntVar(&c.tokenCache, "token-cache", 0, "verified-token cache size of d and e (0 = the default, 10000)")
+	fs.IntVar(&c.regCache, "registry-cache", 0, "registry cache size of d and e (0 = the default, 10000)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of one phase (-profile-server, -profile-tenants) to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write allocation profiles of that phase: FILE (end) and FILE.base (start); use go tool pprof -base")
+	fs.StringVar(&c.profServer, "profile-server", "d", "server whose phase is profiled")
+	fs.IntVar(&c.profTenants, "profile-tenants", 100, "tenant count of the profiled phase")
+	fs.IntVar(&c.scale, "scale", 0, "also measure the registry with this many tenants (e.g. 100000): provisioning, lookup, memory")
+	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
+	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, s := range strings.Split(*tenants, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-tenants: %q is not a positive count", s)
+		}
+		c.tenants = append(c.tenants, n)
+	}
+	if c.profTenants < 1 || c.profTenants > slices.Max(c.tenants) {
+		return nil, fmt.Errorf("-profile-tenants %d: must be between 1 and the largest -tenants count", c.profTenants)
+	}
+	for _, r := range c.servers {
+		if !strings.ContainsRune("abcde", r) {
+			return nil, fmt.Errorf("-servers: unknown server %q (want letters of abcde)", r)
+		}
+	}
+	if c.conns < 1 || c.rounds < 1 || c.duration <= 0 {
+		return nil, errors.New("-c, -rounds and -duration must be positive")
+	}
+	return c, nil
+}
+
+// target is one server under test.
+type target struct {
+	key, label string
+	addr       string
+	work       func(ntenants int) *workload
+	close      func()
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(os.Stderr, format+"\n", a...)
+		}
+	}
+	rep := &report{Machine: machineInfo(), Config: reportConfig(cfg)}
+	maxTenants := slices.Max(cfg.tenants)
+
+	dir, err := os.MkdirTemp("", "tenantmcp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			if t.close != nil {
+				t.close()
+			}
+		}
+	}()
+	// serve starts h on a fresh loopback port.
+	serve := func(key, label string, h func(base string) (http.Handler, error)) (*target, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr := ln.Addr().String()
+		handler, err := h("http://" + addr)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		go hs.Serve(ln)
+		t := &target{key: key, label: label, addr: addr, close: func() { hs.Close() }}
+		targets = append(targets, t)
+		return t, nil
+	}
+	static := func(h http.Handler) func(string) (http.Handler, error) {
+		return func(string) (http.Handler, error) { return h, nil }
+	}
+
+	want := func(k string) bool { return strings.Contains(cfg.servers, k) }
+	if want("a") {
+		t, err := serve("a", "plain net/http JSON-RPC", static(plainHandler()))
+		if err != nil {
+			return err
+		}
+		t.work = func(n int) *workload { return echoWorkload(t.addr, nil, n) }
+	}
+	if want("b") {
+		t, err := serve("b", "mcp-go, no auth", static(mcpGoHandler()))
+		if err != nil {
+			return err
+		}
+		t.work = func(n int) *workload { return echoWorkload(t.addr, nil, n) }
+	}
+	if want("c") {
+		t, err := serve("c", "go-sdk, no auth", static(goSDKHandler()))
+		if err != nil {
+			return err
+		}
+		t.work = func(n int) *workload { return echoWorkload(t.addr, nil, n) }
+	}
+	if want("d") {
+		start := time.Now()
+		emb, err := openEmbedded(dir)
+		if err != nil {
+			return fmt.Errorf("(d) embedded storage: %w", err)
+		}
+		var tm *tmcp
+		t, err := serve("d", "tenantmcp, SQLite", func(base string) (http.Handler, error) {
+			tm, err = newTmcp(ctx, tmcpConfig{base: base, tenants: maxTenants, tokenCache: cfg.tokenCache, regCache: cfg.regCache,
+				reg: emb.reg, stores: emb.set()})
+			if err != nil {
+				return nil, err
+			}
+			return tm.handler, nil
+		})
+		if err != nil {
+			emb.Close()
+			return fmt.Errorf("(d): %w", err)
+		}
+		closeHTTP := t.close
+		t.close = func() { closeHTTP(); tm.Close(); emb.Close() }
+		t.work = func(n int) *workload { return echoWorkload(t.addr, tm.tokens, n) }
+		logf("(d) %d tenants registered in SQLite in %s", maxTenants, time.Since(start).Round(time.Millisecond))
+	}
+	if want("e") {
+		start := time.Now()
+		pg, err := openPG(ctx, cfg.postgres, cfg.conns)
+		switch {
+		case errors.Is(err, errNoPostgres):
+			rep.Skipped = append(rep.Skipped, "e: "+err.Error())
+			logf("skipping (e): %v", err)
+		case err != nil:
+			return fmt.Errorf("(e) PostgreSQL: %w", err)
+		default:
+			var tm *tmcp
+			t, err := serve("e", "tenantmcp, PostgreSQL RLS", func(base string) (http.Handler, error) {
+				tm, err = newTmcp(ctx, tmcpConfig{base: base, tenants: maxTenants, tokenCache: cfg.tokenCache, regCache: cfg.regCache,
+					reg: pg.regStore, stores: pg.set(), seed: pg.seed})
+				if err != nil {
+					return nil, err
+				}
+				return tm.handler, nil
+			})
+			if err != nil {
+				pg.Close()
+				return fmt.Errorf("(e): %w", err)
+			}
+			closeHTTP := t.close
+			t.close = func() { closeHTTP(); tm.Close(); pg.Close() }
+			if cfg.rlsRows > 0 {
+				fstart := time.Now()
+				ids, err := tenantIDs(ctx, pg)
+				if err == nil {
+					err = pg.fill(ctx, ids, cfg.rlsRows)
+				}
+				if err != nil {
+					return fmt.Errorf("(e) fill: %w", err)
+				}
+				logf("(e) documents table filled to %d rows in %s", cfg.rlsRows, time.Since(fstart).Round(time.Second))
+			}
+			rows, err := pg.rows(ctx)
+			if err != nil {
+				return err
+			}
+			rep.RLSRows = rows
+			t.work = func(n int) *workload { return docWorkload(t.addr, tm, n) }
+			logf("(e) %d tenants registered in PostgreSQL in %s; documents table: %d rows", maxTenants, time.Since(start).Round(time.Millisecond), rows)
+		}
+	}
+
+	// Build each workload once per tenant count.
+	works := map[string]map[int]*workload{}
+	for _, t := range targets {
+		works[t.key] = map[int]*workload{}
+		for _, n := range cfg.tenants {
+			works[t.key][n] = t.work(n)
+		}
+	}
+
+	runs := map[string][]Result{} // key+tenants → rounds
+	for round := range cfg.rounds {
+		for _, n := range cfg.tenants {
+			for _, t := range targets {
+				runtime.GC()
+				pr, err := runPhase(works[t.key][n], cfg.conns, n, cfg.warmup, cfg.duration, phaseHooks{})
+				if err != nil {
+					return fmt.Errorf("(%s) %d tenants: %w", t.key, n, err)
+				}
+				r := newResult(t, n, pr)
+				runs[fmt.Sprint(t.key, n)] = append(runs[fmt.Sprint(t.key, n)], r)
+				logf("round %d  %-28s %6d tenants  %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs  %6.1f allocs/req  errors %d",
+					round+1, "("+t.key+") "+t.label, n, r.RPS, r.P50us, r.P99us, r.AllocsPerReq, r.Errors)
+				if r.FirstError != "" {
+					logf("    first error: %s", r.FirstError)
+				}
+			}
+		}
+	}
+	for _, n := range cfg.tenants {
+		for _, t := range targets {
+			rs := runs[fmt.Sprint(t.key, n)]
+			sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
+			med := rs[len(rs)/2]
+			med.Rounds = len(rs)
+			for _, r := range rs {
+				med.AllRPS = append(med.AllRPS, round1(r.RPS))
+			}
+			rep.Results = append(rep.Results, med)
+		}
+	}
+	rep.computeRatios(cfg.tenants)
+
+	// Profiles come from an extra phase, so that profiling does not slow
+	// down a reported one.
+	if cfg.cpuProfile != "" || cfg.memProfile != "" {
+		i := slices.IndexFunc(targets, func(t *target) bool { return t.key == cfg.profServer })
+		if i < 0 {
+			return fmt.Errorf("-profile-server %q is not among the servers run", cfg.profServer)
+		}
+		t := targets[i]
+		w := works[t.key][cfg.profTenants]
+		if w == nil {
+			w = t.work(cfg.profTenants)
+		}
+		hooks, finish := profileHooks(cfg)
+		runtime.GC()
+		pr, err := runPhase(w, cfg.conns, cfg.profTenants, cfg.warmup, cfg.duration, hooks)
+		if ferr := finish(); ferr != nil {
+			return ferr
+		}
+		if err != nil {
+			return fmt.Errorf("profiled phase: %w", err)
+		}
+		r := newResult(t, cfg.profTenants, pr)
+		logf("profiled (%s) %d tenants: %.0f req/s under the profiler", t.key, cfg.profTenants, r.RPS)
+	}
+
+	if cfg.scale > 0 {
+		logf("registry scale: %d tenants ...", cfg.scale)
+		s, err := measureScale(ctx, dir, cfg.scale, logf)
+		if err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+		rep.Scale = s
+	}
+
+	if cfg.svgOut != "" {
+		if err := os.WriteFile(cfg.svgOut, rep.svg(), 0o644); err != nil {
+			return err
+		}
+	}
+	if cfg.jsonOut == "-" {
+		return rep.writeJSON(stdout)
+	}
+	if cfg.jsonOut != "" {
+		f, err := os.Create(cfg.jsonOut)
+		if err != nil {
+			return err
+		}
+		if err := rep.writeJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	rep.writeTable(stdout)
+	return nil
+}
+
+// profileHooks returns the hooks that profile a phase and a function to
+// call after it.
+func profileHooks(cfg *config) (phaseHooks, func() error) {
+	var cpu *os.File
+	var errs []error
+	writeHeap := func(path string) {
+		f, err := os.Create(path)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		errs = append(errs, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+	}
+	h := phaseHooks{
+		start: func() {
+			if cfg.memProfile != "" {
+				runtime.GC()
+				writeHeap(cfg.memProfile + ".base")
+			}
+			if cfg.cpuProfile != "" {
+				f, err := os.Create(cfg.cpuProfile)
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					errs = append(errs, err)
+					f.Close()
+					return
+				}
+				cpu = f
+			}
+		},
+		stop: func() {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				errs = append(errs, cpu.Close())
+			}
+			if cfg.memProfile != "" {
+				runtime.GC()
+				writeHeap(cfg.memProfile)
+			}
+		},
+	}
+	return h, func() error { return errors.Join(errs...) }
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one server at one tenant count.
+type Result struct {
+	Server       string    `json:"server"` // a … e
+	Label        string    `json:"label"`
+	Tenants      int       `json:"tenants"`
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"`
+	Seconds      float64   `json:"seconds"`
+	RPS          float64   `json:"rps"`
+	P50us        float64   `json:"p50_us"`
+	P99us        float64   `json:"p99_us"`
+	AllocsPerReq float64   `json:"allocs_per_req"`
+	BytesPerReq  float64   `json:"bytes_per_req"`
+	FirstError   string    `json:"first_error,omitempty"`
+	Rounds       int       `json:"rounds"`
+	AllRPS       []float64 `json:"all_rounds_rps,omitempty"`
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+func newResult(t *target, n int, pr *phaseResult) Result {
+	r := Result{
+		Server:   t.key,
+		Label:    t.label,
+		Tenants:  n,
+		Requests: pr.Requests,
+		Errors:   pr.Errors,
+		Seconds:  pr.Elapsed.Seconds(),
+		P50us:    float64(pr.Hist.quantile(0.50)) / 1e3,
+		P99us:    float64(pr.Hist.quantile(0.99)) / 1e3,
+	}
+	if pr.FirstErr != nil {
+		r.FirstError = pr.FirstErr.Error()
+	}
+	if r.Seconds > 0 {
+		r.RPS = float64(pr.Requests) / r.Seconds
+	}
+	if pr.Requests > 0 {
+		r.AllocsPerReq = float64(pr.Mallocs) / float64(pr.Requests)
+		r.BytesPerReq = float64(pr.HeapBytes) / float64(pr.Requests)
+	}
+	r.RPS, r.P50us, r.P99us = round1(r.RPS), round1(r.P50us), round1(r.P99us)
+	r.AllocsPerReq, r.BytesPerReq = round1(r.AllocsPerReq), math.Round(r.BytesPerReq)
+	return r
+}
+
+// Ratios compare the servers at one tenant count (0 when a server did not
+// run). AddedP99us is d's p99 latency minus b's.
+type Ratios struct {
+	Tenants    int     `json:"tenants"`
+	DB         float64 `json:"d_over_b"`
+	DA         float64 `json:"d_over_a"`
+	EB         float64 `json:"e_over_b"`
+	DC         float64 `json:"d_over_c"`
+	AddedP99us float64 `json:"p99_added_us_d_minus_b"`
+}
+
+type report struct {
+	Machine Machine   `json:"machine"`
+	Config  RunConfig `json:"config"`
+	Results []Result  `json:"results"`
+	Ratios  []Ratios  `json:"ratios"`
+	// Degradation is d's requests/s at the largest tenant count relative
+	// to 100 tenants (or the smallest count above 1), minus 1.
+	Degradation *Degradation `json:"degradation,omitempty"`
+	RLSRows     int64        `json:"rls_rows,omitempty"`
+	Scale       *Scale       `json:"scale,omitempty"`
+	Skipped     []string     `json:"skipped,omitempty"`
+	Notes       []string     `json:"notes"`
+}
+
+// Degradation compares d (and e) between two tenant counts.
+type Degradation struct {
+	From, To int
+	D, E     float64 // relative change of requests/s (negative = slower)
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"cpu_model"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	LoadAvg   string `json:"loadavg_at_start"`
+	Date      string `json:"date"`
+}
+
+// RunConfig echoes the settings.
+type RunConfig struct {
+	Conns      int     `json:"connections"`
+	WarmupS    float64 `json:"warmup_s"`
+	DurationS  float64 `json:"duration_s"`
+	Tenants    []int   `json:"tenants"`
+	Rounds     int     `json:"rounds"`
+	TokenCache int     `json:"token_cache"`
+	RegCache   int     `json:"registry_cache"`
+	Protocol   string  `json:"protocol"`
+	Command    string  `json:"command"`
+}
+
+func machineInfo() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+		Date: time.Now().UTC().Format("2006-01-02")}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if out, err := exec.Command("lscpu").Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if name, ok := strings.CutPrefix(l, "Model name:"); ok {
+				m.Model = strings.TrimSpace(name)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func reportConfig(c *config) RunConfig {
+	return RunConfig{Conns: c.conns, WarmupS: c.warmup.Seconds(), DurationS: c.duration.Seconds(), Tenants: c.tenants,
+		Rounds: c.rounds, TokenCache: c.tokenCache, RegCache: c.regCache, Protocol: protocolVersion,
+		Command: "go run . " + strings.Join(os.Args[1:], " ")}
+}
+
+func (r *report) find(server string, n int) *Result {
+	for i := range r.Results {
+		if r.Results[i].Server == server && r.Results[i].Tenants == n {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
+func ratio(x, y *Result) float64 {
+	if x == nil || y == nil || y.RPS == 0 {
+		return 0
+	}
+	return math.Round(x.RPS/y.RPS*1000) / 1000
+}
+
+func (r *report) computeRatios(tenants []int) {
+	for _, n := range tenants {
+		a, b, c, d, e := r.find("a", n), r.find("b", n), r.find("c", n), r.find("d", n), r.find("e", n)
+		rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c)}
+		if d != nil && b != nil {
+			rt.AddedP99us = round1(d.P99us - b.P99us)
+		}
+		r.Ratios = append(r.Ratios, rt)
+	}
+	from, to := 0, 0
+	for _, n := range tenants {
+		if n == 100 || (from == 0 && n > 1) {
+			from = n
+		}
+		to = max(to, n)
+	}
+	if from > 0 && to > from {
+		dg := &Degradation{From: from, To: to}
+		if x, y := r.find("d", from), r.find("d", to); x != nil && y != nil && x.RPS > 0 {
+			dg.D = math.Round((y.RPS/x.RPS-1)*1000) / 1000
+		}
+		if x, y := r.find("e", from), r.find("e", to); x != nil && y != nil && x.RPS > 0 {
+			dg.E = math.Round((y.RPS/x.RPS-1)*1000) / 1000
+		}
+		r.Degradation = dg
+	}
+	r.Notes = append(r.Notes,
+		"client and servers share the machine: the load generator runs in the same process, on the same cores",
+		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
+		"d and e run without audit: there is no audit package yet",
+		"e calls get_document (one row through a row-level-security transaction); a, b, c, d call echo")
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, load %s\n", r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadAvg)
+	fmt.Fprintf(w, "run: %d connections, %gs warm-up, %gs measured, %d round(s), protocol %s\n\n",
+		r.Config.Conns, r.Config.WarmupS, r.Config.DurationS, r.Config.Rounds, r.Config.Protocol)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\terrors\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.Errors)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tp99 d-b µs\t")
+	for _, x := range r.Ratios {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.0f\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), x.AddedP99us)
+	}
+	tw.Flush()
+	if d := r.Degradation; d != nil {
+		fmt.Fprintf(w, "\nchange of req/s from %d to %d tenants: d %+.1f%%", d.From, d.To, d.D*100)
+		if r.find("e", d.To) != nil {
+			fmt.Fprintf(w, ", e %+.1f%%", d.E*100)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.RLSRows > 0 {
+		fmt.Fprintf(w, "RLS documents table: %d rows\n", r.RLSRows)
+	}
+	for _, x := range r.Results {
+		if x.FirstError != "" {
+			fmt.Fprintf(w, "(%s) %d tenants, first error: %s\n", x.Server, x.Tenants, x.FirstError)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "skipped %s\n", s)
+	}
+	if s := r.Scale; s != nil {
+		fmt.Fprintln(w)
+		s.write(w)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func fmtRatio(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// svg draws the ratios as grouped bars: one group per tenant count, one
+// bar per ratio, with a line at 1.0 and at the 0.85 target for d/b.
+func (r *report) svg() []byte {
+	type series struct {
+		name  string
+		color string
+		get   func(Ratios) float64
+	}
+	ss := []series{
+		{"d/b  tenantmcp ÷ mcp-go", "#1f77b4", func(x Ratios) float64 { return x.DB }},
+		{"d/a  tenantmcp ÷ plain net/http", "#ff7f0e", func(x Ratios) float64 { return x.DA }},
+		{"e/b  tenantmcp+PostgreSQL RLS ÷ mcp-go", "#2ca02c", func(x Ratios) float64 { return x.EB }},
+		{"d/c  tenantmcp ÷ go-sdk", "#9467bd", func(x Ratios) float64 { return x.DC }},
+	}
+	maxV := 1.2
+	for _, x := range r.Ratios {
+		for _, s := range ss {
+			maxV = math.Max(maxV, s.get(x))
+		}
+	}
+	maxV = math.Ceil(maxV*5) / 5
+	const (
+		w, h                   = 760, 420
+		left, right, top, bot  = 60, 20, 40, 110
+		plotW, plotH           = w - left - right, h - top - bot
+		groupGap, barGapInside = 30.0, 4.0
+	)
+	y := func(v float64) float64 { return top + plotH - v/maxV*plotH }
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	title := fmt.Sprintf("tenantmcp: requests/s relative to the bare servers (%d CPUs, %d connections)", r.Machine.CPUs, r.Config.Conns)
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(title))
+	for v := 0.0; v <= maxV+1e-9; v += 0.2 {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, w-right, y(v), y(v))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.1f</text>`+"\n", left-6, y(v)+4, v)
+	}
+	ng := len(r.Ratios)
+	if ng == 0 {
+		ng = 1
+	}
+	groupW := (plotW - groupGap*float64(ng+1)) / float64(ng)
+	barW := (groupW - barGapInside*float64(len(ss)-1)) / float64(len(ss))
+	for gi, x := range r.Ratios {
+		gx := left + groupGap + float64(gi)*(groupW+groupGap)
+		for si, s := range ss {
+			v := s.get(x)
+			if v == 0 {
+				continue
+			}
+			bx := gx + float64(si)*(barW+barGapInside)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", bx, y(v), barW, y(0)-y(v), s.color)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11">%.2f</text>`+"\n", bx+barW/2, y(v)-4, v)
+		}
+		label := fmt.Sprintf("%d tenant", x.Tenants)
+		if x.Tenants != 1 {
+			label += "s"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", gx+groupW/2, h-bot+18, label)
+	}
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black" stroke-width="1.5"/>`+"\n", left, w-right, y(1), y(1))
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#1f77b4" stroke-dasharray="6 4"/>`+"\n", left, w-right, y(0.85), y(0.85))
+	fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#1f77b4" font-size="11">d/b target 0.85</text>`+"\n", w-right-4, y(0.85)-4)
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black"/>`+"\n", left, w-right, y(0), y(0))
+	for si, s := range ss {
+		lx := left + (si%2)*330
+		ly := h - bot + 45 + (si/2)*22
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/>`+"\n", lx, ly-11, s.color)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+20, ly, html.EscapeString(s.name))
+	}
+	b.WriteString("</svg>\n")
+	return b.Bytes()
+}
