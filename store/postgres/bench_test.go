@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -225,9 +226,9 @@ func readRows(ctx context.Context, tx store.Tx, query string, args ...any) error
 }
 
 // plainTx is the explicit-WHERE baseline's transaction. With setConfig it
-// has exactly RLS's shape (BEGIN; set_config; query; COMMIT, the first two
-// in one round trip) on the same pool and role; without, it is a plain
-// BEGIN; query; COMMIT.
+// has exactly RLS's shape (BEGIN; SET LOCAL app.tenant_id; query; COMMIT,
+// the first two in one round trip) on the same pool and role; without, it
+// is a plain BEGIN; query; COMMIT.
 type plainTx struct {
 	pool      *pgxpool.Pool
 	setConfig bool
@@ -262,8 +263,8 @@ type readVariant struct {
 
 // readVariants are the compared reads, each one transaction:
 //
-//	rls             BEGIN; set_config | SELECT … (no WHERE: the policy filters) | COMMIT
-//	where           BEGIN; set_config | SELECT … WHERE tenant_id = $1 (twin table, no policy) | COMMIT
+//	rls             BEGIN; SET LOCAL app.tenant_id | SELECT … (no WHERE: the policy filters) | COMMIT
+//	where           BEGIN; SET LOCAL app.tenant_id | SELECT … WHERE tenant_id = $1 (twin table, no policy) | COMMIT
 //	rls+where       the RLS table with the explicit WHERE as well (what RLS.List does)
 //	where-no-config BEGIN | SELECT … WHERE tenant_id = $1 | COMMIT
 //	schema          BEGIN; SET LOCAL ROLE; SET LOCAL search_path | SELECT … (no WHERE) | COMMIT (1,000 schemas)
@@ -346,7 +347,7 @@ func BenchmarkRead(b *testing.B) {
 }
 
 // BenchmarkReadInterleaved runs every read variant once per iteration, on
-// the same tenant, rotating their order, and reports each variant's median
+// the same tenant, in a random order, and reports each variant's median
 // time per read (<variant>-µs) and the ratios of the medians rls/where and
 // schema/where. Any load from elsewhere on the machine hits all variants
 // alike, so the ratios hold even where absolute times wander. ns/op is the
@@ -359,11 +360,11 @@ func BenchmarkReadInterleaved(b *testing.B) {
 	}
 	ctx := context.Background()
 	samples := make([][]time.Duration, len(vs))
+	rng := rand.New(rand.NewPCG(1, 2)) // a fresh random order each round
 	i := 0
 	for b.Loop() {
 		id := f.tenants[(i*7)%len(f.tenants)]
-		for j := range vs {
-			k := (i + j) % len(vs)
+		for _, k := range rng.Perm(len(vs)) {
 			start := time.Now()
 			if err := vs[k].read(ctx, id); err != nil {
 				b.Fatal(err)
