@@ -8,6 +8,8 @@ require (
 	github.com/tenantmcp/tenantmcp v0.0.0
 )
 
+require go.uber.org/goleak v1.3.0
+
 require (
 	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/MicahParks/keyfunc/v3 v3.9.1 // indirect
