@@ -392,8 +392,8 @@ func wrapStore(op string, err error) error {
 // entry so the change applies to the next request. ID, Issuer, ExternalID
 // and CreatedAt cannot change (ErrInvalid); UpdatedAt is set. An error
 // from fn is returned as is and nothing is written. Updates through one
-// Registry are serialised per tenant; between processes the last writer
-// wins.
+// Registry are serialised per tenant (so fn must not call Update itself);
+// between processes the last writer wins.
 func (r *Registry) Update(ctx context.Context, id tenant.ID, fn func(*Tenant) error) (*Tenant, error) {
 	mu := &r.updMu[maphash.String(r.idSeed, string(id))%uint64(len(r.updMu))]
 	mu.Lock()
