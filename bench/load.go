@@ -398,8 +398,9 @@ type phaseResult struct {
 	Elapsed   time.Duration
 	Hist      histogram
 	FirstErr  error
-	Mallocs   uint64 // process allocations during the recording window
-	HeapBytes uint64 // bytes allocated during the recording window
+	Mallocs   uint64        // process allocations during the recording window
+	HeapBytes uint64        // bytes allocated during the recording window
+	CPU       time.Duration // process CPU time (client and server) during the window
 }
 
 // phaseHooks run at the edges of the recording window (profiles).
@@ -482,7 +483,7 @@ func runPhase(w *workload, nconn, ntenants int, warm, dur time.Duration, hooks p
 	}
 	stop()
 
-	r := &phaseResult{Elapsed: elapsed, Mallocs: after.mallocs - before.mallocs, HeapBytes: after.bytes - before.bytes}
+	r := &phaseResult{Elapsed: elapsed, Mallocs: after.mallocs - before.mallocs, HeapBytes: after.bytes - before.bytes, CPU: after.cpu - before.cpu}
 	for _, c := range conns {
 		r.Requests += c.ok
 		r.Errors += c.errs

@@ -277,7 +277,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	runs := map[string][]Result{} // key+tenants → rounds
 	for round := range cfg.rounds {
 		for _, n := range cfg.tenants {
-			for _, t := range targets {
+			// Alternate the order from round to round so a drift of the
+			// background load does not always favour the same server.
+			order := slices.Clone(targets)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
 				runtime.GC()
 				pr, err := runPhase(works[t.key][n], cfg.conns, n, cfg.warmup, cfg.duration, phaseHooks{})
 				if err != nil {
@@ -295,7 +301,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, n := range cfg.tenants {
 		for _, t := range targets {
-			rs := runs[fmt.Sprint(t.key, n)]
+			rs := slices.Clone(runs[fmt.Sprint(t.key, n)])
 			sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
 			med := rs[len(rs)/2]
 			med.Rounds = len(rs)
@@ -305,7 +311,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			rep.Results = append(rep.Results, med)
 		}
 	}
-	rep.computeRatios(cfg.tenants)
+	rep.computeRatios(cfg.tenants, runs)
 
 	// Profiles come from an extra phase, so that profiling does not slow
 	// down a reported one.

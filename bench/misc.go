@@ -4,17 +4,22 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // memStats is the part of runtime.MemStats a phase records.
-type memStats struct{ mallocs, bytes uint64 }
+type memStats struct {
+	mallocs, bytes uint64
+	cpu            time.Duration
+}
 
 func (m *memStats) read() {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	m.mallocs, m.bytes = s.Mallocs, s.TotalAlloc
+	m.cpu = processCPU()
 }
 
 // docWorkload builds a get_document call per tenant; each answer must

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,7 @@ type Result struct {
 	P99us        float64   `json:"p99_us"`
 	AllocsPerReq float64   `json:"allocs_per_req"`
 	BytesPerReq  float64   `json:"bytes_per_req"`
+	CPUusPerReq  float64   `json:"cpu_us_per_req"`
 	FirstError   string    `json:"first_error,omitempty"`
 	Rounds       int       `json:"rounds"`
 	AllRPS       []float64 `json:"all_rounds_rps,omitempty"`
@@ -55,6 +57,7 @@ func newResult(t *target, n int, pr *phaseResult) Result {
 	if pr.Requests > 0 {
 		r.AllocsPerReq = float64(pr.Mallocs) / float64(pr.Requests)
 		r.BytesPerReq = float64(pr.HeapBytes) / float64(pr.Requests)
+		r.CPUusPerReq = math.Round(float64(pr.CPU)/float64(pr.Requests)/10) / 100
 	}
 	r.RPS, r.P50us, r.P99us = round1(r.RPS), round1(r.P50us), round1(r.P99us)
 	r.AllocsPerReq, r.BytesPerReq = round1(r.AllocsPerReq), math.Round(r.BytesPerReq)
@@ -64,11 +67,16 @@ func newResult(t *target, n int, pr *phaseResult) Result {
 // Ratios compare the servers at one tenant count (0 when a server did not
 // run). AddedP99us is d's p99 latency minus b's.
 type Ratios struct {
-	Tenants    int     `json:"tenants"`
-	DB         float64 `json:"d_over_b"`
-	DA         float64 `json:"d_over_a"`
-	EB         float64 `json:"e_over_b"`
-	DC         float64 `json:"d_over_c"`
+	Tenants int     `json:"tenants"`
+	DB      float64 `json:"d_over_b"`
+	DA      float64 `json:"d_over_a"`
+	EB      float64 `json:"e_over_b"`
+	DC      float64 `json:"d_over_c"`
+	// DBcpu and EBcpu compare CPU time per request instead (b's ÷ d's):
+	// what the ratio of requests/s would be if the process had the
+	// cores to itself.
+	DBcpu      float64 `json:"d_over_b_by_cpu"`
+	EBcpu      float64 `json:"e_over_b_by_cpu"`
 	AddedP99us float64 `json:"p99_added_us_d_minus_b"`
 }
 
@@ -154,14 +162,53 @@ func ratio(x, y *Result) float64 {
 	return math.Round(x.RPS/y.RPS*1000) / 1000
 }
 
-func (r *report) computeRatios(tenants []int) {
+func cpuRatio(x, y *Result) float64 {
+	if x == nil || y == nil || x.CPUusPerReq == 0 {
+		return 0
+	}
+	return math.Round(y.CPUusPerReq/x.CPUusPerReq*1000) / 1000
+}
+
+// computeRatios fills Ratios. With several rounds each ratio is the
+// median of the per-round ratios (servers of one round ran minutes apart at
+// most, so a change of background load affects both sides of a ratio).
+func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 	for _, n := range tenants {
-		a, b, c, d, e := r.find("a", n), r.find("b", n), r.find("c", n), r.find("d", n), r.find("e", n)
-		rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c)}
-		if d != nil && b != nil {
-			rt.AddedP99us = round1(d.P99us - b.P99us)
+		get := func(k string, i int) *Result {
+			rs := rounds[fmt.Sprint(k, n)]
+			if i < len(rs) {
+				return &rs[i]
+			}
+			return nil
 		}
-		r.Ratios = append(r.Ratios, rt)
+		nr := len(rounds[fmt.Sprint("b", n)])
+		if nd := len(rounds[fmt.Sprint("d", n)]); nd > nr {
+			nr = nd
+		}
+		var per []Ratios
+		for i := range max(nr, 1) {
+			a, b, c, d, e := get("a", i), get("b", i), get("c", i), get("d", i), get("e", i)
+			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c), DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b)}
+			if d != nil && b != nil {
+				rt.AddedP99us = round1(d.P99us - b.P99us)
+			}
+			per = append(per, rt)
+		}
+		med := func(f func(Ratios) float64) float64 {
+			v := make([]float64, len(per))
+			for i, x := range per {
+				v[i] = f(x)
+			}
+			sort.Float64s(v)
+			return v[len(v)/2]
+		}
+		r.Ratios = append(r.Ratios, Ratios{Tenants: n,
+			DB: med(func(x Ratios) float64 { return x.DB }), DA: med(func(x Ratios) float64 { return x.DA }),
+			EB: med(func(x Ratios) float64 { return x.EB }), DC: med(func(x Ratios) float64 { return x.DC }),
+			DBcpu:      med(func(x Ratios) float64 { return x.DBcpu }),
+			EBcpu:      med(func(x Ratios) float64 { return x.EBcpu }),
+			AddedP99us: med(func(x Ratios) float64 { return x.AddedP99us }),
+		})
 	}
 	from, to := 0, 0
 	for _, n := range tenants {
@@ -182,6 +229,7 @@ func (r *report) computeRatios(tenants []int) {
 	}
 	r.Notes = append(r.Notes,
 		"client and servers share the machine: the load generator runs in the same process, on the same cores",
+		"CPU µs/req is the process's CPU time (user+system, client included) per request: less sensitive than req/s to other load on the machine",
 		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
 		"d and e run without audit: there is no audit package yet",
 		"e calls get_document (one row through a row-level-security transaction); a, b, c, d call echo")
@@ -198,16 +246,16 @@ func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "run: %d connections, %gs warm-up, %gs measured, %d round(s), protocol %s\n\n",
 		r.Config.Conns, r.Config.WarmupS, r.Config.DurationS, r.Config.Rounds, r.Config.Protocol)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\terrors\t")
+	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\tCPU µs/req\terrors\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.CPUusPerReq, x.Errors)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tp99 d-b µs\t")
+	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tp99 d-b µs\td/b by CPU\te/b by CPU\t")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.0f\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), x.AddedP99us)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), x.AddedP99us, fmtRatio(x.DBcpu), fmtRatio(x.EBcpu))
 	}
 	tw.Flush()
 	if d := r.Degradation; d != nil {
