@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -168,4 +169,51 @@ func redisCmd(addr string, args ...string) error {
 		return fmt.Errorf("redis: %s", strings.TrimSpace(string(buf[1:n])))
 	}
 	return nil
+}
+
+// PostgresWithRoles is Postgres plus unique owner and application role
+// names for tenantmcp's Setup to create. When the test ends the database
+// is dropped first, then those roles and every per-tenant role ("t_t…")
+// granted to the application role: roles are cluster-wide and none may be
+// left behind.
+func PostgresWithRoles(t testing.TB) (dsn, owner, app string) {
+	t.Helper()
+	sfx := Suffix()
+	owner, app = "tmcp_owner_"+sfx, "tmcp_app_"+sfx
+	// Registered before the database: cleanups run last-registered first,
+	// so the database (and all the roles own or were granted there) is
+	// gone by then and a plain DROP ROLE suffices.
+	t.Cleanup(func() {
+		if err := dropRoles(PostgresAdminDSN(), app, owner); err != nil {
+			t.Errorf("drop test roles: %v", err)
+		}
+	})
+	return Postgres(t), owner, app
+}
+
+func dropRoles(dsn, app string, others ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT r.rolname FROM pg_auth_members m
+		JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member
+		WHERE a.rolname = $1 AND r.rolname ~ '^t_t[a-z2-7]{20}$'`, app)
+	if err != nil {
+		return err
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range append(append(roles, app), others...) {
+		if _, err := c.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
 }
