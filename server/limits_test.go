@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -102,6 +103,80 @@ func TestRateLimitThroughServer(t *testing.T) {
 	for range 20 {
 		if resp, _ := rawPost(t, f.url, quiet, ""); resp.StatusCode != 200 {
 			t.Fatalf("quiet tenant refused while noisy is limited: %d", resp.StatusCode)
+		}
+	}
+}
+
+// TestPerUserLimitAndConcurrencyCap: one user cannot take a whole tenant's
+// budget, and one tenant cannot hold every worker.
+func TestPerUserLimitAndConcurrencyCap(t *testing.T) {
+	f := setup(t, setupOptions{claims: genericClaims, server: func(o *server.Options) {
+		o.Limiter = ratelimit.NewMemory(nil)
+		o.DefaultLimit = ratelimit.Limit{PerMinute: 6000, Burst: 1000}
+		o.PerUserLimit = ratelimit.Limit{PerMinute: 60, Burst: 2}
+		o.MaxConcurrentPerTenant = 2
+	}})
+	f.addTenant(t, "acme", nil)
+	f.addTenant(t, "globex", nil)
+	alice, bob := "Bearer "+f.genericToken("acme", "alice"), "Bearer "+f.genericToken("acme", "bob")
+	for range 2 {
+		if resp, body := rawPost(t, f.url, alice, ""); resp.StatusCode != 200 {
+			t.Fatalf("alice: %d %s", resp.StatusCode, body)
+		}
+	}
+	resp, body := rawPost(t, f.url, alice, "")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(errorMessage(t, body), "for this user") {
+		t.Fatalf("alice over her budget: %d %s", resp.StatusCode, body)
+	}
+	if pol := resp.Header.Values("RateLimit-Policy"); len(pol) != 2 || !strings.Contains(strings.Join(pol, ","), `"user";q=60`) {
+		t.Fatalf("RateLimit-Policy = %q, want tenant and user policies", pol)
+	}
+	if resp, body := rawPost(t, f.url, bob, ""); resp.StatusCode != 200 {
+		t.Fatalf("bob refused because of alice: %d %s", resp.StatusCode, body)
+	}
+
+	// Concurrency: two calls of acme in flight; a third is refused, globex
+	// is unaffected, and acme may call again once one finishes.
+	gate.entered, gate.open = make(chan struct{}, 8), make(chan struct{})
+	waitCall := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"wait","arguments":{}}}`
+	carol, dave := "Bearer "+f.genericToken("acme", "carol"), "Bearer "+f.genericToken("acme", "dave")
+	done := make(chan int, 2)
+	for _, who := range []string{carol, dave} {
+		go func() {
+			resp, _ := rawPost(t, f.url, who, waitCall)
+			done <- resp.StatusCode
+		}()
+	}
+	<-gate.entered
+	<-gate.entered
+	erin := "Bearer " + f.genericToken("acme", "erin")
+	resp, body = rawPost(t, f.url, erin, "")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "in flight") {
+		t.Fatalf("third concurrent acme request: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := rawPost(t, f.url, "Bearer "+f.genericToken("globex", "gil"), ""); resp.StatusCode != 200 {
+		t.Fatalf("globex refused while acme is at its cap: %d", resp.StatusCode)
+	}
+	close(gate.open)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Fatalf("held call ended with %d", code)
+		}
+	}
+	if resp, _ := rawPost(t, f.url, erin, ""); resp.StatusCode != 200 {
+		t.Fatalf("acme after its calls finished: %d", resp.StatusCode)
+	}
+
+	// Refusals are counted.
+	mresp, err := http.Get(f.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	metrics, _ := io.ReadAll(mresp.Body)
+	for _, want := range []string{`tenantmcp_requests_refused_total{reason="rate_limited_user"} 1`, `tenantmcp_requests_refused_total{reason="concurrency"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

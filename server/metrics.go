@@ -16,6 +16,7 @@ type metrics struct {
 	admitted prometheus.Counter
 	refused  *prometheus.CounterVec
 	calls    *prometheus.CounterVec
+	degraded prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -33,8 +34,12 @@ func newMetrics() *metrics {
 			Name: "tenantmcp_tool_calls_total",
 			Help: "Tool calls by tool and outcome (ok, error).",
 		}, []string{"tool", "outcome"}),
+		degraded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantmcp_ratelimit_degraded_total",
+			Help: "Rate-limit checks answered without the shared limiter (Redis unreachable), per the configured fail-open/fail-closed policy.",
+		}),
 	}
-	m.reg.MustRegister(m.admitted, m.refused, m.calls,
+	m.reg.MustRegister(m.admitted, m.refused, m.calls, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -209,6 +209,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// CountLimiterError counts a rate-limit check the shared limiter could not
+// answer (see ratelimit.FailoverOptions.OnError); it feeds the
+// tenantmcp_ratelimit_degraded_total metric.
+func (s *Server) CountLimiterError(error) { s.metrics.degraded.Inc() }
+
 // MCPPath is the path MCP is served at (the path of ResourceURL).
 func (s *Server) MCPPath() string { return s.mcpPath }
 

@@ -117,6 +117,12 @@ type whoami struct {
 	Config   map[string]string
 }
 
+// gate lets a test hold calls of the "wait" tool in flight.
+var gate struct {
+	entered chan struct{}
+	open    chan struct{}
+}
+
 func testTools() []server.Tool {
 	return []server.Tool{
 		server.NewTool("whoami", "Report the tenant context.", func(ctx context.Context, _ empty) (whoami, error) {
@@ -129,6 +135,11 @@ func testTools() []server.Tool {
 		server.NewTool("admin_reset", "Needs admin:write.", func(ctx context.Context, _ empty) (string, error) {
 			return "reset", nil
 		}, server.RequireScopes("admin:write")),
+		server.NewTool("wait", "Blocks until the test opens the gate.", func(ctx context.Context, _ empty) (string, error) {
+			gate.entered <- struct{}{}
+			<-gate.open
+			return "done", nil
+		}),
 		server.NewTool("beta_feature", "Only for tenants with the beta flag.", func(ctx context.Context, _ empty) (string, error) {
 			return "beta!", nil
 		}, server.RequireFlag("beta")),
