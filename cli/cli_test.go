@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -256,6 +257,14 @@ func TestDev(t *testing.T) {
 	if err != nil || len(res.Tools) != 1 || res.Tools[0].Name != "list_documents" {
 		t.Fatalf("initech tools: %v %+v", err, res)
 	}
+	// Changing its tools applies without restart, within the cache TTL.
+	if code, _, errOut := run(t, nil, "tenant", "update", "initech", "--data", data, "--allowed-tools", "list_documents,get_document", "--flag", "beta=true"); code != 0 {
+		t.Fatalf("tenant update: %s", errOut)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if res, err := initech.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil || len(res.Tools) != 2 {
+		t.Fatalf("initech tools after update: %v %+v", err, res)
+	}
 	if code, out, _ := run(t, nil, "tenant", "list", "--data", data); code != 0 || !strings.Contains(out, "acme") || !strings.Contains(out, "list_documents") {
 		t.Fatalf("tenant list: %s", out)
 	}
@@ -318,4 +327,43 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestReloadOnSIGHUP: a tenant change made with the CLI applies at once
+// on SIGHUP, not only after the registry cache TTL.
+func TestReloadOnSIGHUP(t *testing.T) {
+	data, addr := t.TempDir(), freeAddr(t)
+	srv := start(t, []string{"TENANTMCP_REGISTRY_CACHE_TTL=1h"}, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data)
+	url := "http://" + addr + "/mcp"
+	acme := connect(t, url, devTokens(t, srv.out.String())["acme"])
+	names := func() []string {
+		res, err := acme.ListTools(context.Background(), mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, tool := range res.Tools {
+			n = append(n, tool.Name)
+		}
+		return n
+	}
+	if got := names(); len(got) != 4 {
+		t.Fatalf("acme tools before: %v", got)
+	}
+	if code, _, errOut := run(t, nil, "tenant", "update", "acme", "--data", data, "--allowed-tools", "get_document"); code != 0 {
+		t.Fatalf("update: %s", errOut)
+	}
+	if got := names(); len(got) != 4 {
+		t.Fatalf("change applied before the TTL or SIGHUP (cache not in use?): %v", got)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.err.String(), "tenant registry reloaded") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := names(); len(got) != 1 || got[0] != "get_document" {
+		t.Fatalf("after SIGHUP acme sees %v, want [get_document]\n%s", got, srv.err)
+	}
 }

@@ -126,6 +126,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server running? choose another --addr)", addr, err)
 	}
+	reloadOnSIGHUP(ctx, a.Registry, log)
 	fmt.Fprintf(e.stdout, "tenantmcp dev: serving MCP at %s\n", st.Resource)
 	fmt.Fprintf(e.stdout, "  isolation: %s    data: %s\n", st.Isolation, data)
 	fmt.Fprintf(e.stdout, "  development issuer: %s (JWKS at %s/jwks.json); tokens below are valid for %s\n\n", issuerURL, issuerURL, ttl)
@@ -141,6 +142,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	}
 	fmt.Fprintf(e.stdout, "More tokens:  tenantmcp token --data %s --tenant globex --user carol\n", data)
 	fmt.Fprintf(e.stdout, "More tenants: tenantmcp tenant add --data %s --external-id initech --name Initech\n", data)
+	fmt.Fprintf(e.stdout, "Tenant changes apply within registry.cache_ttl (30s), or at once on SIGHUP (kill -HUP %d).\n", os.Getpid())
 	fmt.Fprintf(e.stdout, "Stop with Ctrl-C.\n\n")
 
 	return srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)

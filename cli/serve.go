@@ -53,6 +53,7 @@ requests in flight for up to server.shutdown_timeout.`,
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 			}
+			reloadOnSIGHUP(ctx, a.Registry, log)
 			log.Info("serving MCP", "url", cfg.ResourceURL(), "listen", ln.Addr().String(),
 				"issuer", a.Issuer(), "isolation", cfg.EffectiveIsolation(), "multi_tenant", cfg.Auth.MultiTenant.Enabled)
 			return srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
