@@ -22,6 +22,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/cli"
 	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
@@ -365,5 +366,45 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if got := names(); len(got) != 1 || got[0] != "get_document" {
 		t.Fatalf("after SIGHUP acme sees %v, want [get_document]\n%s", got, srv.err)
+	}
+}
+
+// TestDevOnPostgres: "dev --database … --isolation …" runs the same demo
+// on PostgreSQL, creating the roles and tables it needs.
+func TestDevOnPostgres(t *testing.T) {
+	for _, iso := range []string{"row_level_security", "schema_per_tenant"} {
+		t.Run(iso, func(t *testing.T) {
+			admin, owner, app := testenv.PostgresWithRoles(t)
+			env := []string{"TENANTMCP_DATABASE_OWNER_ROLE=" + owner, "TENANTMCP_DATABASE_APP_ROLE=" + app}
+			data, addr := t.TempDir(), freeAddr(t)
+			srv := start(t, env, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data, "--database", admin, "--isolation", iso)
+			if !strings.Contains(srv.out.String(), "isolation: "+iso) {
+				t.Fatalf("dev output:\n%s", srv.out)
+			}
+			url := "http://" + addr + "/mcp"
+			toks := devTokens(t, srv.out.String())
+			acme, globex := connect(t, url, toks["acme"]), connect(t, url, toks["globex"])
+			if got, isErr := callTool(t, acme, "put_document", map[string]any{"key": "plan.md", "content": "acme on postgres"}); isErr {
+				t.Fatalf("acme put: %s", got)
+			}
+			if got, isErr := callTool(t, globex, "get_document", map[string]any{"key": "plan.md"}); !isErr || strings.Contains(got, "acme on postgres") {
+				t.Fatalf("globex get: %s", got)
+			}
+			if got, _ := callTool(t, acme, "get_document", map[string]any{"key": "plan.md"}); !strings.Contains(got, "acme on postgres") {
+				t.Fatalf("acme get: %s", got)
+			}
+			// A tenant added with the CLI is provisioned (its schema, for
+			// schema_per_tenant) and usable.
+			if code, _, errOut := run(t, env, "tenant", "add", "--data", data, "--external-id", "initech"); code != 0 {
+				t.Fatalf("tenant add: %s", errOut)
+			}
+			_, tok, _ := run(t, env, "token", "--data", data, "--tenant", "initech")
+			if got, isErr := callTool(t, connect(t, url, strings.TrimSpace(tok)), "list_documents", nil); isErr || !strings.Contains(got, `"keys":[]`) {
+				t.Fatalf("initech list: %s", got)
+			}
+			if code := srv.stop(t); code != 0 {
+				t.Fatalf("dev exit %d: %s", code, srv.err)
+			}
+		})
 	}
 }

@@ -91,7 +91,7 @@ See docs/isolation-postgres.md.`,
 // the roles (with a fresh password for the application role) and every
 // table, using adminDSN. It returns the application role's DSN.
 func setupDevPostgres(ctx context.Context, e *env, adminDSN, isolation string) (string, error) {
-	cfg, err := devConfig("127.0.0.1:8080", ".", adminDSN, "", isolation, nil)
+	cfg, err := devConfig("127.0.0.1:8080", ".", adminDSN, "", isolation, e.environ)
 	if err != nil {
 		return "", err
 	}
