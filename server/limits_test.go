@@ -131,8 +131,12 @@ func TestPerUserLimitAndConcurrencyCap(t *testing.T) {
 	if pol := resp.Header.Values("RateLimit-Policy"); len(pol) != 2 || !strings.Contains(strings.Join(pol, ","), `"user";q=60`) {
 		t.Fatalf("RateLimit-Policy = %q, want tenant and user policies", pol)
 	}
-	if resp, body := rawPost(t, f.url, bob, ""); resp.StatusCode != 200 {
+	resp, body = rawPost(t, f.url, bob, "")
+	if resp.StatusCode != 200 {
 		t.Fatalf("bob refused because of alice: %d %s", resp.StatusCode, body)
+	}
+	if rl := resp.Header.Values("RateLimit"); len(rl) != 2 || !strings.Contains(strings.Join(rl, ","), `"user";r=1`) {
+		t.Fatalf("allowed response RateLimit = %q, want tenant and user budgets", rl)
 	}
 
 	// Concurrency: two calls of acme in flight; a third is refused, globex

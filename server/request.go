@@ -167,8 +167,8 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Ten
 			s.refuse(w, r, err)
 			return false
 		}
+		d.WriteHeaders(w.Header(), "user")
 		if !d.Allowed {
-			d.WriteHeaders(w.Header(), "user")
 			s.refuse(w, r, &limitError{scope: "user", d: d})
 			return false
 		}
