@@ -73,6 +73,10 @@ func classify(err error) refusal {
 		return refusal{status: 404, reason: "session", message: "session not found: start a new session"}
 	case errors.Is(err, errBodyTooLarge):
 		return refusal{status: 413, reason: "body_too_large", message: err.Error()}
+	case errors.Is(err, errBodyRead):
+		return refusal{status: 400, reason: "body_read", message: err.Error()}
+	case errors.Is(err, errHost):
+		return refusal{status: 403, reason: "host", message: err.Error()}
 	case errors.Is(err, errMethod):
 		return refusal{status: 405, reason: "method", message: err.Error()}
 	}

@@ -184,3 +184,27 @@ func TestPerUserLimitAndConcurrencyCap(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyLimitAndHostCheck: an oversized body gets 413 before any work,
+// and a loopback server refuses non-loopback Host names (DNS rebinding).
+func TestBodyLimitAndHostCheck(t *testing.T) {
+	f := setup(t, setupOptions{claims: genericClaims, server: func(o *server.Options) { o.MaxBodyBytes = 256 }})
+	f.addTenant(t, "acme", nil)
+	tok := "Bearer " + f.genericToken("acme", "u")
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"put_document","arguments":{"key":"k","content":"` + strings.Repeat("x", 400) + `"}}}`
+	if resp, body := rawPost(t, f.url, tok, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Host = "attacker.example"
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("rebinding Host: %d", resp.StatusCode)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -13,7 +14,7 @@ import (
 // rest of the request path, and every other package, speaks in our own
 // types, so an adapter for another SDK can sit beside this one.
 
-func (s *Server) newMCPHandler() http.Handler {
+func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
 	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version,
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
@@ -88,4 +89,71 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 		}
 		return mcp.NewToolResultText(res.Text), nil
 	}
+}
+
+// serveProtocol hands a request that passed the request path to mcp-go.
+// The body has already been read (and size-checked) by serveMCP, so it is
+// passed as bytes rather than read a second time.
+func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, body []byte, rq *request) {
+	rw := &protocolWriter{w: w}
+	if f, ok := w.(http.Flusher); ok {
+		rw.flusher = f
+	}
+	if s.sessions != nil {
+		rw.sessions, rw.rq = s.sessions, rq
+	}
+	s.mcp.Handle(rw, &mcpserver.HTTPRequest{
+		Method:  r.Method,
+		URL:     r.URL,
+		Header:  r.Header,
+		Body:    body,
+		Context: r.Context(),
+	})
+}
+
+// protocolWriter adapts an http.ResponseWriter for mcp-go's Handle and, in
+// stateful mode, binds a session id minted in the response to the caller.
+type protocolWriter struct {
+	w        http.ResponseWriter
+	flusher  http.Flusher
+	sessions *sessionTable
+	rq       *request
+	wrote    bool
+}
+
+func (p *protocolWriter) Header() http.Header { return p.w.Header() }
+
+func (p *protocolWriter) WriteHeader(code int) {
+	if !p.wrote {
+		p.wrote = true
+		if p.sessions != nil {
+			if sid := p.w.Header().Get("Mcp-Session-Id"); sid != "" {
+				p.sessions.bind(sid, p.rq.tenant.ID, p.rq.ident.UserID)
+			}
+		}
+	}
+	p.w.WriteHeader(code)
+}
+
+func (p *protocolWriter) Write(b []byte) (int, error) {
+	if !p.wrote {
+		p.WriteHeader(http.StatusOK)
+	}
+	return p.w.Write(b)
+}
+
+func (p *protocolWriter) Flush() {
+	if !p.wrote {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.flusher != nil {
+		p.flusher.Flush()
+	}
+}
+
+func (p *protocolWriter) CanStream() bool { return p.flusher != nil }
+
+// SetWriteDeadline lets mcp-go bound writes to a stalled client.
+func (p *protocolWriter) SetWriteDeadline(t time.Time) error {
+	return http.NewResponseController(p.w).SetWriteDeadline(t)
 }

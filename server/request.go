@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/tenantmcp/tenantmcp/auth"
@@ -21,6 +23,7 @@ import (
 type request struct {
 	tenant *registry.Tenant
 	ident  *auth.Identity
+	tc     tenant.Context // what tools see through tenant.From
 }
 
 type requestKey struct{}
@@ -50,6 +53,10 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Allow", "POST, GET, DELETE")
 		s.refuse(w, r, errMethod)
+		return
+	}
+	if rejectRebinding(r) {
+		s.refuse(w, r, errHost)
 		return
 	}
 	ctx := r.Context()
@@ -83,16 +90,17 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 4. What is asked: peek at the JSON-RPC method to enforce tool scopes
 	// at the HTTP level (403 insufficient_scope lets clients step up).
+	var body []byte
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-		if err != nil {
-			s.refuse(w, r, errBodyTooLarge)
+		if body, err = readBody(w, r, s.opts.MaxBodyBytes); err != nil {
+			s.refuse(w, r, err)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if missing := s.missingScopes(body, ident); len(missing) > 0 {
-			s.refuse(w, r, &scopeError{missing: missing})
-			return
+		if s.scoped {
+			if missing := s.missingScopes(body, ident); len(missing) > 0 {
+				s.refuse(w, r, &scopeError{missing: missing})
+				return
+			}
 		}
 	}
 
@@ -115,16 +123,35 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		defer release()
 	}
 
-	ctx = context.WithValue(ctx, requestKey{}, &request{tenant: rec, ident: ident})
-	ctx = tenant.With(ctx, tenantContext(rec, ident))
+	rq := &request{tenant: rec, ident: ident}
+	rq.tc = tenantContext(rec, ident)
+	ctx = context.WithValue(ctx, requestKey{}, rq)
+	ctx = tenant.With(ctx, &rq.tc)
 	if s.opts.Stores != nil {
 		ctx = store.WithSet(ctx, s.opts.Stores)
 	}
 	s.metrics.admitted.Inc()
-	if s.sessions != nil {
-		w = s.sessions.capture(w, rec.ID, ident.UserID)
+	s.serveProtocol(w, r.WithContext(ctx), body, rq)
+}
+
+// readBody reads a POST body of at most max bytes.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errBodyTooLarge
 	}
-	s.mcp.ServeHTTP(w, r.WithContext(ctx))
+	n := r.ContentLength
+	if n < 0 || n > 64<<10 {
+		n = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errBodyTooLarge
+		}
+		return nil, fmt.Errorf("%w: %v", errBodyRead, err)
+	}
+	return buf.Bytes(), nil
 }
 
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (*auth.Identity, error) {
@@ -215,12 +242,12 @@ func (s *Server) missingScopes(body []byte, ident *auth.Identity) []string {
 
 // tenantContext builds what a tool sees from the verified identity and
 // the registry record.
-func tenantContext(rec *registry.Tenant, ident *auth.Identity) *tenant.Context {
+func tenantContext(rec *registry.Tenant, ident *auth.Identity) tenant.Context {
 	name := rec.Name
 	if name == "" {
 		name = ident.TenantName
 	}
-	return &tenant.Context{
+	return tenant.Context{
 		ID:         rec.ID,
 		ExternalID: rec.ExternalID,
 		Issuer:     rec.Issuer,
@@ -252,6 +279,8 @@ func allowedTool(rec *registry.Tenant, t *Tool) bool {
 var (
 	errMethod       = errors.New("method not allowed: use POST (or GET/DELETE for sessions)")
 	errBodyTooLarge = errors.New("request body too large")
+	errBodyRead     = errors.New("could not read the request body")
+	errHost         = errors.New("forbidden: a server listening on loopback only answers loopback Host names")
 	errSession      = errors.New("session not found")
 	errConcurrency  = errors.New("too many requests in flight for this tenant; retry shortly")
 )
@@ -269,4 +298,24 @@ type limitError struct {
 
 func (e *limitError) Error() string {
 	return "rate limit exceeded for this " + e.scope + "; retry after the time in Retry-After"
+}
+
+// rejectRebinding guards a server bound to a loopback address against DNS
+// rebinding: a web page's script must not reach it through a hostname that
+// resolves to 127.0.0.1.
+func rejectRebinding(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && isLoopback(local.String()) && !isLoopback(r.Host)
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

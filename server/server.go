@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
@@ -92,9 +94,10 @@ type Server struct {
 	metadataURL string
 	tools       map[string]*Tool
 	scopes      scopeSet
+	scoped      bool // some tool requires scopes: tools/call bodies are peeked at
 	concurrency *ratelimit.Concurrency
 	sessions    *sessionTable
-	mcp         http.Handler
+	mcp         *mcpserver.StreamableHTTPServer
 	mux         *http.ServeMux
 	metrics     *metrics
 	inflight    sync.WaitGroup
@@ -162,6 +165,9 @@ func New(opts Options) (*Server, error) {
 		scopes:      newScopeSet(opts.ScopeHierarchy),
 		concurrency: ratelimit.NewConcurrency(),
 		metrics:     newMetrics(),
+	}
+	for _, t := range tools {
+		s.scoped = s.scoped || len(t.Scopes) > 0
 	}
 	if opts.Stateful {
 		s.sessions = newSessionTable(opts.Now)

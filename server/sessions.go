@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/http"
 	"sync"
 	"time"
 
@@ -70,45 +69,3 @@ func (t *sessionTable) bind(sid string, id tenant.ID, user string) {
 	}
 	t.m[sid] = sessionOwner{tenant: id, user: user, lastSeen: now}
 }
-
-// capture wraps w so that a session id minted in this response is bound
-// to the caller.
-func (t *sessionTable) capture(w http.ResponseWriter, id tenant.ID, user string) http.ResponseWriter {
-	return &sessionWriter{ResponseWriter: w, t: t, id: id, user: user}
-}
-
-type sessionWriter struct {
-	http.ResponseWriter
-	t     *sessionTable
-	id    tenant.ID
-	user  string
-	wrote bool
-}
-
-func (w *sessionWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote = true
-		if sid := w.Header().Get("Mcp-Session-Id"); sid != "" {
-			w.t.bind(sid, w.id, w.user)
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *sessionWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *sessionWriter) Flush() {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *sessionWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
