@@ -225,24 +225,39 @@ func readRows(ctx context.Context, tx store.Tx, query string, args ...any) error
 	return nil
 }
 
-// plainTx is the explicit-WHERE baseline's transaction. With setConfig it
-// has exactly RLS's shape (BEGIN; SET LOCAL app.tenant_id; query; COMMIT,
-// the first two in one round trip) on the same pool and role; without, it
-// is a plain BEGIN; query; COMMIT.
-type plainTx struct {
-	pool      *pgxpool.Pool
-	setConfig bool
+// benchTx opens a transaction with begin(id) as its first round trip
+// and, if setParam, runs SELECT set_config('app.tenant_id', $1, true) as
+// a round trip of its own before fn. It builds the baselines and the
+// alternative ways of entering a tenant.
+type benchTx struct {
+	pool     *pgxpool.Pool
+	begin    func(tenant.ID) string
+	setParam bool
 }
 
-func (p plainTx) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
-	begin := "BEGIN"
-	if p.setConfig {
-		var err error
-		if begin, err = rlsBegin(id); err != nil {
-			return err
+func (p benchTx) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
+	return runTx(ctx, p.pool, logger(nil), p.begin(id), func(tx pgx.Tx) error {
+		if p.setParam {
+			if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", string(id)); err != nil {
+				return err
+			}
 		}
+		return fn(pgTx{tx})
+	})
+}
+
+func beginPlain(tenant.ID) string { return "BEGIN" }
+
+func beginSetLocal(id tenant.ID) string {
+	s, err := rlsBegin(id)
+	if err != nil {
+		panic(err)
 	}
-	return runTx(ctx, p.pool, logger(nil), begin, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
+	return s
+}
+
+func beginSelectSetConfig(id tenant.ID) string {
+	return "BEGIN; SELECT set_config('app.tenant_id', '" + string(id) + "', true)"
 }
 
 const (
@@ -259,6 +274,7 @@ type readVariant struct {
 	be    store.SQLBackend
 	query string
 	arg   bool // pass the tenant id as $1
+	alt   bool // an alternative form, measured only by BenchmarkReadInterleaved
 }
 
 // readVariants are the compared reads, each one transaction:
@@ -269,18 +285,25 @@ type readVariant struct {
 //	where-no-config BEGIN | SELECT … WHERE tenant_id = $1 | COMMIT
 //	schema          BEGIN; SET LOCAL ROLE; SET LOCAL search_path | SELECT … (no WHERE) | COMMIT (1,000 schemas)
 //
-// ("|" separates round trips: each read is three.)
+// and two alternative ways of entering the tenant with RLS:
+//
+//	rls-4rt           BEGIN | SELECT set_config('app.tenant_id', $1, true) | SELECT … | COMMIT
+//	rls-select-config BEGIN; SELECT set_config('app.tenant_id', '<id>', true) | SELECT … | COMMIT
+//
+// ("|" separates round trips.)
 //
 // rls and where differ only in what filters the rows: same pool, role,
 // transaction shape, data, layout, index and query text apart from the
 // WHERE clause.
 func readVariants(f *benchData) []readVariant {
 	return []readVariant{
-		{"rls", f.rls, qRLS, false},
-		{"where", plainTx{f.appPool, true}, qPlain, true},
-		{"rls+where", f.rls, qRLSWhere, true},
-		{"where-no-config", plainTx{f.appPool, false}, qPlain, true},
-		{"schema", f.schemas, qSchema, false},
+		{"rls", f.rls, qRLS, false, false},
+		{"where", benchTx{f.appPool, beginSetLocal, false}, qPlain, true, false},
+		{"rls+where", f.rls, qRLSWhere, true, false},
+		{"where-no-config", benchTx{f.appPool, beginPlain, false}, qPlain, true, false},
+		{"schema", f.schemas, qSchema, false, false},
+		{"rls-4rt", benchTx{f.appPool, beginPlain, true}, qRLS, false, true},
+		{"rls-select-config", benchTx{f.appPool, beginSelectSetConfig, false}, qRLS, false, true},
 	}
 }
 
@@ -311,6 +334,9 @@ func (v readVariant) warm(b *testing.B, f *benchData) {
 func BenchmarkRead(b *testing.B) {
 	f := benchEnv(b)
 	for _, v := range readVariants(f) {
+		if v.alt {
+			continue
+		}
 		b.Run(v.name, func(b *testing.B) {
 			v.warm(b, f)
 			ctx := context.Background()
