@@ -67,7 +67,8 @@ func ReadOnly() ToolOption { return func(t *Tool) { t.ReadOnly = true } }
 // NewTool builds a Tool from a typed function. The input schema is derived
 // from In (use `json` and `jsonschema:"..."` struct tags); arguments that
 // In does not declare are refused. The output is returned both as
-// structured content and as its JSON text.
+// structured content and as its JSON text (a string output is returned as
+// plain text).
 func NewTool[In, Out any](name, description string, fn func(ctx context.Context, in In) (Out, error), opts ...ToolOption) Tool {
 	spec := mcp.NewTool(name, mcp.WithInputSchema[In](), mcp.WithOutputSchema[Out]())
 	t := Tool{
@@ -88,11 +89,20 @@ func NewTool[In, Out any](name, description string, fn func(ctx context.Context,
 			if err != nil {
 				return nil, err
 			}
+			if s, ok := any(out).(string); ok {
+				return &Result{Text: s}, nil
+			}
 			text, err := json.Marshal(out)
 			if err != nil {
 				return nil, fmt.Errorf("encode result: %w", err)
 			}
-			return &Result{Text: string(text), Structured: out}, nil
+			res := &Result{Text: string(text)}
+			if len(text) > 0 && text[0] == '{' {
+				// MCP structured content is a JSON object; pass the bytes
+				// already encoded rather than encode out a second time.
+				res.Structured = json.RawMessage(text)
+			}
+			return res, nil
 		},
 	}
 	for _, o := range opts {
