@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -33,9 +32,20 @@ func (d Decision) WriteHeaders(h http.Header, policy string) {
 	if d.Limit.Unlimited() {
 		return
 	}
-	name := sfString(policy)
-	h.Add(HeaderPolicy, name+";q="+strconv.Itoa(d.Limit.PerMinute)+";w=60")
-	h.Add(HeaderRateLimit, name+";r="+strconv.Itoa(max(0, d.Remaining))+";t="+strconv.FormatInt(ceilSeconds(d.ResetAfter), 10))
+	// Built in a stack buffer and stored under the canonical key directly:
+	// this runs on every request.
+	var buf [96]byte
+	b := appendSFString(buf[:0], policy)
+	n := len(b)
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(d.Limit.PerMinute), 10)
+	b = append(b, ";w=60"...)
+	h[canonicalPolicy] = append(h[canonicalPolicy], string(b))
+	b = append(b[:n], ";r="...)
+	b = strconv.AppendInt(b, int64(max(0, d.Remaining)), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(d.ResetAfter), 10)
+	h[canonicalRateLimit] = append(h[canonicalRateLimit], string(b))
 	if !d.Allowed {
 		retry := max(1, ceilSeconds(d.RetryAfter))
 		if prev, err := strconv.ParseInt(h.Get(HeaderRetryAfter), 10, 64); err == nil && prev > retry {
@@ -44,6 +54,12 @@ func (d Decision) WriteHeaders(h http.Header, policy string) {
 		h.Set(HeaderRetryAfter, strconv.FormatInt(retry, 10))
 	}
 }
+
+// The canonical forms (http.CanonicalHeaderKey) of the field names.
+const (
+	canonicalPolicy    = "Ratelimit-Policy"
+	canonicalRateLimit = "Ratelimit"
+)
 
 // ceilSeconds rounds d up to whole seconds; negative durations give 0.
 func ceilSeconds(d time.Duration) int64 {
@@ -54,21 +70,20 @@ func ceilSeconds(d time.Duration) int64 {
 }
 
 // sfString encodes s as a structured-field String (RFC 9651 §3.3.3).
-func sfString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
+func sfString(s string) string { return string(appendSFString(nil, s)) }
+
+// appendSFString appends s encoded as a structured-field String.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
 	for _, c := range s {
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(c)
+			b = append(b, '\\', byte(c))
 		case c < 0x20 || c > 0x7e:
-			b.WriteByte('_')
+			b = append(b, '_')
 		default:
-			b.WriteRune(c)
+			b = append(b, byte(c))
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }
