@@ -168,8 +168,14 @@ func checkMigrations(ms []Migration) error {
 
 // applyMigrations applies the migrations of component that table does not
 // record yet, in order, and records them. It refuses a database that has
-// versions newer than the binary knows. The caller holds the lock.
+// versions newer than the binary knows. An empty ms means the caller does
+// not manage component (a generic tenantmcp binary knows none of the
+// application's migrations): nothing is checked or applied. The caller
+// holds the lock.
 func applyMigrations(ctx context.Context, tx pgx.Tx, log *slog.Logger, table, component string, ms []Migration) (applied int, err error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
 	rows, err := tx.Query(ctx, "SELECT version FROM "+table+" WHERE component = $1", component)
 	if err != nil {
 		return 0, err
@@ -179,10 +185,7 @@ func applyMigrations(ctx context.Context, tx pgx.Tx, log *slog.Logger, table, co
 		return 0, err
 	}
 	have := map[int]bool{}
-	latest := 0
-	if len(ms) > 0 {
-		latest = ms[len(ms)-1].Version
-	}
+	latest := ms[len(ms)-1].Version
 	for _, v := range done {
 		have[int(v)] = true
 		if int(v) > latest {

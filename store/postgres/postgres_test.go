@@ -429,9 +429,21 @@ func TestMigrateAll(t *testing.T) {
 	if rows2, last2 := applied(); rows2 != rows || last2 != last {
 		t.Errorf("second run changed migrations: %d rows (last %s), before %d (last %s)", rows2, last2, rows, last)
 	}
-	// A binary that does not know the app migration refuses the schema.
-	if err := p.Provision(ctx, tenants[0]); err == nil || !strings.Contains(err.Error(), "upgrade tenantmcp") {
-		t.Errorf("older binary: err = %v, want a refusal saying to upgrade", err)
+	// A binary without application migrations (the generic CLI) leaves
+	// them alone.
+	if err := p.Provision(ctx, tenants[0]); err != nil {
+		t.Errorf("provisioner without application migrations: %v", err)
+	}
+	// A newer release adds v2 to one schema; the previous release then
+	// refuses that schema rather than run against tables it does not know.
+	p3 := e.provisioner(t,
+		Migration{Version: 1, Name: "notes", SQL: "CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL)"},
+		Migration{Version: 2, Name: "tags", SQL: "ALTER TABLE notes ADD COLUMN tags text[]"})
+	if err := p3.Provision(ctx, tenants[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Provision(ctx, tenants[0]); err == nil || !strings.Contains(err.Error(), "upgrade tenantmcp") {
+		t.Errorf("older release: err = %v, want a refusal saying to upgrade", err)
 	}
 }
 
