@@ -94,21 +94,21 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 // serveProtocol hands a request that passed the request path to mcp-go.
 // The body has already been read (and size-checked) by serveMCP, so it is
 // passed as bytes rather than read a second time.
-func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, body []byte, rq *request) {
-	rw := &protocolWriter{w: w}
-	if f, ok := w.(http.Flusher); ok {
-		rw.flusher = f
-	}
+func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, rq *request) {
+	rw := &rq.pw
+	rw.w = w
+	rw.flusher, _ = w.(http.Flusher)
 	if s.sessions != nil {
 		rw.sessions, rw.rq = s.sessions, rq
 	}
-	s.mcp.Handle(rw, &mcpserver.HTTPRequest{
+	rq.hr = mcpserver.HTTPRequest{
 		Method:  r.Method,
 		URL:     r.URL,
 		Header:  r.Header,
 		Body:    body,
-		Context: r.Context(),
-	})
+		Context: ctx,
+	}
+	s.mcp.Handle(rw, &rq.hr)
 }
 
 // protocolWriter adapts an http.ResponseWriter for mcp-go's Handle and, in

@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
@@ -24,6 +27,10 @@ type request struct {
 	tenant *registry.Tenant
 	ident  *auth.Identity
 	tc     tenant.Context // what tools see through tenant.From
+	// Allocated with the request rather than one by one: the protocol
+	// library's view of the request and the writer it answers through.
+	hr mcpserver.HTTPRequest
+	pw protocolWriter
 }
 
 type requestKey struct{}
@@ -92,7 +99,9 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// at the HTTP level (403 insufficient_scope lets clients step up).
 	var body []byte
 	if r.Method == http.MethodPost {
-		if body, err = readBody(w, r, s.opts.MaxBodyBytes); err != nil {
+		buf := getBuffer()
+		defer putBuffer(buf)
+		if body, err = readBody(w, r, buf, s.opts.MaxBodyBytes); err != nil {
 			s.refuse(w, r, err)
 			return
 		}
@@ -131,19 +140,17 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		ctx = store.WithSet(ctx, s.opts.Stores)
 	}
 	s.metrics.admitted.Inc()
-	s.serveProtocol(w, r.WithContext(ctx), body, rq)
+	s.serveProtocol(ctx, w, r, body, rq)
 }
 
-// readBody reads a POST body of at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+// readBody reads a POST body of at most max bytes into buf.
+func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int64) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errBodyTooLarge
 	}
-	n := r.ContentLength
-	if n < 0 || n > 64<<10 {
-		n = 512
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -152,6 +159,21 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 		return nil, fmt.Errorf("%w: %v", errBodyRead, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// Request bodies are read into pooled buffers: the protocol library copies
+// what it keeps (strings, raw arguments) while it decodes, and the buffer
+// is returned only after it has answered.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return bodyPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return // let rare large bodies go to the garbage collector
+	}
+	b.Reset()
+	bodyPool.Put(b)
 }
 
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (*auth.Identity, error) {
