@@ -13,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/internal/app"
 )
 
 // Run executes the command line args and returns the process exit code.
@@ -122,4 +125,17 @@ func newVersionCmd(e *env) *cobra.Command {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// appOptions are the options every command assembles a deployment with:
+// the dev issuer (nil for --config deployments), the logger, progress on
+// stderr and S3 credentials from the standard AWS variables.
+func (e *env) appOptions(dev *auth.DevIssuer, log *slog.Logger) *app.Options {
+	return &app.Options{
+		Dev:         dev,
+		Logger:      log,
+		Progress:    e.stderr,
+		S3AccessKey: e.getenv("AWS_ACCESS_KEY_ID"),
+		S3SecretKey: e.getenv("AWS_SECRET_ACCESS_KEY"),
+	}
 }

@@ -102,7 +102,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	}
 
 	log := e.logger(cfg.Log.Level, cfg.Log.Format)
-	a, err := app.Open(ctx, cfg, &app.Options{Dev: iss, Logger: log, Progress: e.stderr})
+	a, err := app.Open(ctx, cfg, e.appOptions(iss, log))
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ requests in flight for up to server.shutdown_timeout.`,
 			cfg := t.cfg
 			log := e.logger(cfg.Log.Level, cfg.Log.Format)
 			ctx := cmd.Context()
-			a, err := app.Open(ctx, cfg, &app.Options{Logger: log, Progress: e.stderr})
+			a, err := app.Open(ctx, cfg, e.appOptions(nil, log))
 			if err != nil {
 				return err
 			}

@@ -162,7 +162,7 @@ func newTenantAddCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := app.Open(cmd.Context(), t.cfg, &app.Options{Dev: t.dev, Progress: e.stderr})
+			a, err := app.Open(cmd.Context(), t.cfg, e.appOptions(t.dev, nil))
 			if err != nil {
 				return err
 			}

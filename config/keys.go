@@ -140,7 +140,7 @@ var keyTable = []keyDef{
 	{path: "storage.blob", field: func(c *Config) any { return &c.Storage.Blob },
 		doc: "Blob store: `fs` (files under `server.data_dir`) or `s3` (S3-compatible object storage)."},
 	{path: "storage.s3_bucket", field: func(c *Config) any { return &c.Storage.S3Bucket },
-		doc: "Bucket for `blob = \"s3\"` (required then). Credentials come from the usual AWS sources (environment, shared files, instance role)."},
+		doc: "Bucket for `blob = \"s3\"` (required then). Credentials: static keys from the `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` environment variables (shared files, SSO and instance roles are not used); without them requests are unsigned."},
 	{path: "storage.s3_endpoint", field: func(c *Config) any { return &c.Storage.S3Endpoint },
 		doc: "Endpoint URL for S3-compatible services (MinIO, R2, ...); empty means AWS."},
 	{path: "storage.s3_region", field: func(c *Config) any { return &c.Storage.S3Region },
