@@ -142,7 +142,7 @@ func (e *beginError) Unwrap() error { return e.err }
 
 const (
 	rlsGet    = `SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2`
-	rlsPut    = `INSERT INTO public.tenantmcp_documents AS d (tenant_id, key, content) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, key) DO UPDATE SET content = EXCLUDED.content, updated_at = now()`
+	rlsPut    = `INSERT INTO public.tenantmcp_documents (tenant_id, key, content) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, key) DO UPDATE SET content = EXCLUDED.content, updated_at = now()`
 	rlsDelete = `DELETE FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2`
 	rlsList   = `SELECT key FROM public.tenantmcp_documents WHERE tenant_id = $1 AND starts_with(key, $2) ORDER BY key`
 )

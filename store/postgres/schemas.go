@@ -313,7 +313,11 @@ SET LOCAL search_path = `+q); err != nil {
 		}
 		return 0, fmt.Errorf("postgres: provision tenant %s: %w", id, err)
 	}
-	p.log.InfoContext(ctx, "tenant schema ready", "tenant_id", string(id), "schema", name, "applied", applied)
+	level := slog.LevelDebug
+	if applied > 0 {
+		level = slog.LevelInfo
+	}
+	p.log.Log(ctx, level, "tenant schema ready", "tenant_id", string(id), "schema", name, "applied", applied)
 	return applied, nil
 }
 
