@@ -93,3 +93,25 @@ func run(b *testing.B, h http.Handler, token string) {
 		call()
 	}
 }
+
+// TestTokenNotPassedOn: after verification the Authorization header is
+// removed, so neither the protocol library nor tools can forward it.
+func TestTokenNotPassedOn(t *testing.T) {
+	f := setup(t, setupOptions{claims: genericClaims})
+	f.addTenant(t, "acme", nil)
+	srv, err := server.New(server.Options{ResourceURL: f.url, Verifier: f.verifier, Registry: f.reg, Tools: testTools()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, f.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+f.genericToken("acme", "u"))
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got := req.Header.Get("Authorization"); got != "" {
+		t.Fatalf("Authorization still present after verification: %q", got)
+	}
+}

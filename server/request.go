@@ -74,6 +74,9 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
+	// The token has done its job: nothing past this point (the protocol
+	// library, tools, logs) sees it, so nothing can forward it.
+	r.Header.Del("Authorization")
 
 	// 2. Which tenant: the configured claim, resolved in the registry.
 	externalID := ident.TenantID
