@@ -183,15 +183,26 @@ func PostgresWithRoles(t testing.TB) (dsn, owner, app string) {
 	// Registered before the database: cleanups run last-registered first,
 	// so the database (and all the roles own or were granted there) is
 	// gone by then and a plain DROP ROLE suffices.
-	t.Cleanup(func() {
-		if err := dropRoles(PostgresAdminDSN(), app, owner); err != nil {
-			t.Errorf("drop test roles: %v", err)
-		}
-	})
+	DropRolesAtCleanup(t, app, owner)
 	return Postgres(t), owner, app
 }
 
-func dropRoles(dsn, app string, others ...string) error {
+// DropRolesAtCleanup drops, when the test ends, app, every tenant role
+// ("t_t…") granted to it, and others. Call it before Postgres: cleanups
+// run last-registered first, so the database, and with it everything the
+// roles own or were granted there, is gone by then and a plain DROP ROLE
+// suffices.
+func DropRolesAtCleanup(t testing.TB, app string, others ...string) {
+	t.Cleanup(func() {
+		if err := DropRoles(PostgresAdminDSN(), app, others...); err != nil {
+			t.Errorf("drop test roles: %v", err)
+		}
+	})
+}
+
+// DropRoles drops app, the tenant roles granted to it, and others,
+// connected to dsn. The roles must own nothing in any remaining database.
+func DropRoles(dsn, app string, others ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, dsn)

@@ -2,13 +2,10 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
@@ -86,50 +83,11 @@ func newPool(t testing.TB, dsn string, n int32) *pgxpool.Pool {
 	return p
 }
 
-// dropRolesAtCleanup drops, when the test ends, the given roles and every
-// tenant role granted to the first of them. Call it before
-// testenv.Postgres: cleanups run last-registered first, so the database,
-// and with it everything the roles own or were granted there, is gone by
-// then and a plain DROP ROLE suffices. Roles are cluster-wide: none may be
-// left behind.
 func dropRolesAtCleanup(t testing.TB, app string, others ...string) {
-	t.Cleanup(func() {
-		if err := dropRoles(testenv.PostgresAdminDSN(), app, others...); err != nil {
-			t.Errorf("drop test roles: %v", err)
-		}
-	})
+	testenv.DropRolesAtCleanup(t, app, others...)
 }
 
-// dropRoles drops app, the tenant roles granted to it, and others,
-// connected to dsn. The roles must own nothing in any remaining database.
-func dropRoles(dsn, app string, others ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer c.Close(context.Background())
-	rows, err := c.Query(ctx, `SELECT r.rolname FROM pg_auth_members m
-		JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member
-		WHERE a.rolname = $1 AND r.rolname ~ '^t_t[a-z2-7]{20}$'`, app)
-	if err != nil {
-		return err
-	}
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	roles = append(roles, app)
-	roles = append(roles, others...)
-	var errs []error
-	for _, r := range roles {
-		if _, err := c.Exec(ctx, "DROP ROLE IF EXISTS "+ident(r)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+func dropRoles(dsn, app string, others ...string) error { return testenv.DropRoles(dsn, app, others...) }
 
 // superExec runs sql on the test database as the superuser.
 func (e *env) superExec(t testing.TB, sql string, args ...any) {
