@@ -87,7 +87,9 @@ func dropRolesAtCleanup(t testing.TB, app string, others ...string) {
 	testenv.DropRolesAtCleanup(t, app, others...)
 }
 
-func dropRoles(dsn, app string, others ...string) error { return testenv.DropRoles(dsn, app, others...) }
+func dropRoles(dsn, app string, others ...string) error {
+	return testenv.DropRoles(dsn, app, others...)
+}
 
 // superExec runs sql on the test database as the superuser.
 func (e *env) superExec(t testing.TB, sql string, args ...any) {
