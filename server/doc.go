@@ -1,0 +1,31 @@
+// Package server is the multi-tenant MCP server: an http.Handler that puts
+// the whole request path in front of your tools.
+//
+//	POST /mcp → bearer JWT verified (auth) → tenant from the configured claim
+//	→ registry record and status → per-tenant/per-user rate limits and
+//	concurrency cap → tools/list and tools/call filtered by the tenant's
+//	allowed tools, feature flags and the tool's scopes → your tool, with
+//	tenant.From(ctx) and the store accessors bound to that tenant.
+//
+// It also serves the RFC 9728 protected-resource metadata, /healthz and
+// /metrics (Prometheus; no tenant ids in labels).
+//
+//	srv, err := server.New(server.Options{
+//		ResourceURL: "https://mcp.example.com/mcp",
+//		Verifier:    verifier,  // *auth.Verifier
+//		Registry:    reg,       // *registry.Registry
+//		Limiter:     ratelimit.NewMemory(nil),
+//		DefaultLimit: ratelimit.Limit{PerMinute: 100},
+//		Stores:      &store.Set{Docs: docs, SQL: docs},
+//		Tools:       documents.Tools(),
+//	})
+//	...
+//	err = srv.Serve(ctx, listener, 15*time.Second) // drains in-flight requests on shutdown
+//
+// The MCP protocol library (mark3labs/mcp-go) is used only inside this
+// package; tools are written against Tool, Handler and NewTool. Every
+// refusal is decided by one function (see errors.go) that maps request-path
+// errors to the HTTP status, the WWW-Authenticate challenge the MCP
+// authorization spec asks for, and a message that names what failed without
+// revealing anything about other tenants.
+package server
