@@ -294,12 +294,15 @@ func TestFlags(t *testing.T) {
 		{"-tenants", "x"},
 		{"-servers", "az"},
 		{"-c", "0"},
-		{"-tenants", "10", "-profile-tenants", "100"},
+		{"-tenants", "10", "-profile-tenants", "100", "-cpuprofile", "x"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
 		}
+	}
+	if _, err := parseFlags([]string{"-tenants", "10"}, &bytes.Buffer{}); err != nil {
+		t.Errorf("-tenants 10 without profiling: %v", err)
 	}
 	c, err := parseFlags(nil, &bytes.Buffer{})
 	if err != nil {

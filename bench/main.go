@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.tenants = append(c.tenants, n)
 	}
-	if c.profTenants < 1 || c.profTenants > slices.Max(c.tenants) {
+	if (c.cpuProfile != "" || c.memProfile != "") && (c.profTenants < 1 || c.profTenants > slices.Max(c.tenants)) {
 		return nil, fmt.Errorf("-profile-tenants %d: must be between 1 and the largest -tenants count", c.profTenants)
 	}
 	for _, r := range c.servers {
