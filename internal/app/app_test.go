@@ -19,6 +19,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/internal/app"
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
+	"github.com/tenantmcp/tenantmcp/registry"
 )
 
 // deployment is an assembled app served over HTTP with a dev issuer.
@@ -210,4 +211,40 @@ func TestUnsafeDatabaseRoleRefused(t *testing.T) {
 		t.Fatalf("opening RLS as the superuser: %v", err)
 	}
 	_ = http.StatusOK
+}
+
+// TestMigrateProvisionsRegisteredTenants: a tenant registered without its
+// schema (written by another tool) is refused clearly, and "db migrate"
+// provisions it.
+func TestMigrateProvisionsRegisteredTenants(t *testing.T) {
+	ctx := context.Background()
+	admin, owner, appRole := testenv.PostgresWithRoles(t)
+	password := app.RandomPassword()
+	appDSN, _ := app.AppDSN(admin, appRole, password)
+	cfgTOML := fmt.Sprintf("[auth.multi_tenant]\ntenant_claim = \"org_id\"\nisolation = \"schema_per_tenant\"\n[database]\ndsn = %q\nowner_role = %q\napp_role = %q\n", appDSN, owner, appRole)
+	cfg, err := config.Parse([]byte("[auth]\nprovider = \"generic\"\nissuer = \"http://127.0.0.1/dev\"\n"+cfgTOML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.SetupDatabase(ctx, cfg, admin, password, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	d := deploy(t, cfgTOML, nil) // no admin_dsn: the server cannot provision
+	if _, err := d.app.Registry.Add(ctx, registry.Tenant{Issuer: d.iss.Issuer(), ExternalID: "orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	c := d.client(t, "orphan", "u")
+	if out, isErr := call(t, c, "list_documents", nil); !isErr || !strings.Contains(out, "not provisioned") {
+		t.Fatalf("unprovisioned tenant: %s", out)
+	}
+	var progress strings.Builder
+	if err := app.MigrateDatabase(ctx, d.app.Config, admin, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "registered tenants provisioned: 1/1") {
+		t.Fatalf("progress:\n%s", progress.String())
+	}
+	if out, isErr := call(t, c, "list_documents", nil); isErr {
+		t.Fatalf("after db migrate: %s", out)
+	}
 }

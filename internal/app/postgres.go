@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/pgstore"
 	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/store/postgres"
@@ -163,6 +164,20 @@ func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, p
 		})
 		if err != nil {
 			return err
+		}
+		// A registered tenant whose schema is missing (say, its record was
+		// written by another tool) is provisioned now.
+		recs, err := registry.New(reg, nil).List(ctx)
+		if err != nil {
+			return err
+		}
+		for i, rec := range recs {
+			if err := prov.Provision(ctx, rec.ID); err != nil {
+				return fmt.Errorf("provision tenant %s (%s): %w", rec.ExternalID, rec.ID, err)
+			}
+			if i+1 == len(recs) || (i+1)%100 == 0 {
+				fmt.Fprintf(progress, "registered tenants provisioned: %d/%d\n", i+1, len(recs))
+			}
 		}
 		fmt.Fprintf(progress, "tenant schemas ready\n")
 	}
