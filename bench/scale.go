@@ -13,8 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
 	regsqlite "github.com/tenantmcp/tenantmcp/registry/sqlitestore"
+	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // Scale are the registry figures at many tenants (SQLite store, the
@@ -39,6 +42,12 @@ type Scale struct {
 	// random order: most lookups miss.
 	DefaultCacheNs      float64 `json:"default_cache_resolve_ns"`
 	DefaultCacheHitRate float64 `json:"default_cache_hit_rate"`
+	// The other per-tenant state of the request path, measured with
+	// PerTenantSample tenants: a verified token in the token cache (one
+	// token per tenant) and a key in the in-memory rate limiter.
+	PerTenantSample     int     `json:"per_tenant_sample"`
+	BytesPerCachedToken float64 `json:"bytes_per_cached_token"`
+	BytesPerLimiterKey  float64 `json:"bytes_per_limiter_key"`
 }
 
 func (s *Scale) write(w io.Writer) {
@@ -50,6 +59,8 @@ func (s *Scale) write(w io.Writer) {
 		s.Tenants, s.HitNs, s.HitsPerSecond, s.HitAllocsPer, s.BytesPerCachedTenant)
 	fmt.Fprintf(w, "  Resolve with the default cache (%d entries), uniform over all tenants: %.0f ns/op, hit rate %.1f%%\n",
 		registry.DefaultMaxEntries, s.DefaultCacheNs, s.DefaultCacheHitRate*100)
+	fmt.Fprintf(w, "  other per-tenant memory (%d tenants): %.0f bytes per verified token in the token cache, %.0f bytes per rate-limiter key\n",
+		s.PerTenantSample, s.BytesPerCachedToken, s.BytesPerLimiterKey)
 }
 
 func measureScale(ctx context.Context, dir string, n int, logf func(string, ...any)) (*Scale, error) {
@@ -126,7 +137,11 @@ func measureScale(ctx context.Context, dir string, n int, logf func(string, ...a
 	if tot := stats.Hits + stats.Misses; tot > 0 {
 		s.DefaultCacheHitRate = float64(stats.Hits) / float64(tot)
 	}
-	for _, p := range []*float64{&s.AddMeanUs, &s.AddP99Us, &s.AddTotalS, &s.MissMeanUs, &s.BytesPerCachedTenant, &s.HitNs, &s.HitAllocsPer, &s.HitsPerSecond, &s.DefaultCacheNs} {
+	s.PerTenantSample = min(n, 10000)
+	if s.BytesPerCachedToken, s.BytesPerLimiterKey, err = perTenantMemory(ctx, s.PerTenantSample); err != nil {
+		return nil, err
+	}
+	for _, p := range []*float64{&s.BytesPerCachedToken, &s.BytesPerLimiterKey, &s.AddMeanUs, &s.AddP99Us, &s.AddTotalS, &s.MissMeanUs, &s.BytesPerCachedTenant, &s.HitNs, &s.HitAllocsPer, &s.HitsPerSecond, &s.DefaultCacheNs} {
 		*p = round1(*p)
 	}
 	s.DefaultCacheHitRate = float64(int(s.DefaultCacheHitRate*1000)) / 1000
@@ -170,6 +185,71 @@ func resolveLoop(ctx context.Context, reg *registry.Registry, issuer string, ext
 	}
 	c := float64(calls.Load())
 	return float64(elapsed.Nanoseconds()) * workers / c, float64(after.mallocs-before.mallocs) / c, c / elapsed.Seconds(), nil
+}
+
+// perTenantMemory measures the heap a verified token keeps in the token
+// cache (dev issuer tokens: iss, aud, sub, org_id, org_name, scope, iat,
+// nbf, exp, jti) and a tenant key keeps in the in-memory rate limiter.
+func perTenantMemory(ctx context.Context, n int) (perToken, perKey float64, err error) {
+	key, err := auth.GenerateDevKey()
+	if err != nil {
+		return 0, 0, err
+	}
+	iss, err := auth.NewDevIssuer("https://idp.example.com", key)
+	if err != nil {
+		return 0, 0, err
+	}
+	const aud = "https://mcp.example.com/mcp"
+	v, err := auth.NewVerifier(ctx, &auth.Options{Issuer: iss.Issuer(), Audience: aud, JWKS: iss.JWKS(), Claims: auth.DevClaimMap(), CacheSize: 4 * n})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer v.Close()
+	tokens := make([]string, n)
+	for i := range tokens {
+		ext := "org_" + itoa(i)
+		if tokens[i], err = iss.Mint(auth.TokenRequest{Audience: aud, TenantID: ext, TenantName: "Org " + ext, UserID: "user-" + itoa(i), Scopes: benchScopes}); err != nil {
+			return 0, 0, err
+		}
+	}
+	// Two halves, so that the cache's preallocated maps (a fixed cost)
+	// are not counted per token.
+	for _, tok := range tokens[:n/2] {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			return 0, 0, err
+		}
+	}
+	h0 := heapInUse()
+	for _, tok := range tokens[n/2:] {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			return 0, 0, err
+		}
+	}
+	perToken = float64(int64(heapInUse())-int64(h0)) / float64(n-n/2)
+	runtime.KeepAlive(v)
+	runtime.KeepAlive(tokens) // the tokens are the client's, not the cache's
+
+	lim := ratelimit.NewMemory(nil)
+	defer lim.Close()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = string(tenant.NewID())
+	}
+	h0 = heapInUse()
+	for _, k := range keys {
+		// The deployment default (100 per minute): a key is kept until its
+		// budget is full again. (With the bench's huge limit the limiter
+		// would forget keys almost at once.)
+		if _, err := lim.Allow(ctx, k, ratelimit.Limit{PerMinute: 100}); err != nil {
+			return 0, 0, err
+		}
+	}
+	// The key strings belong to the registry records, not the limiter;
+	// the limiter's map holds a reference to them.
+	perKey = float64(int64(heapInUse())-int64(h0)) / float64(n)
+	runtime.KeepAlive(lim)
+	runtime.KeepAlive(keys)
+	return perToken, perKey, nil
 }
 
 func heapInUse() uint64 {
