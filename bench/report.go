@@ -96,8 +96,11 @@ type report struct {
 
 // Degradation compares d (and e) between two tenant counts.
 type Degradation struct {
-	From, To int
-	D, E     float64 // relative change of requests/s (negative = slower)
+	From int `json:"from_tenants"`
+	To   int `json:"to_tenants"`
+	// D and E are the relative changes of requests/s (negative = slower).
+	D float64 `json:"d"`
+	E float64 `json:"e"`
 }
 
 // Machine describes where the run happened.
