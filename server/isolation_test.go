@@ -144,6 +144,14 @@ func TestToolAccess(t *testing.T) {
 			t.Fatalf("with %s: %q", scope, got)
 		}
 	}
+	// Escaped method names decode to "tools/call" too and are checked.
+	for _, method := range []string{`tools\/call`, `tools\u002fcall`, `tools\u002Fcall`} {
+		escaped := `{"jsonrpc":"2.0","id":8,"method":"` + method + `","params":{"name":"admin_reset","arguments":{}}}`
+		resp, rb := rawPost(t, f.url, "Bearer "+f.genericToken("plain", "u", "read:tools"), escaped)
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(rb, "reset") {
+			t.Fatalf("escaped method %s: %d %s", method, resp.StatusCode, rb)
+		}
+	}
 	// A batch hiding the call behind another message is checked too.
 	batch := `[{"jsonrpc":"2.0","id":1,"method":"tools/list"},` + body + `]`
 	if resp, _ := rawPost(t, f.url, "Bearer "+f.genericToken("plain", "u"), batch); resp.StatusCode != http.StatusForbidden {

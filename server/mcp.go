@@ -75,6 +75,14 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 			// Unreachable through serveMCP and the filter; refuse anyway.
 			return nil, mcpserver.ErrToolNotFound
 		}
+		// serveMCP answered a missing scope with HTTP 403 already; this
+		// second check holds even if a message got past that peek.
+		for _, need := range t.Scopes {
+			if !s.scopes.grants(rq.ident.Scopes, need) {
+				s.metrics.refused.WithLabelValues("insufficient_scope").Inc()
+				return mcp.NewToolResultError((&scopeError{missing: []string{need}}).Error()), nil
+			}
+		}
 		res, err := t.Handler(ctx, req.Params.RawArguments)
 		if err != nil {
 			s.metrics.calls.WithLabelValues(t.Name, "error").Inc()

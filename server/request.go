@@ -232,13 +232,10 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Ten
 // not grant. Hidden and unknown tools need none here: the MCP layer
 // answers them as unknown.
 func (s *Server) missingScopes(body []byte, ident *auth.Identity) []string {
-	if !bytes.Contains(body, []byte(`"tools/call"`)) {
-		return nil
-	}
 	var msgs []rpcPeek
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
 		if json.Unmarshal(trimmed, &msgs) != nil {
-			return nil // the MCP layer answers the parse error
+			return nil // the MCP layer answers the parse error (and the tool handler checks scopes again)
 		}
 	} else {
 		var m rpcPeek
