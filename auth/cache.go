@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 )
 
 // tokenKey is the cache key of a token: its SHA-256. Raw tokens are never
@@ -15,17 +16,22 @@ type cacheEntry struct {
 }
 
 type cacheShard struct {
-	mu  sync.RWMutex
-	m   map[tokenKey]cacheEntry
-	max int
+	mu sync.RWMutex
+	m  map[tokenKey]cacheEntry
 }
 
-// tokenCache is a bounded, sharded map of verified tokens. When a shard is
-// full an insert evicts an expired entry if it finds one among a few it
-// looks at, else an arbitrary one (map iteration order is random).
+// tokenCache is a bounded, sharded map of verified tokens. The bound is on
+// the whole cache, not per shard (tokens hash unevenly, and a per-shard cap
+// made full shards evict while others had room). When the cache is full
+// an insert evicts, from its own shard, an expired entry if it finds one
+// among a few it looks at, else an arbitrary one (map iteration order is
+// random). A shard that is empty when the cache is full takes the entry
+// anyway, so the bound may be exceeded by at most one entry per shard.
 type tokenCache struct {
 	shards []cacheShard
 	mask   uint8
+	max    int64
+	n      atomic.Int64
 }
 
 const evictScan = 16
@@ -36,10 +42,9 @@ func newTokenCache(size int) *tokenCache {
 		n = 1
 	}
 	per := (size + n - 1) / n
-	c := &tokenCache{shards: make([]cacheShard, n), mask: uint8(n - 1)}
+	c := &tokenCache{shards: make([]cacheShard, n), mask: uint8(n - 1), max: int64(size)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[tokenKey]cacheEntry, min(per, 1024))
-		c.shards[i].max = per
 	}
 	return c
 }
@@ -62,7 +67,11 @@ func (c *tokenCache) put(k *tokenKey, id *Identity, until, now int64) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[*k]; !ok && len(s.m) >= s.max {
+	if _, ok := s.m[*k]; ok {
+		s.m[*k] = cacheEntry{id: id, until: until}
+		return
+	}
+	if c.n.Load() >= c.max && len(s.m) > 0 {
 		evicted, seen := false, 0
 		var first tokenKey
 		for key, e := range s.m {
@@ -71,6 +80,7 @@ func (c *tokenCache) put(k *tokenKey, id *Identity, until, now int64) {
 			}
 			if now >= e.until {
 				delete(s.m, key)
+				c.n.Add(-1)
 				evicted = true
 			}
 			seen++
@@ -80,9 +90,11 @@ func (c *tokenCache) put(k *tokenKey, id *Identity, until, now int64) {
 		}
 		if !evicted {
 			delete(s.m, first)
+			c.n.Add(-1)
 		}
 	}
 	s.m[*k] = cacheEntry{id: id, until: until}
+	c.n.Add(1)
 }
 
 // len reports the number of entries (tests).

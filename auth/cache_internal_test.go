@@ -65,3 +65,32 @@ func TestTokenCacheExpiry(t *testing.T) {
 		t.Error("entry served at its deadline")
 	}
 }
+
+// TestTokenCacheBoundIsGlobal: a cache of N holds N distinct tokens even
+// though they hash unevenly over the shards (a per-shard cap evicted from
+// the fuller shards while the cache as a whole had room).
+func TestTokenCacheBoundIsGlobal(t *testing.T) {
+	t.Parallel()
+	const size = 10000
+	c := newTokenCache(size)
+	id := &Identity{}
+	for i := range size {
+		k := key(i)
+		c.put(&k, id, 1000, 0)
+	}
+	for i := range size {
+		k := key(i)
+		if _, ok := c.get(&k, 0); !ok {
+			t.Fatalf("token %d of %d evicted from a cache of %d", i, size, size)
+		}
+	}
+	if n := c.len(); n != size || c.n.Load() != size {
+		t.Fatalf("len %d, counter %d, want %d", n, c.n.Load(), size)
+	}
+	// Re-putting an existing key does not change the count.
+	k := key(0)
+	c.put(&k, id, 2000, 0)
+	if c.n.Load() != size {
+		t.Fatalf("counter %d after re-put", c.n.Load())
+	}
+}

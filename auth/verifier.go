@@ -77,6 +77,10 @@ type Options struct {
 	// its exp. 0 = 1m. A key the IdP revokes stays trusted for the tokens
 	// already cached for up to this long.
 	CacheTTL time.Duration
+	// DropClaims leaves Identity.Claims nil, keeping only the fields the
+	// claim map extracts. A cached Identity then costs a few hundred bytes
+	// instead of the whole decoded token. false = keep all claims.
+	DropClaims bool
 	// Now is the clock. nil = time.Now.
 	Now func() time.Time
 	// Logger receives JWK Set fetch failures. nil = discard.
@@ -121,6 +125,7 @@ type Verifier struct {
 	static     bool           // Options.JWKS: no fetching at all
 	unknownKid chan struct{}  // admits one unknown-kid lookup at a time
 	cache      *tokenCache
+	dropClaims bool
 	cacheTTL   time.Duration
 	now        func() time.Time
 	log        *slog.Logger
@@ -164,13 +169,14 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		problems = append(problems, "Audience is required (this server's resource URL, e.g. https://mcp.example.com/mcp)")
 	}
 	v := &Verifier{
-		issuer:    o.Issuer,
-		audience:  o.Audience,
-		claims:    o.Claims,
-		now:       o.Now,
-		log:       o.Logger,
-		maxToken:  maxTokenLen,
-		userClaim: o.Claims.User,
+		issuer:     o.Issuer,
+		audience:   o.Audience,
+		claims:     o.Claims,
+		now:        o.Now,
+		log:        o.Logger,
+		maxToken:   maxTokenLen,
+		userClaim:  o.Claims.User,
+		dropClaims: o.DropClaims,
 	}
 	if v.userClaim == "" {
 		v.userClaim = "sub"
@@ -487,6 +493,9 @@ func (v *Verifier) identity(claims jwt.MapClaims) (*Identity, error) {
 	id.Scopes = v.claims.scopes(m)
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		id.ExpiresAt = exp.Time
+	}
+	if v.dropClaims {
+		id.Claims = nil
 	}
 	return id, nil
 }

@@ -480,3 +480,17 @@ func ecKey(t *testing.T) *ecdsa.PrivateKey {
 	}
 	return k
 }
+
+func TestDropClaims(t *testing.T) {
+	t.Parallel()
+	for _, drop := range []bool{false, true} {
+		b := setup(t, func(_ *idptest.IdP, o *auth.Options) { o.DropClaims = drop })
+		id, err := b.v.Verify(b.ctx, b.idp.Sign(b.auth0("org_abc", "docs:read")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.TenantID != "org_abc" || len(id.Scopes) == 0 || (id.Claims == nil) != drop {
+			t.Fatalf("DropClaims=%v: %+v", drop, id)
+		}
+	}
+}

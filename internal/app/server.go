@@ -55,11 +55,12 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	case a.opts.Dev != nil:
 		dev := a.opts.Dev
 		v, err := auth.NewVerifier(ctx, &auth.Options{
-			Issuer:   dev.Issuer(),
-			Audience: cfg.ResourceURL(),
-			JWKS:     dev.JWKS(),
-			Claims:   auth.DevClaimMap(),
-			Logger:   a.log,
+			Issuer:     dev.Issuer(),
+			Audience:   cfg.ResourceURL(),
+			JWKS:       dev.JWKS(),
+			Claims:     auth.DevClaimMap(),
+			DropClaims: true,
+			Logger:     a.log,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("dev issuer: %w", err)
@@ -131,6 +132,7 @@ func (a *App) verifierOptions() *auth.Options {
 		Claims:     claims,
 		CacheSize:  orNone(cfg.Auth.TokenCacheSize),
 		CacheTTL:   cfg.Auth.TokenCacheTTL,
+		DropClaims: true, // tools see tenant.Context, not raw claims
 		Logger:     a.log,
 	}
 }
