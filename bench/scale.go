@@ -200,7 +200,7 @@ func perTenantMemory(ctx context.Context, n int) (perToken, perKey float64, err 
 		return 0, 0, err
 	}
 	const aud = "https://mcp.example.com/mcp"
-	v, err := auth.NewVerifier(ctx, &auth.Options{Issuer: iss.Issuer(), Audience: aud, JWKS: iss.JWKS(), Claims: auth.DevClaimMap(), CacheSize: 4 * n})
+	v, err := auth.NewVerifier(ctx, &auth.Options{Issuer: iss.Issuer(), Audience: aud, JWKS: iss.JWKS(), Claims: auth.DevClaimMap(), CacheSize: 4 * n, DropClaims: true})
 	if err != nil {
 		return 0, 0, err
 	}

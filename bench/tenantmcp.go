@@ -68,11 +68,12 @@ func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 	}
 	resource := c.base + "/mcp"
 	v, err := auth.NewVerifier(ctx, &auth.Options{
-		Issuer:    iss.Issuer(),
-		Audience:  resource,
-		JWKS:      iss.JWKS(),
-		Claims:    auth.DevClaimMap(),
-		CacheSize: c.tokenCache,
+		Issuer:     iss.Issuer(),
+		Audience:   resource,
+		JWKS:       iss.JWKS(),
+		Claims:     auth.DevClaimMap(),
+		CacheSize:  c.tokenCache,
+		DropClaims: true, // as the server assembled by the CLI does
 	})
 	if err != nil {
 		return nil, err
