@@ -1,18 +1,21 @@
 package config
 
 import (
+	"cmp"
 	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tenantmcp/tenantmcp/auth"
 )
 
 // Identity provider presets (auth.provider).
 const (
-	ProviderAuth0   = "auth0"
-	ProviderCognito = "cognito"
-	ProviderEntra   = "entra"
-	ProviderGeneric = "generic"
+	ProviderAuth0   = auth.ProviderAuth0
+	ProviderCognito = auth.ProviderCognito
+	ProviderEntra   = auth.ProviderEntra
+	ProviderGeneric = auth.ProviderGeneric
 )
 
 // Tenant isolation strategies (auth.multi_tenant.isolation).
@@ -265,12 +268,24 @@ type Preset struct {
 	AudienceClaim string
 }
 
-var presets = []Preset{
-	{Provider: ProviderAuth0, TenantClaim: "org_id", TenantNameClaim: "org_name", UserClaim: "sub", ScopeClaims: []string{"permissions", "scope"}, AudienceClaim: "aud"},
-	{Provider: ProviderCognito, TenantClaim: "custom:tenant_id", TenantNameClaim: "custom:tenant_name", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "client_id"},
-	{Provider: ProviderEntra, TenantClaim: "tid", TenantNameClaim: "", UserClaim: "oid", ScopeClaims: []string{"roles", "scp"}, AudienceClaim: "aud"},
-	{Provider: ProviderGeneric, TenantClaim: "", TenantNameClaim: "", UserClaim: "sub", ScopeClaims: []string{"scope"}, AudienceClaim: "aud"},
-}
+// presets are auth's claim-map presets, seen from the configuration: one
+// source of truth for which claims each provider's tokens carry.
+var presets = func() []Preset {
+	var out []Preset
+	for _, name := range Providers {
+		m, err := auth.Preset(name)
+		if err != nil {
+			panic("config: auth has no preset " + name)
+		}
+		p := Preset{Provider: name, TenantClaim: m.Tenant, TenantNameClaim: m.TenantName, UserClaim: cmp.Or(m.User, "sub"),
+			ScopeClaims: m.Scopes, AudienceClaim: "aud"}
+		if m.ClientIDAudience {
+			p.AudienceClaim = "client_id"
+		}
+		out = append(out, p)
+	}
+	return out
+}()
 
 // Presets returns the identity provider presets, in the order of Providers.
 func Presets() []Preset {
@@ -359,25 +374,11 @@ func (c *Config) EffectiveAudience() string {
 //
 // It returns "" when neither issuer nor domain is set.
 func (c *Config) EffectiveIssuer() string {
-	a := c.Auth
-	if a.Issuer != "" {
-		return a.Issuer
+	if c.Auth.Issuer != "" {
+		return c.Auth.Issuer
 	}
-	d := c.domain()
-	if d == "" {
-		return ""
-	}
-	switch a.Provider {
-	case ProviderCognito:
-		return "https://" + d
-	case ProviderEntra:
-		if c.entraMulti() {
-			return entraLogin + EntraTenantPlaceholder + "/v2.0"
-		}
-		return entraLogin + d + "/v2.0"
-	default:
-		return "https://" + d + "/"
-	}
+	iss, _ := c.endpoints()
+	return iss
 }
 
 // EffectiveJWKSURL is where signing keys are fetched: auth.jwks_url, else
@@ -385,22 +386,32 @@ func (c *Config) EffectiveIssuer() string {
 //	auth0, cognito, generic  ISSUER/.well-known/jwks.json (ISSUER without trailing slash)
 //	entra                    https://login.microsoftonline.com/DOMAIN/discovery/v2.0/keys
 //	                         (.../common/discovery/v2.0/keys for "organizations"/"common")
+//
+// With an explicit auth.issuer it is that issuer + "/.well-known/jwks.json".
 func (c *Config) EffectiveJWKSURL() string {
 	a := c.Auth
 	if a.JWKSURL != "" {
 		return a.JWKSURL
 	}
-	if d := c.domain(); a.Provider == ProviderEntra && d != "" && a.Issuer == "" {
-		if c.entraMulti() {
-			d = "common"
-		}
-		return entraLogin + d + "/discovery/v2.0/keys"
+	if a.Issuer != "" {
+		return strings.TrimRight(a.Issuer, "/") + "/.well-known/jwks.json"
 	}
-	iss := c.EffectiveIssuer()
-	if iss == "" {
-		return ""
+	_, jwks := c.endpoints()
+	return jwks
+}
+
+// endpoints derives issuer and JWKS URL from provider and domain with
+// auth.ProviderEndpoints (the verifier's own derivation). A domain it
+// cannot use gives "", "": Validate reports why.
+func (c *Config) endpoints() (issuer, jwksURL string) {
+	if c.domain() == "" {
+		return "", ""
 	}
-	return strings.TrimRight(iss, "/") + "/.well-known/jwks.json"
+	issuer, jwksURL, err := auth.ProviderEndpoints(c.Auth.Provider, c.Auth.Domain)
+	if err != nil {
+		return "", ""
+	}
+	return issuer, jwksURL
 }
 
 // EffectiveAuthorizationServers are the authorization servers advertised in
