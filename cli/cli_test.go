@@ -16,13 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/tenantmcp/tenantmcp/cli"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
+	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
@@ -122,41 +121,15 @@ func devTokens(t *testing.T, out string) map[string]string {
 	return toks
 }
 
-func connect(t *testing.T, url, token string) *client.Client {
+func connect(t *testing.T, url, token string) *tenanttest.Client {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr)
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	init := mcp.InitializeRequest{}
-	init.Params.ClientInfo = mcp.Implementation{Name: "cli-test", Version: "1"}
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatalf("initialize with token: %v", err)
-	}
-	return c
+	return tenanttest.Dial(t, url, token, "")
 }
 
-func callTool(t *testing.T, c *client.Client, name string, args map[string]any) (string, bool) {
+func callTool(t *testing.T, c *tenanttest.Client, name string, args map[string]any) (string, bool) {
 	t.Helper()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = name
-	req.Params.Arguments = args
-	res, err := c.CallTool(context.Background(), req)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var parts []string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			parts = append(parts, tc.Text)
-		}
-	}
-	return strings.Join(parts, "\n"), res.IsError
+	res := c.Call(t, name, args)
+	return res.Text, res.IsError
 }
 
 func TestInit(t *testing.T) {
@@ -254,7 +227,7 @@ func TestDev(t *testing.T) {
 	}
 	_, tok, _ = run(t, nil, "token", "--data", data, "--tenant", "initech")
 	initech := connect(t, url, strings.TrimSpace(tok))
-	res, err := initech.ListTools(context.Background(), mcp.ListToolsRequest{})
+	res, err := initech.MCP().ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil || len(res.Tools) != 1 || res.Tools[0].Name != "list_documents" {
 		t.Fatalf("initech tools: %v %+v", err, res)
 	}
@@ -263,7 +236,7 @@ func TestDev(t *testing.T) {
 		t.Fatalf("tenant update: %s", errOut)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if res, err := initech.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil || len(res.Tools) != 2 {
+	if res, err := initech.MCP().ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil || len(res.Tools) != 2 {
 		t.Fatalf("initech tools after update: %v %+v", err, res)
 	}
 	if code, out, _ := run(t, nil, "tenant", "list", "--data", data); code != 0 || !strings.Contains(out, "acme") || !strings.Contains(out, "list_documents") {
@@ -276,7 +249,7 @@ func TestDev(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	req := mcp.ListToolsRequest{}
-	if _, err := globex.ListTools(context.Background(), req); err == nil || !strings.Contains(err.Error(), "tenant is suspended") {
+	if _, err := globex.MCP().ListTools(context.Background(), req); err == nil || !strings.Contains(err.Error(), "tenant is suspended") {
 		t.Fatalf("suspended globex listed tools: %v", err)
 	}
 	if code, _, errOut := run(t, nil, "tenant", "activate", "globex", "--data", data); code != 0 {
@@ -338,7 +311,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	url := "http://" + addr + "/mcp"
 	acme := connect(t, url, devTokens(t, srv.out.String())["acme"])
 	names := func() []string {
-		res, err := acme.ListTools(context.Background(), mcp.ListToolsRequest{})
+		res, err := acme.MCP().ListTools(context.Background(), mcp.ListToolsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

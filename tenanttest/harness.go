@@ -220,29 +220,38 @@ func (h *Harness) Token(i int, req auth.TokenRequest) string {
 // Connect returns an MCP client that sends token with every request.
 func (h *Harness) Connect(token string) *Client {
 	h.t.Helper()
+	return Dial(h.t, h.URL, token, h.opts.ProtocolVersion)
+}
+
+// Dial connects an MCP client to the MCP endpoint url, sending token with
+// every request, for servers the harness did not start (a "tenantmcp
+// serve" under test, say). protocolVersion pins the revision ("" lets the
+// client negotiate). The client is closed when the test ends.
+func Dial(t testing.TB, url, token, protocolVersion string) *Client {
+	t.Helper()
 	var copts []client.ClientOption
-	if h.opts.ProtocolVersion != "" {
-		copts = append(copts, client.WithProtocolVersion(h.opts.ProtocolVersion))
+	if protocolVersion != "" {
+		copts = append(copts, client.WithProtocolVersion(protocolVersion))
 	}
-	tr, err := transport.NewStreamableHTTP(h.URL,
+	tr, err := transport.NewStreamableHTTP(url,
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	c := client.NewClient(tr, copts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	h.t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close() })
 	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = h.opts.ProtocolVersion
+	init.Params.ProtocolVersion = protocolVersion
 	init.Params.ClientInfo = mcp.Implementation{Name: "tenanttest", Version: "1"}
 	if _, err := c.Initialize(ctx, init); err != nil {
-		h.t.Fatalf("initialize MCP client: %v", err)
+		t.Fatalf("initialize MCP client: %v", err)
 	}
-	return &Client{c: c, t: h.t}
+	return &Client{c: c, t: t}
 }
 
 // Client is an MCP client bound to one token.

@@ -11,15 +11,13 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/internal/app"
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
 // deployment is an assembled app served over HTTP with a dev issuer.
@@ -69,7 +67,7 @@ func deploy(t *testing.T, cfgTOML string, opts *app.Options) *deployment {
 	return &deployment{url: base + "/mcp", iss: iss, app: a}
 }
 
-func (d *deployment) client(t *testing.T, tenantID, user string) *client.Client {
+func (d *deployment) client(t *testing.T, tenantID, user string) *tenanttest.Client {
 	t.Helper()
 	if _, err := d.app.EnsureTenant(context.Background(), d.iss.Issuer(), tenantID, tenantID); err != nil {
 		t.Fatalf("tenant %s: %v", tenantID, err)
@@ -78,37 +76,13 @@ func (d *deployment) client(t *testing.T, tenantID, user string) *client.Client 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := transport.NewStreamableHTTP(d.url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr)
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := c.Initialize(context.Background(), mcp.InitializeRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return tenanttest.Dial(t, d.url, tok, "")
 }
 
-func call(t *testing.T, c *client.Client, name string, args map[string]any) (string, bool) {
+func call(t *testing.T, c *tenanttest.Client, name string, args map[string]any) (string, bool) {
 	t.Helper()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = name
-	req.Params.Arguments = args
-	res, err := c.CallTool(context.Background(), req)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var parts []string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			parts = append(parts, tc.Text)
-		}
-	}
-	return strings.Join(parts, "\n"), res.IsError
+	res := c.Call(t, name, args)
+	return res.Text, res.IsError
 }
 
 // documentsIsolation is the end-to-end isolation check every strategy
