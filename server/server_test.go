@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/tenantmcp/tenantmcp/auth"
@@ -23,6 +22,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/store/sqlitestore"
 	"github.com/tenantmcp/tenantmcp/tenant"
+	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
 // fixture is a real server over HTTP in front of a fake identity provider.
@@ -167,27 +167,7 @@ func (f *fixture) genericToken(org, user string, scopes ...string) string {
 // connect returns an SDK client over HTTP carrying token.
 func connect(t *testing.T, url, token, version string) *client.Client {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var copts []client.ClientOption
-	if version != "" {
-		copts = append(copts, client.WithProtocolVersion(version))
-	}
-	c := client.NewClient(tr, copts...)
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = version
-	init.Params.ClientInfo = mcp.Implementation{Name: "server-test", Version: "1"}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatalf("initialize: %v", err)
-	}
-	return c
+	return tenanttest.Dial(t, url, token, version).MCP()
 }
 
 func toolNames(t *testing.T, c *client.Client) []string {
