@@ -126,6 +126,12 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server running? choose another --addr)", addr, err)
 	}
+	stopMetrics, err := serveMetrics(ctx, cfg.Server.MetricsListen, srv, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	reloadOnSIGHUP(ctx, a.Registry, log)
 	fmt.Fprintf(e.stdout, "tenantmcp dev: serving MCP at %s\n", st.Resource)
 	fmt.Fprintf(e.stdout, "  isolation: %s    data: %s\n", st.Isolation, data)

@@ -1,12 +1,18 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tenantmcp/tenantmcp/internal/app"
+	"github.com/tenantmcp/tenantmcp/server"
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -53,6 +59,12 @@ requests in flight for up to server.shutdown_timeout.`,
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 			}
+			stopMetrics, err := serveMetrics(ctx, cfg.Server.MetricsListen, srv, log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer stopMetrics()
 			reloadOnSIGHUP(ctx, a.Registry, log)
 			log.Info("serving MCP", "url", cfg.ResourceURL(), "listen", ln.Addr().String(),
 				"issuer", a.Issuer(), "isolation", cfg.EffectiveIsolation(), "multi_tenant", cfg.Auth.MultiTenant.Enabled)
@@ -61,4 +73,34 @@ requests in flight for up to server.shutdown_timeout.`,
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "deployment configuration file (or TENANTMCP_CONFIG)")
 	return cmd
+}
+
+// serveMetrics serves the server's Prometheus metrics at /metrics on a
+// listener of their own (server.metrics_listen), never on the public one:
+// they count every tenant's activity. addr "" serves none.
+func serveMetrics(ctx context.Context, addr string, srv *server.Server, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s (server.metrics_listen): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.MetricsHandler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		<-done
+	}, nil
 }

@@ -23,12 +23,13 @@ func writeConfig(t *testing.T, body string) string {
 // tenants added with the CLI, served by "serve --config".
 func TestServe(t *testing.T) {
 	idp := idptest.New(t)
-	addr := freeAddr(t)
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
 	data := t.TempDir()
 	path := writeConfig(t, fmt.Sprintf(`
 [server]
 listen = %q
 data_dir = %q
+metrics_listen = %q
 
 [auth]
 enabled = true
@@ -39,7 +40,7 @@ jwks_url = %q
 [auth.multi_tenant]
 enabled = true
 tenant_claim = "org_id"
-`, addr, data, idp.Issuer(), idp.JWKSURL()))
+`, addr, data, metricsAddr, idp.Issuer(), idp.JWKSURL()))
 
 	for _, org := range []string{"org_acme", "org_globex"} {
 		if code, _, errOut := run(t, nil, "tenant", "add", "--config", path, "--external-id", org); code != 0 {
@@ -61,6 +62,13 @@ tenant_claim = "org_id"
 	// serve never enables the dev issuer.
 	if resp, body := get(t, "http://"+addr+"/dev/jwks.json"); resp != 404 {
 		t.Fatalf("serve exposes /dev/jwks.json: %d %s", resp, body)
+	}
+	// Metrics are on their own listener only: they span every tenant.
+	if resp, _ := get(t, "http://"+addr+"/metrics"); resp != 404 {
+		t.Fatalf("public listener serves /metrics: %d", resp)
+	}
+	if resp, body := get(t, "http://"+metricsAddr+"/metrics"); resp != 200 || !strings.Contains(body, "tenantmcp_requests_admitted_total") {
+		t.Fatalf("metrics listener: %d %.200s", resp, body)
 	}
 	if code := srv.stop(t); code != 0 {
 		t.Fatalf("serve exit %d: %s", code, srv.err)

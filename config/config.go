@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/server"
 )
 
 // Identity provider presets (auth.provider).
@@ -75,6 +76,24 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes caps a request body.
 	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds the arrival of a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds the arrival of a request's body.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write of a response to the client.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds a kept-alive connection's wait for its next
+	// request.
+	IdleTimeout time.Duration
+	// MaxBodyReadsPerTenant caps a tenant's requests whose body is still
+	// arriving, per replica.
+	MaxBodyReadsPerTenant int
+	// AllowedOrigins are the browser origins allowed besides the server's
+	// own ("*" = any).
+	AllowedOrigins []string
+	// MetricsListen is the host:port of the private metrics listener; ""
+	// serves no metrics.
+	MetricsListen string
 }
 
 // AuthConfig is the [auth] section.
@@ -207,6 +226,14 @@ func Default() *Config {
 			DataDir:         "./tenantmcp-data",
 			ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes:    1 << 20,
+			// The library's defaults, so that a key left out and a
+			// server.Options field left zero mean the same.
+			ReadHeaderTimeout:     server.DefaultReadHeaderTimeout,
+			ReadTimeout:           server.DefaultReadTimeout,
+			WriteTimeout:          server.DefaultWriteTimeout,
+			IdleTimeout:           server.DefaultIdleTimeout,
+			MaxBodyReadsPerTenant: server.DefaultMaxBodyReadsPerTenant,
+			AllowedOrigins:        []string{},
 		},
 		Auth: AuthConfig{
 			Enabled:              true,

@@ -447,6 +447,9 @@ func TestKeysTable(t *testing.T) {
 	want := map[string]string{
 		"server.listen": `"127.0.0.1:8080"`, "server.public_url": `""`, "server.data_dir": `"./tenantmcp-data"`,
 		"server.stateful_sessions": "false", "server.shutdown_timeout": `"15s"`, "server.max_body_bytes": "1048576",
+		"server.read_header_timeout": `"10s"`, "server.read_timeout": `"30s"`, "server.write_timeout": `"30s"`,
+		"server.idle_timeout": `"2m"`, "server.max_body_reads_per_tenant": "32",
+		"server.allowed_origins": "[]", "server.metrics_listen": `""`,
 		"auth.enabled": "true", "auth.provider": `"auth0"`, "auth.domain": `""`, "auth.issuer": `""`, "auth.audience": `""`,
 		"auth.jwks_url": `""`, "auth.algorithms": `["RS256", "ES256"]`, "auth.leeway": `"30s"`, "auth.authorization_servers": "[]",
 		"auth.scopes_supported": "[]", "auth.user_claim": `""`, "auth.tenant_name_claim": `""`, "auth.scope_claims": "[]",

@@ -187,6 +187,25 @@ func (c *Config) validateServer(v *validator) {
 	if s.MaxBodyBytes <= 0 {
 		v.add("server.max_body_bytes", "must be more than 0, not %d", s.MaxBodyBytes)
 	}
+	v.positiveDuration("server.read_header_timeout", s.ReadHeaderTimeout)
+	v.positiveDuration("server.read_timeout", s.ReadTimeout)
+	v.positiveDuration("server.write_timeout", s.WriteTimeout)
+	v.positiveDuration("server.idle_timeout", s.IdleTimeout)
+	if s.MaxBodyReadsPerTenant <= 0 {
+		v.add("server.max_body_reads_per_tenant", "must be more than 0, not %d", s.MaxBodyReadsPerTenant)
+	}
+	for _, o := range s.AllowedOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "") {
+			v.add("server.allowed_origins", "%s is not an origin: want scheme://host[:port] such as \"https://app.example.com\", or \"*\"", strconv.Quote(truncate(o)))
+		}
+	}
+	if s.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil || port == "" {
+			v.add("server.metrics_listen", "%s is not host:port, such as \"127.0.0.1:9464\"", strconv.Quote(truncate(s.MetricsListen)))
+		} else if s.MetricsListen == s.Listen {
+			v.add("server.metrics_listen", "must differ from server.listen (%s): metrics are never served on the public listener", strconv.Quote(s.Listen))
+		}
+	}
 	if !c.Auth.Enabled && listenOK && !isLoopbackHost(host) {
 		shown := s.Listen
 		if isUnspecifiedHost(host) {

@@ -48,7 +48,9 @@ func TestRefusals(t *testing.T) {
 		challenge string // substring of WWW-Authenticate; "" = header absent
 		message   string // substring of the JSON-RPC error message
 	}{
-		{"no token", "", 401, `Bearer error="invalid_token"`, "no bearer token"},
+		// RFC 6750 §3.1: no error information when no token was sent at
+		// all; the scopes to ask for are named.
+		{"no token", "", 401, `Bearer scope="read:tools execute:tools", resource_metadata=`, "no bearer token"},
 		{"basic scheme", "Basic dXNlcjpwYXNz", 400, `error="invalid_request"`, "malformed Authorization header"},
 		{"bearer without token", "Bearer ", 400, `error="invalid_request"`, "malformed"},
 		{"two tokens", "Bearer a b", 400, `error="invalid_request"`, "malformed"},

@@ -7,8 +7,9 @@
 //	allowed tools, feature flags and the tool's scopes → your tool, with
 //	tenant.From(ctx) and the store accessors bound to that tenant.
 //
-// It also serves the RFC 9728 protected-resource metadata, /healthz and
-// /metrics (Prometheus; no tenant ids in labels).
+// It also serves the RFC 9728 protected-resource metadata and /healthz.
+// Prometheus metrics (no tenant ids in labels) come from MetricsHandler, to
+// be mounted on a private listener, never on the public one.
 //
 //	srv, err := server.New(server.Options{
 //		ResourceURL: "https://mcp.example.com/mcp",

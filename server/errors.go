@@ -1,22 +1,41 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
 )
 
+// JSON-RPC error codes of refusals. MCP uses the standard JSON-RPC 2.0
+// codes for general failures and defines its own only from -32020 on
+// (2026-07-28, basic/index "Error Codes"); the -32000…-32019 range is legacy
+// and new implementations should not use it. The HTTP status carries the
+// specific reason (401, 403, 429, …).
+const (
+	codeInvalidRequest = -32600
+	codeInternalError  = -32603
+	codeHeaderMismatch = -32020 // headers missing, malformed or not matching the body
+)
+
 // refusal is how one refused request is answered.
 type refusal struct {
 	status int
-	// code is the RFC 6750 error code for WWW-Authenticate ("" = no
-	// challenge header).
-	code string
+	// rpcCode is the JSON-RPC error code of the body.
+	rpcCode int
+	// challenge, if set, sends a WWW-Authenticate header; code is its RFC
+	// 6750 error code ("" = a challenge without error, as for a request
+	// that carried no token at all, RFC 6750 §3.1).
+	challenge bool
+	code      string
 	// scope is the scope to name in an insufficient_scope challenge.
 	scope string
 	// message is safe to show the client: it names what failed and what to
@@ -26,74 +45,106 @@ type refusal struct {
 	reason string
 	// retryAfter, if set, is sent as Retry-After (seconds).
 	retryAfter string
+	// allow, if set, is sent as Allow (405).
+	allow string
 }
 
 // classify maps a request-path error to its answer. It is the one place
-// that decides statuses and client messages.
+// that decides statuses, codes and client messages.
 func classify(err error) refusal {
 	var (
-		claim *auth.ClaimError
-		scope *scopeError
-		limit *limitError
+		claim  *auth.ClaimError
+		scope  *scopeError
+		limit  *limitError
+		method *methodError
+		header *headerError
 	)
+	ref := refusal{rpcCode: codeInvalidRequest}
 	switch {
 	case errors.Is(err, auth.ErrMissingToken):
-		return refusal{status: 401, code: "invalid_token", reason: "no_token",
-			message: "no bearer token: send Authorization: Bearer <access token>"}
+		ref.status, ref.challenge, ref.reason = 401, true, "no_token"
+		ref.message = "no bearer token: send Authorization: Bearer <access token>"
 	case errors.Is(err, auth.ErrMalformedHeader):
-		return refusal{status: 400, code: "invalid_request", reason: "malformed_header",
-			message: "malformed Authorization header: want \"Bearer <access token>\""}
+		ref.status, ref.challenge, ref.code, ref.reason = 400, true, "invalid_request", "malformed_header"
+		ref.message = "malformed Authorization header: want \"Bearer <access token>\""
 	case errors.As(err, &claim):
-		return refusal{status: 401, code: "invalid_token", reason: "no_tenant_claim", message: err.Error()}
+		ref.status, ref.challenge, ref.code, ref.reason = 401, true, "invalid_token", "no_tenant_claim"
+		ref.message = err.Error()
 	case errors.Is(err, auth.ErrKeysUnavailable):
-		return refusal{status: 503, reason: "keys_unavailable", retryAfter: "5",
-			message: "cannot verify tokens right now: the identity provider's signing keys are unavailable; retry shortly"}
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "keys_unavailable", "5"
+		ref.message = "cannot verify tokens right now: the identity provider's signing keys are unavailable; retry shortly"
 	case errors.Is(err, auth.ErrInvalidToken):
-		return refusal{status: 401, code: "invalid_token", reason: "invalid_token", message: err.Error()}
+		ref.status, ref.challenge, ref.code, ref.reason = 401, true, "invalid_token", "invalid_token"
+		ref.message = err.Error()
 	case errors.Is(err, registry.ErrUnknownTenant):
-		return refusal{status: 403, reason: "unknown_tenant",
-			message: "tenant is not registered with this server: ask the operator to add your organisation"}
+		ref.status, ref.reason = 403, "unknown_tenant"
+		ref.message = "tenant is not registered with this server: ask the operator to add your organisation"
 	case errors.Is(err, registry.ErrSuspended):
-		return refusal{status: 403, reason: "suspended",
-			message: "tenant is suspended: contact the operator of this server"}
+		ref.status, ref.reason = 403, "suspended"
+		ref.message = "tenant is suspended: contact the operator of this server"
 	case errors.Is(err, registry.ErrTrialExpired):
-		return refusal{status: 403, reason: "trial_expired", message: err.Error()}
+		ref.status, ref.reason, ref.message = 403, "trial_expired", err.Error()
 	case errors.As(err, &scope):
-		return refusal{status: 403, code: "insufficient_scope", scope: strings.Join(scope.missing, " "),
-			reason: "insufficient_scope", message: err.Error()}
+		ref.status, ref.challenge, ref.code, ref.reason = 403, true, "insufficient_scope", "insufficient_scope"
+		ref.scope, ref.message = strings.Join(scope.missing, " "), err.Error()
 	case errors.As(err, &limit):
-		return refusal{status: 429, reason: "rate_limited_" + limit.scope, message: err.Error(),
-			retryAfter: retryAfter(limit.d)}
+		ref.status, ref.reason, ref.message = 429, "rate_limited_"+limit.scope, err.Error()
+		ref.retryAfter = retryAfter(limit.d)
 	case errors.Is(err, errConcurrency):
-		return refusal{status: 429, reason: "concurrency", message: err.Error(), retryAfter: "1"}
+		ref.status, ref.reason, ref.message, ref.retryAfter = 429, "concurrency", err.Error(), "1"
 	case errors.Is(err, ratelimit.ErrUnavailable):
-		return refusal{status: 503, reason: "limiter_unavailable", retryAfter: "1",
-			message: "rate limiter unavailable; retry shortly"}
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "limiter_unavailable", "1"
+		ref.message = "rate limiter unavailable; retry shortly"
 	case errors.Is(err, errSession):
-		return refusal{status: 404, reason: "session", message: "session not found: start a new session"}
+		ref.status, ref.reason, ref.message = 404, "session", "session not found: start a new session"
 	case errors.Is(err, errBodyTooLarge):
-		return refusal{status: 413, reason: "body_too_large", message: err.Error()}
+		ref.status, ref.reason, ref.message = 413, "body_too_large", err.Error()
+	case errors.Is(err, errBodyReads):
+		ref.status, ref.reason, ref.message, ref.retryAfter = 429, "body_reads", err.Error(), "1"
+	case errors.Is(err, errBodyTimeout):
+		ref.status, ref.reason, ref.message = 408, "body_timeout", errBodyTimeout.Error()
 	case errors.Is(err, errBodyRead):
-		return refusal{status: 400, reason: "body_read", message: err.Error()}
+		ref.status, ref.reason, ref.message = 400, "body_read", err.Error()
+	case errors.Is(err, errBatch):
+		ref.status, ref.reason, ref.message = 400, "batch", err.Error()
+	case errors.As(err, &header):
+		ref.status, ref.rpcCode, ref.reason, ref.message = 400, codeHeaderMismatch, "header", err.Error()
 	case errors.Is(err, errHost):
-		return refusal{status: 403, reason: "host", message: err.Error()}
-	case errors.Is(err, errMethod):
-		return refusal{status: 405, reason: "method", message: err.Error()}
+		ref.status, ref.reason, ref.message = 403, "host", err.Error()
+	case errors.Is(err, errOrigin):
+		ref.status, ref.reason, ref.message = 403, "origin", err.Error()
+	case errors.As(err, &method):
+		ref.status, ref.reason, ref.message, ref.allow = 405, "method", err.Error(), method.allow
+	default:
+		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, "internal", "internal error"
 	}
-	return refusal{status: 500, reason: "internal", message: "internal error"}
+	return ref
 }
 
 func retryAfter(d ratelimit.Decision) string {
-	secs := int((d.RetryAfter + 999_999_999) / 1_000_000_000)
+	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
 	return strconv.Itoa(secs)
 }
 
-// refuse answers a refused request: status, WWW-Authenticate challenge
-// where the MCP authorization spec wants one, and a JSON-RPC error body.
+// refuse answers a refused request whose body has not been read. When the
+// body is small and already on its way (a declared Content-Length of at
+// most idPeekLimit) it is read, briefly, to echo the JSON-RPC id.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	s.refuseID(w, r, peekRequestID(w, r), err)
+}
+
+// refuseBody answers a refused request whose body has been read.
+func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, body []byte, err error) {
+	s.refuseID(w, r, requestIDOf(body), err)
+}
+
+// refuseID answers a refused request: status, WWW-Authenticate challenge
+// where the MCP authorization spec wants one, and a JSON-RPC error body
+// carrying the request's id (null when unknown).
+func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
 	ref := classify(err)
 	s.metrics.refused.WithLabelValues(ref.reason).Inc()
 	if ref.status == 500 {
@@ -102,21 +153,103 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.DebugContext(r.Context(), "request refused", "status", ref.status, "reason", ref.reason, "err", err)
 	}
 	h := w.Header()
-	if ref.code != "" {
-		h.Set("WWW-Authenticate", auth.Challenge(ref.code, ref.message, ref.scope, s.metadataURL))
+	if ref.challenge {
+		scope := ref.scope
+		if scope == "" && ref.status == http.StatusUnauthorized {
+			// Tell the client which scopes to ask for (MCP authorization,
+			// "Scope Selection Strategy").
+			scope = strings.Join(s.opts.Metadata.ScopesSupported, " ")
+		}
+		desc := ref.message
+		if ref.code == "" {
+			desc = "" // no token at all: no error information (RFC 6750 §3.1)
+		}
+		h.Set("WWW-Authenticate", auth.Challenge(ref.code, desc, scope, s.metadataURL))
 	}
 	if ref.retryAfter != "" {
 		h.Set("Retry-After", ref.retryAfter)
 	}
-	writeJSONRPCError(w, ref.status, ref.message)
+	if ref.allow != "" {
+		h.Set("Allow", ref.allow)
+	}
+	writeJSONRPCError(w, ref.status, ref.rpcCode, id, ref.message)
 }
 
-func writeJSONRPCError(w http.ResponseWriter, status int, message string) {
+// rpcError is a JSON-RPC 2.0 error response.
+type rpcError struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   rpcErrorDetails `json:"error"`
+}
+
+type rpcErrorDetails struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+var jsonNull = json.RawMessage("null")
+
+// writeJSONRPCError writes a JSON-RPC error response. id must be a JSON
+// string or number (anything else is sent as null); message is encoded as
+// JSON, so no input can break the body.
+func writeJSONRPCError(w http.ResponseWriter, status, code int, id json.RawMessage, message string) {
+	if !validID(id) {
+		id = jsonNull
+	}
+	b, err := json.Marshal(rpcError{JSONRPC: "2.0", ID: id, Error: rpcErrorDetails{Code: code, Message: message}})
+	if err != nil { // unreachable: every field is valid JSON by construction
+		b = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	b := make([]byte, 0, 96+len(message))
-	b = append(b, `{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":`...)
-	b = strconv.AppendQuote(b, message)
-	b = append(b, "}}\n"...)
-	w.Write(b)
+	w.Write(append(b, '\n'))
+}
+
+// validID reports whether id is a JSON-RPC request id: a JSON string or
+// number.
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	switch c := id[0]; {
+	case c == '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		var n json.Number
+		return json.Unmarshal(id, &n) == nil
+	}
+	return false
+}
+
+// requestIDOf returns the id of a single JSON-RPC message, or nil.
+func requestIDOf(body []byte) json.RawMessage {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &m) != nil || !validID(m.ID) {
+		return nil
+	}
+	return m.ID
+}
+
+// idPeekLimit bounds what a refusal reads of an unread body to find the
+// request id; bigger or chunked bodies are answered with id null.
+const idPeekLimit = 16 << 10
+
+// peekRequestID reads a small unread POST body (at most idPeekLimit, with a
+// short deadline) and returns its JSON-RPC id, or nil.
+func peekRequestID(w http.ResponseWriter, r *http.Request) json.RawMessage {
+	if r.Method != http.MethodPost || r.ContentLength <= 0 || r.ContentLength > idPeekLimit {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(time.Second))
+	defer rc.SetReadDeadline(time.Time{})
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, idPeekLimit)); err != nil {
+		return nil
+	}
+	return requestIDOf(buf.Bytes())
 }

@@ -69,5 +69,5 @@ func ExampleNew() {
 	// Output:
 	// 200 true
 	// 401 false
-	// Bearer error="invalid_token", error_description="no bearer token: send Authorization: Bearer <access token>", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp"
+	// Bearer resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp"
 }

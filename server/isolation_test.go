@@ -152,10 +152,12 @@ func TestToolAccess(t *testing.T) {
 			t.Fatalf("escaped method %s: %d %s", method, resp.StatusCode, rb)
 		}
 	}
-	// A batch hiding the call behind another message is checked too.
+	// A batch hiding the call behind another message is refused whole:
+	// neither revision allows batches.
 	batch := `[{"jsonrpc":"2.0","id":1,"method":"tools/list"},` + body + `]`
-	if resp, _ := rawPost(t, f.url, "Bearer "+f.genericToken("plain", "u"), batch); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("batched scope-protected call: status %d, want 403", resp.StatusCode)
+	if resp, rb := rawPost(t, f.url, "Bearer "+f.genericToken("plain", "u"), batch); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(errorMessage(t, rb), "batches are not supported") || strings.Contains(rb, "reset") {
+		t.Fatalf("batched scope-protected call: status %d %s, want 400 batches are not supported", resp.StatusCode, rb)
 	}
 }
 

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -171,13 +170,9 @@ func TestPerUserLimitAndConcurrencyCap(t *testing.T) {
 		t.Fatalf("acme after its calls finished: %d", resp.StatusCode)
 	}
 
-	// Refusals are counted.
-	mresp, err := http.Get(f.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mresp.Body.Close()
-	metrics, _ := io.ReadAll(mresp.Body)
+	// Refusals are counted (on the metrics handler, not the public
+	// listener).
+	metrics := f.metrics(t)
 	for _, want := range []string{`tenantmcp_requests_refused_total{reason="rate_limited_user"} 1`, `tenantmcp_requests_refused_total{reason="concurrency"} 1`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)

@@ -10,15 +10,20 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 )
 
-// This file is the only one that knows the protocol library (mcp-go). The
-// rest of the request path, and every other package, speaks in our own
-// types, so an adapter for another SDK can sit beside this one.
+// This file adapts the request path to the protocol library (mcp-go).
+// Only the server package imports mcp-go (a test checks it): every other
+// package speaks in our own types, so an adapter for another SDK can sit
+// beside this one.
 
 func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
 	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version,
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolFilter(s.filterTools),
+		// Every list varies by tenant (allowed tools, flags): no shared
+		// cache may serve one tenant's list to another, and a tenant's
+		// entitlements can change at any time.
+		mcpserver.WithCacheHints(0, mcp.CacheScopePrivate),
 	)
 	for _, t := range s.tools {
 		ms.AddTool(mcpTool(t), s.toolHandler(t))
@@ -83,10 +88,10 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 				return mcp.NewToolResultError((&scopeError{missing: []string{need}}).Error()), nil
 			}
 		}
-		res, err := t.Handler(ctx, req.Params.RawArguments)
+		res, err := s.runTool(ctx, rq, t, req.Params.RawArguments)
 		if err != nil {
 			s.metrics.calls.WithLabelValues(t.Name, "error").Inc()
-			return mcp.NewToolResultError(err.Error()), nil
+			return mcp.NewToolResultError(s.toolErrorMessage(ctx, rq, t, err)), nil
 		}
 		s.metrics.calls.WithLabelValues(t.Name, "ok").Inc()
 		if res == nil {
@@ -108,6 +113,12 @@ func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *ht
 	rw.flusher, _ = w.(http.Flusher)
 	if s.sessions != nil {
 		rw.sessions, rw.rq = s.sessions, rq
+	} else {
+		// Stateless: give the protocol library a session id no other
+		// request has, so nothing it keys by session (streams, server
+		// requests, per-session state) is shared between requests.
+		// Whatever id the client sent was removed by serveMCP.
+		r.Header.Set(headerSessionID, rq.statelessSessionID())
 	}
 	rq.hr = mcpserver.HTTPRequest{
 		Method:  r.Method,

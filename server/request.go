@@ -3,12 +3,16 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -27,6 +31,10 @@ type request struct {
 	tenant *registry.Tenant
 	ident  *auth.Identity
 	tc     tenant.Context // what tools see through tenant.From
+	// seq numbers the request within this process; with the process's
+	// random prefix it is the request id of logs and internal errors.
+	seq    uint64
+	prefix string
 	// Allocated with the request rather than one by one: the protocol
 	// library's view of the request and the writer it answers through.
 	hr mcpserver.HTTPRequest
@@ -34,6 +42,25 @@ type request struct {
 }
 
 type requestKey struct{}
+
+// requestID is the request's id in logs and in "internal error" messages.
+func (rq *request) requestID() string {
+	return rq.prefix + "-" + strconv.FormatUint(rq.seq, 36)
+}
+
+// statelessSessionID is the session id handed to the protocol library for
+// this request alone (stateless mode).
+func (rq *request) statelessSessionID() string {
+	return "stateless-" + rq.requestID()
+}
+
+// newIDPrefix returns a random prefix that keeps request ids of different
+// processes (replicas, restarts) apart.
+func newIDPrefix() string {
+	var b [5]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
 
 func requestFrom(ctx context.Context) *request {
 	r, _ := ctx.Value(requestKey{}).(*request)
@@ -52,18 +79,25 @@ type rpcPeek struct {
 
 // serveMCP runs the request path in front of the MCP handler.
 func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodPost, http.MethodGet, http.MethodDelete:
-	case http.MethodOptions:
+	switch {
+	case r.Method == http.MethodPost:
+	case s.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
+		// Stateful mode only: a session's stream and its termination.
+	case r.Method == http.MethodOptions:
 		w.WriteHeader(http.StatusNoContent)
 		return
 	default:
-		w.Header().Set("Allow", "POST, GET, DELETE")
-		s.refuse(w, r, errMethod)
+		// Stateless (the default) has no GET stream: a stream no request
+		// owns would be shared by every caller without a session.
+		s.refuse(w, r, &methodError{allow: s.allowedMethods()})
 		return
 	}
-	if rejectRebinding(r) {
-		s.refuse(w, r, errHost)
+	if !s.origins.allowed(r.Header.Get("Origin")) {
+		s.refuse(w, r, errOrigin)
+		return
+	}
+	if err := checkHeaderValues(r.Header); err != nil {
+		s.refuse(w, r, err)
 		return
 	}
 	ctx := r.Context()
@@ -102,25 +136,40 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// at the HTTP level (403 insufficient_scope lets clients step up).
 	var body []byte
 	if r.Method == http.MethodPost {
+		// One tenant's slow uploads cannot hold every connection.
+		release, ok := s.bodyReads.Acquire(string(rec.ID), s.opts.MaxBodyReadsPerTenant)
+		if !ok {
+			s.refuseID(w, r, nil, errBodyReads)
+			return
+		}
 		buf := getBuffer()
 		defer putBuffer(buf)
-		if body, err = readBody(w, r, buf, s.opts.MaxBodyBytes); err != nil {
-			s.refuse(w, r, err)
+		body, err = readBody(w, r, buf, s.opts.MaxBodyBytes)
+		release()
+		if err != nil {
+			s.refuseID(w, r, nil, err)
+			return
+		}
+		if isBatch(body) {
+			s.refuseBody(w, r, nil, errBatch)
 			return
 		}
 		if s.scoped {
 			if missing := s.missingScopes(body, ident); len(missing) > 0 {
-				s.refuse(w, r, &scopeError{missing: missing})
+				s.refuseBody(w, r, body, &scopeError{missing: missing})
 				return
 			}
 		}
 	}
 
 	// 5. Sessions (stateful mode only) belong to the tenant and user that
-	// opened them.
-	if s.sessions != nil {
-		if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && !s.sessions.owns(sid, rec.ID, ident.UserID) {
-			s.refuse(w, r, errSession)
+	// opened them. Stateless, and on every 2026-07-28 request (which has no
+	// sessions), an Mcp-Session-Id is ignored: it cannot reach any state.
+	if sid := r.Header.Get(headerSessionID); sid != "" {
+		if s.sessions == nil || isModern(r.Header, body) {
+			r.Header.Del(headerSessionID)
+		} else if !s.sessions.owns(sid, rec.ID, ident.UserID) {
+			s.refuseBody(w, r, body, errSession)
 			return
 		}
 	}
@@ -129,13 +178,13 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if max := s.opts.MaxConcurrentPerTenant; max > 0 {
 		release, ok := s.concurrency.Acquire(string(rec.ID), max)
 		if !ok {
-			s.refuse(w, r, errConcurrency)
+			s.refuseBody(w, r, body, errConcurrency)
 			return
 		}
 		defer release()
 	}
 
-	rq := &request{tenant: rec, ident: ident}
+	rq := &request{tenant: rec, ident: ident, seq: s.seq.Add(1), prefix: s.idPrefix}
 	rq.tc = tenantContext(rec, ident)
 	ctx = context.WithValue(ctx, requestKey{}, rq)
 	ctx = tenant.With(ctx, &rq.tc)
@@ -146,21 +195,26 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	s.serveProtocol(ctx, w, r, body, rq)
 }
 
-// readBody reads a POST body of at most max bytes into buf.
+// readBody reads a POST body of at most max bytes into buf, within the
+// read deadline ServeHTTP set, and lifts that deadline once it has it.
 func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int64) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errBodyTooLarge
 	}
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1)
-	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+	// buf grows with the bytes that arrive, never with the declared
+	// Content-Length: a client that declares 1 MiB and sends a byte now
+	// and then holds a few hundred bytes, not a megabyte.
+	if _, err := buf.ReadFrom(http.MaxBytesReader(origin(w), r.Body, max)); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, errBodyTooLarge
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w (%v)", errBodyTimeout, err)
+		}
 		return nil, fmt.Errorf("%w: %v", errBodyRead, err)
 	}
+	liftReadDeadline(w)
 	return buf.Bytes(), nil
 }
 
@@ -230,36 +284,32 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Ten
 
 // missingScopes returns the scopes a tools/call needs that the token does
 // not grant. Hidden and unknown tools need none here: the MCP layer
-// answers them as unknown.
+// answers them as unknown. The body is decoded (never matched as bytes),
+// so escaped method or tool names are seen as the protocol library sees
+// them; the tool handler checks scopes again in any case.
 func (s *Server) missingScopes(body []byte, ident *auth.Identity) []string {
-	var msgs []rpcPeek
-	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
-		if json.Unmarshal(trimmed, &msgs) != nil {
-			return nil // the MCP layer answers the parse error (and the tool handler checks scopes again)
-		}
-	} else {
-		var m rpcPeek
-		if json.Unmarshal(body, &m) != nil {
-			return nil
-		}
-		msgs = []rpcPeek{m}
+	var m rpcPeek
+	if json.Unmarshal(body, &m) != nil || m.Method != "tools/call" {
+		return nil // the MCP layer answers a parse error
+	}
+	t, ok := s.tools[m.Params.Name]
+	if !ok {
+		return nil
 	}
 	var missing []string
-	for _, m := range msgs {
-		if m.Method != "tools/call" {
-			continue
-		}
-		t, ok := s.tools[m.Params.Name]
-		if !ok {
-			continue
-		}
-		for _, need := range t.Scopes {
-			if !s.scopes.grants(ident.Scopes, need) {
-				missing = append(missing, need)
-			}
+	for _, need := range t.Scopes {
+		if !s.scopes.grants(ident.Scopes, need) {
+			missing = append(missing, need)
 		}
 	}
 	return missing
+}
+
+// isBatch reports whether body is a JSON array: a JSON-RPC batch, which
+// neither supported protocol revision allows.
+func isBatch(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '['
 }
 
 // tenantContext builds what a tool sees from the verified identity and
@@ -299,12 +349,15 @@ func allowedTool(rec *registry.Tenant, t *Tool) bool {
 }
 
 var (
-	errMethod       = errors.New("method not allowed: use POST (or GET/DELETE for sessions)")
+	errBatch        = errors.New("JSON-RPC batches are not supported: send one message per request")
+	errOrigin       = errors.New("forbidden: this Origin is not allowed to call the server (see server.allowed_origins)")
 	errBodyTooLarge = errors.New("request body too large")
 	errBodyRead     = errors.New("could not read the request body")
 	errHost         = errors.New("forbidden: a server listening on loopback only answers loopback Host names")
 	errSession      = errors.New("session not found")
 	errConcurrency  = errors.New("too many requests in flight for this tenant; retry shortly")
+	errBodyReads    = errors.New("too many request bodies still arriving for this tenant; retry shortly")
+	errBodyTimeout  = errors.New("request body not received in time: send it without pauses")
 )
 
 type scopeError struct{ missing []string }

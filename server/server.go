@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -74,6 +76,40 @@ type Options struct {
 	Stateful bool
 	// MaxBodyBytes bounds a request body; 0 = 1 MiB.
 	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers; 0 = DefaultReadHeaderTimeout. Serve applies it
+	// (and IdleTimeout); an http.Server of your own needs its own.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds how long a request body may take to arrive,
+	// counted from the end of its headers; 0 = DefaultReadTimeout. It
+	// ends once the body is read, so a long tool call or event stream is
+	// never cut by it (unlike http.Server.ReadTimeout, which Serve leaves
+	// off).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds how long a client may take to accept each part
+	// of a response (at most 64 KiB of it); 0 = DefaultWriteTimeout. It
+	// bounds each write, not the whole response: only a client that stops
+	// reading is cut off, never a long tool call or event stream (unlike
+	// http.Server.WriteTimeout, which Serve leaves off).
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a kept-alive connection waits for its
+	// next request; 0 = DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxBodyReadsPerTenant caps how many of a tenant's requests may be
+	// sending their body at once (on this server); more get 429. It keeps
+	// one tenant's slow uploads from holding every connection and buffer.
+	// 0 = DefaultMaxBodyReadsPerTenant.
+	MaxBodyReadsPerTenant int
+	// AllowedOrigins are the browser origins ("https://app.example.com")
+	// allowed besides the ResourceURL's own; "*" allows any. A request
+	// with an Origin header that is not allowed gets 403 (requests without
+	// one, from any non-browser client, are not affected). Nil = same
+	// origin only.
+	AllowedOrigins []string
+	// AllowLoopbackOrigins also allows any http(s) origin on a loopback
+	// host (localhost, 127.0.0.1, [::1]), e.g. a local MCP Inspector. For
+	// local development.
+	AllowLoopbackOrigins bool
 	// Routes are extra handlers mounted on the server's mux (e.g. the dev
 	// issuer's JWKS). Keys are http.ServeMux patterns.
 	Routes map[string]http.Handler
@@ -96,10 +132,14 @@ type Server struct {
 	scopes      scopeSet
 	scoped      bool // some tool requires scopes: tools/call bodies are peeked at
 	concurrency *ratelimit.Concurrency
+	bodyReads   *ratelimit.Concurrency // requests whose body is still arriving, per tenant
 	sessions    *sessionTable
 	mcp         *mcpserver.StreamableHTTPServer
 	mux         *http.ServeMux
 	metrics     *metrics
+	origins     originPolicy
+	idPrefix    string
+	seq         atomic.Uint64
 	inflight    sync.WaitGroup
 }
 
@@ -131,12 +171,33 @@ func New(opts Options) (*Server, error) {
 		}
 		tools[t.Name] = t
 	}
+	origins, err := newOriginPolicy(opts.ResourceURL, opts.AllowedOrigins, opts.AllowLoopbackOrigins)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"ReadHeaderTimeout", opts.ReadHeaderTimeout}, {"ReadTimeout", opts.ReadTimeout},
+		{"WriteTimeout", opts.WriteTimeout}, {"IdleTimeout", opts.IdleTimeout}} {
+		if t.d < 0 {
+			errs = append(errs, fmt.Errorf("server: %s is %s: want a positive duration, or 0 for the default", t.name, t.d))
+		}
+	}
+	if opts.MaxBodyReadsPerTenant < 0 {
+		errs = append(errs, fmt.Errorf("server: MaxBodyReadsPerTenant is %d: want a positive number, or 0 for the default", opts.MaxBodyReadsPerTenant))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
+	opts.ReadHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.MaxBodyReadsPerTenant = cmp.Or(opts.MaxBodyReadsPerTenant, DefaultMaxBodyReadsPerTenant)
 	if opts.Name == "" {
 		opts.Name = "tenantmcp"
 	}
@@ -164,7 +225,10 @@ func New(opts Options) (*Server, error) {
 		tools:       tools,
 		scopes:      newScopeSet(opts.ScopeHierarchy),
 		concurrency: ratelimit.NewConcurrency(),
+		bodyReads:   ratelimit.NewConcurrency(),
 		metrics:     newMetrics(),
+		origins:     origins,
+		idPrefix:    newIDPrefix(),
 	}
 	for _, t := range tools {
 		s.scoped = s.scoped || len(t.Scopes) > 0
@@ -202,7 +266,6 @@ func (s *Server) newMux() *http.ServeMux {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", s.metrics.handler())
 	for pattern, h := range s.opts.Routes {
 		mux.Handle(pattern, h)
 	}
@@ -210,10 +273,23 @@ func (s *Server) newMux() *http.ServeMux {
 }
 
 // ServeHTTP serves MCP at the resource path, the protected-resource
-// metadata, /healthz and /metrics.
+// metadata and /healthz. Metrics are not served here: they describe every
+// tenant's activity, so they go on a listener of their own (see
+// MetricsHandler).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, done := s.bound(w, r)
+	defer done()
+	if rejectRebinding(r) { // every path: metadata documents too
+		s.refuse(w, r, errHost)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// MetricsHandler serves the server's Prometheus metrics. Mount it on a
+// private listener (the CLI's metrics.listen): the counters span every
+// tenant, so they must not be reachable by tenants.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // CountLimiterError counts a rate-limit check the shared limiter could not
 // answer (see ratelimit.FailoverOptions.OnError); it feeds the
@@ -227,10 +303,14 @@ func (s *Server) MCPPath() string { return s.mcpPath }
 // gracefully: it stops accepting, waits up to drain for requests in
 // flight to finish, and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	// No http.Server ReadTimeout or WriteTimeout: they span the whole
+	// request, so they would cut long tool calls and event streams (and
+	// ReadTimeout cancels request contexts). ServeHTTP bounds the body read
+	// and each write instead (Options.ReadTimeout, Options.WriteTimeout).
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -33,6 +33,18 @@ type fixture struct {
 	issuer   string // configured issuer (registry key)
 	reg      *registry.Registry
 	verifier *auth.Verifier
+	srv      *server.Server
+}
+
+// metrics scrapes the server's metrics handler.
+func (f *fixture) metrics(t *testing.T) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	f.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("metrics: %d", rec.Code)
+	}
+	return rec.Body.String()
 }
 
 type setupOptions struct {
@@ -99,6 +111,7 @@ func setup(t *testing.T, so setupOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.srv = srv
 	ts.Config.Handler = srv
 	ts.Start()
 	t.Cleanup(ts.Close)

@@ -39,8 +39,9 @@ type Tool struct {
 }
 
 // Handler runs a tool call. args is the raw JSON arguments object. An error
-// is reported to the client as a tool error (isError) with its message, so
-// it must not contain anything the tenant may not see.
+// is reported to the client as a tool error (isError): with its message if
+// it is meant for the caller (UserError, or the store's not-found and
+// invalid-key errors), as "internal error (request id …)" otherwise.
 type Handler func(ctx context.Context, args json.RawMessage) (*Result, error)
 
 // Result is what a tool returns: a text for the model and, optionally, a
@@ -82,7 +83,7 @@ func NewTool[In, Out any](name, description string, fn func(ctx context.Context,
 				dec := json.NewDecoder(bytes.NewReader(args))
 				dec.DisallowUnknownFields()
 				if err := dec.Decode(&in); err != nil {
-					return nil, fmt.Errorf("invalid arguments: %w", err)
+					return nil, UserErrorf("invalid arguments: %w", err)
 				}
 			}
 			out, err := fn(ctx, in)

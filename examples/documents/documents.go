@@ -119,12 +119,14 @@ func del(ctx context.Context, in KeyInput) (DeleteOutput, error) {
 
 // explain turns store errors into messages for the model. A key another
 // tenant uses is simply "not found" here: it does not exist for this one.
+// Anything else is an internal error: the server logs it and tells the
+// caller only "internal error (request id …)".
 func explain(err error, key string) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("document %q not found", key)
+		return server.UserErrorf("document %q not found", key)
 	case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrTooLarge):
-		return err
+		return server.UserError(err)
 	}
-	return fmt.Errorf("document store error: %w", err)
+	return fmt.Errorf("document store: %w", err)
 }

@@ -44,6 +44,12 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		Tools:                  tools,
 		Stateful:               cfg.Server.StatefulSessions,
 		MaxBodyBytes:           cfg.Server.MaxBodyBytes,
+		ReadHeaderTimeout:      cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:            cfg.Server.ReadTimeout,
+		WriteTimeout:           cfg.Server.WriteTimeout,
+		IdleTimeout:            cfg.Server.IdleTimeout,
+		MaxBodyReadsPerTenant:  cfg.Server.MaxBodyReadsPerTenant,
+		AllowedOrigins:         cfg.Server.AllowedOrigins,
 		Logger:                 a.log,
 	}
 	if !mt.Enabled {
@@ -67,11 +73,13 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		}
 		cleanups = append(cleanups, v.Close)
 		opts.Verifier = v
+		opts.AllowLoopbackOrigins = true // a local MCP Inspector, say
 		opts.Metadata.AuthorizationServers = []string{dev.Issuer()}
 		opts.Routes = map[string]http.Handler{"GET /dev/jwks.json": dev}
 	case !cfg.Auth.Enabled:
 		a.log.Warn("AUTHENTICATION IS DISABLED ([auth] enabled = false): every request is served as the local tenant without a token. Use this only on your own machine.")
 		opts.LocalIdentity = &auth.Identity{Issuer: LocalIssuer, TenantID: LocalTenantID, UserID: "local"}
+		opts.AllowLoopbackOrigins = true // loopback only, like the listener
 		opts.SingleTenant = LocalTenantID
 	default:
 		v, err := auth.NewVerifier(ctx, a.verifierOptions())

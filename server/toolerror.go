@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/tenantmcp/tenantmcp/store"
+)
+
+// UserError marks err as meant for the caller of a tool: its message is
+// returned to the client as the tool's error. Any other error a tool
+// returns is an internal error: the client sees only "internal error
+// (request id …)" and the full error goes to the server's log, with the
+// tenant and the request id, so a database host, a file path or a stack
+// never reaches a tenant.
+//
+// The store package's ErrNotFound, ErrInvalidKey and ErrTooLarge are meant
+// for the caller too, whether marked or not.
+func UserError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &userError{err: err}
+}
+
+// UserErrorf is UserError(fmt.Errorf(format, args...)).
+func UserErrorf(format string, args ...any) error {
+	return &userError{err: fmt.Errorf(format, args...)}
+}
+
+type userError struct{ err error }
+
+func (e *userError) Error() string { return e.err.Error() }
+func (e *userError) Unwrap() error { return e.err }
+
+// isUserError reports whether err's message may be shown to the caller.
+func isUserError(err error) bool {
+	var ue *userError
+	return errors.As(err, &ue) ||
+		errors.Is(err, store.ErrNotFound) ||
+		errors.Is(err, store.ErrInvalidKey) ||
+		errors.Is(err, store.ErrTooLarge)
+}
+
+// runTool runs a tool's handler; a panic becomes an internal error.
+func (s *Server) runTool(ctx context.Context, rq *request, t *Tool, args json.RawMessage) (res *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "tool panicked", "tool", t.Name, "tenant_id", string(rq.tenant.ID),
+				"request_id", rq.requestID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = nil, errToolPanic
+		}
+	}()
+	return t.Handler(ctx, args)
+}
+
+var errToolPanic = errors.New("tool panicked")
+
+// toolErrorMessage is what the client is told about a tool's error.
+func (s *Server) toolErrorMessage(ctx context.Context, rq *request, t *Tool, err error) string {
+	if isUserError(err) {
+		return err.Error()
+	}
+	id := rq.requestID()
+	if !errors.Is(err, errToolPanic) {
+		s.log.ErrorContext(ctx, "tool failed", "tool", t.Name, "tenant_id", string(rq.tenant.ID),
+			"request_id", id, "err", err)
+	}
+	return "internal error (request id " + id + ")"
+}
