@@ -10,27 +10,44 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/internal/app"
+	"github.com/tenantmcp/tenantmcp/server"
 )
 
-// Run executes the command line args and returns the process exit code.
+// Run executes the tenantmcp command line args and returns the process
+// exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
-	root := newRoot(&env{stdout: stdout, stderr: stderr, environ: environ})
+	return RunWith(ctx, nil, args, stdout, stderr, environ)
+}
+
+// RunWith is Run for a binary of your own: opts names it and gives the
+// tools it serves (nil = tenantmcp itself).
+func RunWith(ctx context.Context, opts *Options, args []string, stdout, stderr io.Writer, environ []string) int {
+	e := &env{stdout: stdout, stderr: stderr, environ: environ, name: "tenantmcp"}
+	if opts != nil {
+		e.tools = opts.Tools
+		if opts.Name != "" {
+			e.name = opts.Name
+		}
+	}
+	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "tenantmcp: %v\nRun 'tenantmcp %s --help' for usage.\n", err, ue.cmd)
+			fmt.Fprintf(stderr, "%s: %v\nRun '%s %s --help' for usage.\n", e.name, err, e.name, ue.cmd)
 			return 2
 		}
-		fmt.Fprintf(stderr, "tenantmcp: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
 		return 1
 	}
 	return 0
@@ -40,6 +57,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 type env struct {
 	stdout, stderr io.Writer
 	environ        []string
+	// name is the binary's name; tools what it serves (nil = the
+	// example documents tools).
+	name  string
+	tools []server.Tool
 }
 
 // getenv looks a variable up in the injected environment.
@@ -73,12 +94,12 @@ type usageError struct {
 func (u usageError) Error() string { return u.err.Error() }
 
 func usagef(cmd *cobra.Command, format string, args ...any) error {
-	return usageError{cmd: strings.TrimPrefix(cmd.CommandPath(), "tenantmcp "), err: fmt.Errorf(format, args...)}
+	return usageError{cmd: strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), err: fmt.Errorf(format, args...)}
 }
 
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "tenantmcp",
+		Use:   e.name,
 		Short: "Serve MCP tools to many customer organisations from one deployment",
 		Long: `tenantmcp serves MCP (Model Context Protocol) tools to many customer
 organisations (tenants) from one deployment. Each request's tenant comes from
@@ -91,9 +112,11 @@ Try it:
   tenantmcp serve --config deploy.toml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{cmd: strings.TrimPrefix(cmd.CommandPath(), "tenantmcp "), err: err}
+		return usageError{cmd: strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), err: err}
 	})
 	root.AddCommand(
 		newInitCmd(e),
@@ -107,19 +130,60 @@ Try it:
 	return root
 }
 
-// Version is set at build time with -ldflags "-X github.com/tenantmcp/tenantmcp/cli.Version=v1.2.3".
-var Version = "dev"
+// Version, if set at build time with -ldflags
+// "-X github.com/tenantmcp/tenantmcp/cli.Version=v1.2.3", replaces the
+// module version recorded in the binary's build information.
+var Version = ""
 
 func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, VCS commit and Go version (also: tenantmcp --version)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(e.stdout, "tenantmcp %s\n", Version)
+			fmt.Fprintln(e.stdout, versionText())
 			return nil
 		},
 	}
+}
+
+// versionText describes the running binary from its build information:
+// "tenantmcp v1.2.3, commit 4f1c…e9 (modified), go1.26.0". Builds without
+// VCS stamping (go test, -buildvcs=false as in CI) say "commit unknown";
+// builds from a checkout without a module version say "(devel)".
+func versionText() string {
+	return formatVersion(debug.ReadBuildInfo())
+}
+
+func formatVersion(bi *debug.BuildInfo, ok bool) string {
+	version, commit, modified, goVersion := Version, "", false, runtime.Version()
+	if ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if version == "" {
+		version = "(devel)"
+	}
+	c := "commit unknown"
+	if commit != "" {
+		c = "commit " + commit
+		if modified {
+			c += " (modified)"
+		}
+	}
+	return fmt.Sprintf("tenantmcp %s, %s, %s", version, c, goVersion)
 }
 
 func fileExists(path string) bool {
@@ -133,6 +197,7 @@ func fileExists(path string) bool {
 func (e *env) appOptions(dev *auth.DevIssuer, log *slog.Logger) *app.Options {
 	return &app.Options{
 		Dev:         dev,
+		Tools:       e.tools,
 		Logger:      log,
 		Progress:    e.stderr,
 		S3AccessKey: e.getenv("AWS_ACCESS_KEY_ID"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -110,7 +111,12 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, rq *request) {
 	rw := &rq.pw
 	rw.w = w
-	rw.flusher, _ = w.(http.Flusher)
+	if acceptsEventStream(r.Header) {
+		// Only then may notifications a tool sends turn the response into
+		// an SSE stream; otherwise they are dropped and the result is
+		// plain JSON.
+		rw.flusher, _ = w.(http.Flusher)
+	}
 	if s.sessions != nil {
 		rw.sessions, rw.rq = s.sessions, rq
 	} else {
@@ -175,4 +181,14 @@ func (p *protocolWriter) CanStream() bool { return p.flusher != nil }
 // SetWriteDeadline lets mcp-go bound writes to a stalled client.
 func (p *protocolWriter) SetWriteDeadline(t time.Time) error {
 	return http.NewResponseController(p.w).SetWriteDeadline(t)
+}
+
+// acceptsEventStream reports whether the client accepts an SSE response.
+func acceptsEventStream(h http.Header) bool {
+	for _, v := range h.Values("Accept") {
+		if strings.Contains(v, "text/event-stream") || strings.Contains(v, "*/*") || strings.Contains(v, "text/*") {
+			return true
+		}
+	}
+	return false
 }

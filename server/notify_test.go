@@ -198,6 +198,26 @@ func TestNotificationsStayWithTheirRequest(t *testing.T) {
 			}
 		}
 	}
+	// A client that accepts only JSON gets its result as JSON; the
+	// notifications are dropped, not sent anywhere else.
+	callersWG.Add(1)
+	go func() {
+		defer callersWG.Done()
+		req, _ := http.NewRequest(http.MethodPost, f.url, strings.NewReader(legacyBody))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Authorization", "Bearer "+f.genericToken("acme", "json-only"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") || !strings.Contains(string(b), "done for acme") || strings.Contains(string(b), "notifications/") {
+			t.Errorf("JSON-only client: %s %s", ct, b)
+		}
+	}()
 	callersWG.Wait()
 	cancel()
 	wg.Wait()

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,9 @@ var DefaultScopes = []string{"read:tools", "execute:tools"}
 type Options struct {
 	// Tools to serve. Nil serves none.
 	Tools []server.Tool
-	// Scopes put in each tenant's token; nil = DefaultScopes.
+	// Scopes put in each tenant's token; nil = DefaultScopes plus every
+	// scope the served tools require, so an isolation test can call every
+	// tool. Set it to test scope refusals.
 	Scopes []string
 	// Tenant, if set, adjusts tenant i's registry record before it is
 	// registered (allowed tools, flags, rate limit, status...).
@@ -99,7 +102,14 @@ func New(t testing.TB, n int, opts *Options) *Harness {
 		o = *opts
 	}
 	if o.Scopes == nil {
-		o.Scopes = DefaultScopes
+		o.Scopes = slices.Clone(DefaultScopes)
+		for _, tool := range o.Tools {
+			for _, sc := range tool.Scopes {
+				if !slices.Contains(o.Scopes, sc) {
+					o.Scopes = append(o.Scopes, sc)
+				}
+			}
+		}
 	}
 	dir := t.TempDir()
 	ctx := context.Background()
