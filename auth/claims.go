@@ -33,6 +33,14 @@ type ClaimMap struct {
 	// templated Options.Issuer (Entra ID multi-tenant: "tid"). "" = the
 	// issuer must not be a template.
 	IssuerTenantClaim string
+	// RequiredClaims maps claim names (or dotted paths, see Lookup) to the
+	// string value every accepted token must carry in them, so that the
+	// other tokens an IdP signs with the same keys (ID tokens above all)
+	// are refused: the cognito preset requires token_use = "access";
+	// Entra deployments may pin idtyp = "user". Payload claims only: the
+	// JOSE header typ is Options.TokenType. nil = none beyond the checks
+	// Verify always makes (see Options.TokenType).
+	RequiredClaims map[string]string
 }
 
 // Providers Preset and ProviderEndpoints know.
@@ -49,7 +57,8 @@ var providers = []string{ProviderAuth0, ProviderCognito, ProviderEntra, Provider
 //
 //	auth0    tenant org_id, name org_name, user sub, scopes permissions+scope
 //	cognito  tenant custom:tenant_id, name custom:tenant_name, user sub,
-//	         scopes scope, client_id accepted as audience
+//	         scopes scope, client_id accepted as audience, token_use
+//	         "access" required (Cognito ID tokens say "id")
 //	entra    tenant tid, user oid, scopes roles+scp, issuer template on tid
 //	generic  user sub, scopes scope; set Tenant yourself (or leave it ""
 //	         for a single-tenant deployment)
@@ -61,7 +70,8 @@ func Preset(provider string) (ClaimMap, error) {
 	case ProviderAuth0:
 		return ClaimMap{Tenant: "org_id", TenantName: "org_name", User: "sub", Scopes: []string{"permissions", "scope"}}, nil
 	case ProviderCognito:
-		return ClaimMap{Tenant: "custom:tenant_id", TenantName: "custom:tenant_name", User: "sub", Scopes: []string{"scope"}, ClientIDAudience: true}, nil
+		return ClaimMap{Tenant: "custom:tenant_id", TenantName: "custom:tenant_name", User: "sub", Scopes: []string{"scope"}, ClientIDAudience: true,
+			RequiredClaims: map[string]string{"token_use": "access"}}, nil
 	case ProviderEntra:
 		return ClaimMap{Tenant: "tid", User: "oid", Scopes: []string{"roles", "scp"}, IssuerTenantClaim: "tid"}, nil
 	case ProviderGeneric:

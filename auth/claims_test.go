@@ -204,9 +204,10 @@ func TestLookup(t *testing.T) {
 func TestPreset(t *testing.T) {
 	t.Parallel()
 	tests := map[string]auth.ClaimMap{
-		"auth0":   {Tenant: "org_id", TenantName: "org_name", User: "sub", Scopes: []string{"permissions", "scope"}},
-		"Auth0":   {Tenant: "org_id", TenantName: "org_name", User: "sub", Scopes: []string{"permissions", "scope"}},
-		"cognito": {Tenant: "custom:tenant_id", TenantName: "custom:tenant_name", User: "sub", Scopes: []string{"scope"}, ClientIDAudience: true},
+		"auth0": {Tenant: "org_id", TenantName: "org_name", User: "sub", Scopes: []string{"permissions", "scope"}},
+		"Auth0": {Tenant: "org_id", TenantName: "org_name", User: "sub", Scopes: []string{"permissions", "scope"}},
+		"cognito": {Tenant: "custom:tenant_id", TenantName: "custom:tenant_name", User: "sub", Scopes: []string{"scope"}, ClientIDAudience: true,
+			RequiredClaims: map[string]string{"token_use": "access"}},
 		"entra":   {Tenant: "tid", User: "oid", Scopes: []string{"roles", "scp"}, IssuerTenantClaim: "tid"},
 		"generic": {User: "sub", Scopes: []string{"scope"}},
 	}

@@ -5,8 +5,11 @@
 // A Verifier checks a JWT's signature against the identity provider's JWK
 // Set (fetched, refreshed in the background and re-fetched, rate-limited,
 // when a token names an unknown key), its algorithm against an allow-list,
-// and its iss, aud, exp, nbf and iat; it then reads the tenant claim where
-// the provider puts it (Preset: auth0, cognito, entra, generic). Verified
+// and its iss, aud, exp, nbf and iat. It refuses ID tokens (a JOSE typ such
+// as "id_token", Cognito's token_use "id"), any crit header, and tokens
+// lacking what Options.TokenType and ClaimMap.RequiredClaims pin. It then
+// reads the tenant claim where the provider puts it (Preset: auth0,
+// cognito, entra, generic). Verified
 // tokens are cached by hash, so a repeated token costs a SHA-256 and a map
 // lookup.
 //

@@ -77,6 +77,12 @@ func FuzzVerify(f *testing.F) {
 	for _, s := range []string{
 		idp.Sign(c), idp.SignES256(c), idp.NoneToken(c), idp.HS256WithPublicKey(c),
 		idp.ForgedKid("x", c), idp.TamperedSignature(c), "", "a.b.c", "..", "e30.e30.", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA",
+		// JOSE header typ and crit (RFC 7515 §4.1.9, §4.1.11), ID tokens.
+		idp.SignWithHeader(c, map[string]any{"typ": "at+jwt"}), idp.SignWithHeader(c, map[string]any{"typ": "id_token"}),
+		idp.SignWithHeader(c, map[string]any{"typ": nil}), idp.SignWithHeader(c, map[string]any{"typ": 1}),
+		idp.SignWithHeader(c, map[string]any{"crit": []any{"b64"}, "b64": false}), idp.SignWithHeader(c, map[string]any{"crit": []any{}}),
+		idp.SignWithHeader(c, map[string]any{"crit": "exp"}), idp.Sign(idp.Auth0IDClaims("client", "org_1", "user")),
+		idp.Sign(idp.CognitoIDClaims(resource, "org_1", "Org", "user")),
 	} {
 		f.Add(s)
 	}

@@ -46,6 +46,11 @@ func TestNewVerifierRejectsBadOptions(t *testing.T) {
 			o.Issuer = "https://{tenantid}.example/{tenantid}"
 			o.Claims.IssuerTenantClaim = "tid"
 		}, "more than once"},
+		{"ID token type", func(o *auth.Options) { o.TokenType = "id_token" }, `TokenType "id_token" is the type of ID tokens`},
+		{"ID token type with prefix", func(o *auth.Options) { o.TokenType = "application/ID+JWT" }, `TokenType "application/ID+JWT" is the type of ID tokens`},
+		{"token type with a space", func(o *auth.Options) { o.TokenType = "at jwt" }, `TokenType "at jwt" is not a media type`},
+		{"required claim without name", func(o *auth.Options) { o.Claims.RequiredClaims = map[string]string{"": "x"} }, "RequiredClaims has an empty claim name"},
+		{"required claim without value", func(o *auth.Options) { o.Claims.RequiredClaims = map[string]string{"idtyp": ""} }, `RequiredClaims["idtyp"] is empty`},
 		{"bad static JWKS", func(o *auth.Options) { o.JWKS = []byte("not json") }, "not a usable JWK Set"},
 		{"empty static JWKS", func(o *auth.Options) {}, "holds no usable keys"},
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,22 +53,37 @@ type Options struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat. 0 = 30s;
 	// negative = none.
 	Leeway time.Duration
-	// Claims says where tenant, user and scopes are (see Preset). The
-	// zero value is single-tenant, user "sub", no scopes.
+	// Claims says where tenant, user and scopes are and which claim
+	// values every token must carry (see Preset). The zero value is
+	// single-tenant, user "sub", no scopes, no required claims.
 	Claims ClaimMap
+	// TokenType is the JOSE header typ every token must have, e.g.
+	// "at+jwt" for RFC 9068 access tokens. It is compared
+	// case-insensitively and an "application/" prefix is ignored on both
+	// sides (RFC 7515 §4.1.9). "" = any typ or none, except that Verify
+	// always refuses a token whose typ marks an ID token ("id_token",
+	// "id+jwt", ...), one with a payload token_use of "id" (Cognito) or
+	// typ of "ID" (Keycloak), and one with a crit header (RFC 7515
+	// §4.1.11; no extension is supported). Payload claims are pinned with
+	// Claims.RequiredClaims.
+	TokenType string
 	// HTTPClient fetches the JWK Set. nil = a client with a 10s timeout.
 	// A client with a Timeout also bounds each fetch by it.
 	HTTPClient *http.Client
 	// RefreshInterval is how often the JWK Set is re-fetched in the
 	// background. 0 = 1h.
 	RefreshInterval time.Duration
-	// RefreshRateLimit is the minimum interval between the re-fetches a
-	// token with an unknown kid triggers. After a key rotation the first
-	// token with the new kid re-fetches at once and tokens arriving during
-	// that fetch wait for it; forged kids cannot make the verifier hammer
-	// the IdP. A token with an unknown kid seen while the limit is in force
-	// is refused at once, unless the window ends within the fetch timeout,
-	// in which case it waits for it. 0 = 1m.
+	// RefreshRateLimit is the least time between the starts of two JWK
+	// Set re-fetches that tokens with an unknown kid trigger, so forged
+	// kids cannot make the verifier hammer the IdP (the default allows six
+	// a minute). A token with an unknown kid is answered by a re-fetch that
+	// starts after it arrived: at once if the last one started at least
+	// RefreshRateLimit ago, else the next one allowed, which every token
+	// waiting meanwhile shares. So after a key rotation a token with the
+	// new kid waits at most RefreshRateLimit (plus the fetch), however many
+	// forged kids arrive. A token whose next re-fetch would start later
+	// than the fetch timeout (HTTPClient.Timeout, else 10s) from now is
+	// refused at once. Measured on the real clock, not Now. 0 = 10s.
 	RefreshRateLimit time.Duration
 	// CacheSize is the number of verified tokens remembered (by SHA-256
 	// hash) so a repeated token skips signature verification. 0 = 10000;
@@ -85,6 +101,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives JWK Set fetch failures. nil = discard.
 	Logger *slog.Logger
+
+	refreshClock refreshClock // tests only (see export_test.go); nil = real
 }
 
 // Identity is what a verified token says. A cached Identity is shared by
@@ -120,10 +138,11 @@ type Verifier struct {
 	algs       []string
 	algList    string
 	parser     *jwt.Parser
-	keys       keyfunc.Keyfunc
-	local      jwkset.Storage // the loaded keys; reading never fetches
-	static     bool           // Options.JWKS: no fetching at all
-	unknownKid chan struct{}  // admits one unknown-kid lookup at a time
+	keys       keyfunc.Keyfunc // reads the loaded keys; never fetches
+	local      jwkset.Storage  // the loaded keys; reading never fetches
+	refresh    *refresher      // nil for Options.JWKS: no fetching at all
+	tokenType  string          // Options.TokenType normalised; "" = any
+	required   []requiredClaim // Claims.RequiredClaims, sorted
 	cache      *tokenCache
 	dropClaims bool
 	cacheTTL   time.Duration
@@ -139,13 +158,16 @@ const (
 	defaultLeeway       = 30 * time.Second
 	defaultFetchTimeout = 10 * time.Second
 	defaultRefresh      = time.Hour
-	defaultRateLimit    = time.Minute
+	defaultRateLimit    = 10 * time.Second
 	defaultCacheSize    = 10000
 	defaultCacheTTL     = time.Minute
 	// maxTokenLen bounds the work (hashing, decoding) a request can ask
 	// for; access tokens are typically 1-4 KiB.
 	maxTokenLen = 16 << 10
 	tenantVar   = "{tenantid}"
+	// forceRefreshKid is looked up to make jwkset re-fetch: no JWK Set
+	// holds it, so the lookup always misses and refreshes.
+	forceRefreshKid = "\x00tenantmcp: re-fetch the JWK Set"
 )
 
 var knownAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -202,6 +224,22 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 	}
 
 	v.claims.Scopes = slices.Clone(o.Claims.Scopes)
+	v.claims.RequiredClaims = maps.Clone(o.Claims.RequiredClaims)
+	v.required = sortedRequired(v.claims.RequiredClaims)
+	for _, rc := range v.required {
+		if rc.name == "" {
+			problems = append(problems, "Claims.RequiredClaims has an empty claim name")
+		}
+		if rc.value == "" {
+			problems = append(problems, fmt.Sprintf("Claims.RequiredClaims[%q] is empty: name the value the claim must have", rc.name))
+		}
+	}
+	if o.TokenType != "" {
+		v.tokenType = mediaType(o.TokenType)
+		if err := CheckTokenType(o.TokenType); err != nil {
+			problems = append(problems, "TokenType "+err.Error())
+		}
+	}
 	v.algs = slices.Clone(o.Algorithms)
 	if v.algs == nil {
 		v.algs = []string{"RS256", "ES256"}
@@ -273,7 +311,7 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: Options.JWKS: %w", err)
 		}
-		v.keys, v.local, v.static = kf, store, true
+		v.keys, v.local = kf, store
 		v.cancel = func() {}
 		return v, nil
 	}
@@ -315,54 +353,70 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		cancel()
 		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
 	}
-	// client re-fetches remote when a token names an unknown kid, at most
-	// once per rl.
-	store, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs: map[string]jwkset.Storage{jwksURL: remote},
-		// Bounds both the wait for the rate limiter and the re-fetch
-		// itself (jwkset uses one context for both); a token that would
-		// wait longer is refused at once.
-		RateLimitWaitMax:  fetchTimeout,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(rl), 1),
+	// fetcher re-fetches remote whenever a key it lacks is read: jwkset
+	// offers no other way to refresh on demand. Its limiter never waits;
+	// v.refresh decides when a fetch may start.
+	fetcher, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{jwksURL: remote},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
 	}
-	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: store, UseWhitelist: useSig})
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: remote, UseWhitelist: useSig})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("auth: JWKSURL %q: %w", jwksURL, err)
 	}
 	v.keys, v.local = kf, remote
-	v.unknownKid = make(chan struct{}, 1)
+	clk := o.refreshClock
+	if clk == nil {
+		clk = realClock{}
+	}
+	v.refresh = &refresher{
+		every:   rl,
+		maxWait: fetchTimeout,
+		clock:   clk,
+		stop:    bg.Done(),
+		fetch: func() {
+			ctx, cancel := context.WithTimeout(bg, fetchTimeout)
+			defer cancel()
+			_, _ = fetcher.KeyRead(ctx, forceRefreshKid) // misses by design; failures are logged by RefreshErrorHandler
+		},
+	}
 	return v, nil
 }
 
-// keyfunc returns the jwt.Keyfunc for one verification. A token whose kid
-// is not loaded takes a slow path that admits one such token at a time:
-// after a key rotation the first one triggers the (rate-limited) re-fetch
-// and the tokens arriving meanwhile wait for it and then find the new key,
-// instead of being refused by the rate limiter.
+// keyfunc returns the jwt.Keyfunc for one verification. It refuses a
+// header Verify never accepts before looking for a key (so such tokens cost
+// no fetch). A token whose kid is not loaded waits for a re-fetch (see
+// Options.RefreshRateLimit) and is then checked against the keys loaded.
 func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 	kf := v.keys.KeyfuncCtx(ctx)
-	if v.static {
-		return kf
-	}
 	return func(tok *jwt.Token) (any, error) {
+		if err := v.checkHeader(tok.Header); err != nil {
+			return nil, err
+		}
+		if v.refresh == nil {
+			return kf(tok)
+		}
 		kid, ok := tok.Header["kid"].(string)
 		if !ok {
 			return kf(tok)
 		}
-		if _, err := v.local.KeyRead(ctx, kid); err == nil {
+		loaded := func() bool {
+			_, err := v.local.KeyRead(ctx, kid)
+			return err == nil
+		}
+		if loaded() {
 			return kf(tok)
 		}
-		select {
-		case v.unknownKid <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := v.refresh.await(ctx, loaded); err != nil && ctx.Err() != nil {
+			return nil, err
 		}
-		defer func() { <-v.unknownKid }()
+		// Rate-limited or not: the loaded keys decide (an unknown kid is
+		// refused by kf and explained by keyProblem).
 		return kf(tok)
 	}
 }
@@ -416,6 +470,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, error) 
 		return nil, v.classify(ctx, tok, claims, err)
 	}
 	if err := v.checkIssuer(claims); err != nil {
+		return nil, err
+	}
+	if err := v.checkKind(claims); err != nil {
 		return nil, err
 	}
 	if err := v.checkAudience(claims); err != nil {
@@ -520,6 +577,10 @@ func (v *Verifier) classify(ctx context.Context, tok *jwt.Token, claims jwt.MapC
 	}
 	if !slices.Contains(v.algs, alg) {
 		return invalid(err, "signing algorithm %s is not allowed (allowed: %s)", quote(alg), v.algList)
+	}
+	var refused *TokenError
+	if errors.As(err, &refused) {
+		return refused // by checkHeader
 	}
 	if errors.Is(err, jwt.ErrTokenUnverifiable) {
 		if cerr := ctx.Err(); cerr != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -124,6 +125,12 @@ type AuthConfig struct {
 	TenantNameClaim string
 	// ScopeClaims is auth.scope_claims (empty = the preset's).
 	ScopeClaims []string
+	// TokenType is auth.token_type: the JOSE header typ tokens must have
+	// ("" = any but an ID token's).
+	TokenType string
+	// RequiredClaims is auth.required_claims: "claim=value" entries, added
+	// to the preset's. Use EffectiveRequiredClaims for the merged map.
+	RequiredClaims []string
 	// TokenCacheSize is auth.token_cache_size (0 = no cache).
 	TokenCacheSize int
 	// TokenCacheTTL is auth.token_cache_ttl.
@@ -143,10 +150,12 @@ type MultiTenantConfig struct {
 	// Isolation is auth.multi_tenant.isolation ("" = see EffectiveIsolation).
 	Isolation string
 	// DefaultRateLimit is requests per minute per tenant; 0 turns the
-	// per-tenant limit off.
+	// per-tenant limit off. Load and Parse set it to 0 when auth is
+	// disabled and no rate-limit key was given (see applyLocalDefaults).
 	DefaultRateLimit int
 	// RateLimitBurst is how many requests a tenant may send at once; 0
-	// means EffectiveRateLimitBurst's default.
+	// means the rate limiter's default, ratelimit.DefaultBurst of the
+	// tenant's rate (one minute's worth).
 	RateLimitBurst int
 }
 
@@ -160,9 +169,12 @@ type DatabaseConfig struct {
 	// schemas, used by "db setup", "db migrate" and schema provisioning.
 	// The server itself never connects with it.
 	AdminDSN string
-	// OwnerRole is database.owner_role: owns the tables.
+	// OwnerRole is database.owner_role: owns the tables. "" means
+	// "<database>_owner", after the database database.dsn names (see
+	// postgres.RoleNames; internal/app resolves it).
 	OwnerRole string
-	// AppRole is database.app_role: the role the server connects as.
+	// AppRole is database.app_role: the role the server connects as. ""
+	// means "<database>_app", like OwnerRole.
 	AppRole string
 }
 
@@ -217,7 +229,7 @@ type LogConfig struct {
 // Default returns the built-in defaults: a loopback server with Auth0
 // multi-tenant auth (domain still to be set), embedded SQLite, in-memory
 // rate limits and filesystem blobs. Derived defaults (public URL, audience,
-// tenant claim, isolation, burst) are left empty; the Effective… methods
+// tenant claim, isolation) are left empty; the Effective… methods
 // compute them and Load/Parse fill them in.
 func Default() *Config {
 	return &Config{
@@ -243,6 +255,7 @@ func Default() *Config {
 			AuthorizationServers: []string{},
 			ScopesSupported:      []string{},
 			ScopeClaims:          []string{},
+			RequiredClaims:       []string{},
 			TokenCacheSize:       10000,
 			TokenCacheTTL:        time.Minute,
 			ScopeHierarchy:       []string{},
@@ -250,10 +263,6 @@ func Default() *Config {
 				Enabled:          true,
 				DefaultRateLimit: 100,
 			},
-		},
-		Database: DatabaseConfig{
-			OwnerRole: "tenantmcp_owner",
-			AppRole:   "tenantmcp_app",
 		},
 		Registry: RegistryConfig{
 			CacheTTL:         30 * time.Second,
@@ -293,6 +302,9 @@ type Preset struct {
 	// AudienceClaim is the claim checked against auth.audience: "aud", or
 	// "client_id" for Cognito access tokens, which carry no aud.
 	AudienceClaim string
+	// RequiredClaims are the claim values every token must carry (cognito:
+	// token_use = "access"), so that ID tokens are refused; nil = none.
+	RequiredClaims map[string]string
 }
 
 // presets are auth's claim-map presets, seen from the configuration: one
@@ -305,7 +317,7 @@ var presets = func() []Preset {
 			panic("config: auth has no preset " + name)
 		}
 		p := Preset{Provider: name, TenantClaim: m.Tenant, TenantNameClaim: m.TenantName, UserClaim: cmp.Or(m.User, "sub"),
-			ScopeClaims: m.Scopes, AudienceClaim: "aud"}
+			ScopeClaims: m.Scopes, AudienceClaim: "aud", RequiredClaims: m.RequiredClaims}
 		if m.ClientIDAudience {
 			p.AudienceClaim = "client_id"
 		}
@@ -319,6 +331,7 @@ func Presets() []Preset {
 	out := make([]Preset, len(presets))
 	for i, p := range presets {
 		p.ScopeClaims = slices.Clone(p.ScopeClaims)
+		p.RequiredClaims = maps.Clone(p.RequiredClaims)
 		out[i] = p
 	}
 	return out
@@ -329,6 +342,7 @@ func LookupPreset(provider string) (Preset, bool) {
 	for _, p := range presets {
 		if p.Provider == provider {
 			p.ScopeClaims = slices.Clone(p.ScopeClaims)
+			p.RequiredClaims = maps.Clone(p.RequiredClaims)
 			return p, true
 		}
 	}
@@ -489,6 +503,27 @@ func (c *Config) EffectiveUserClaim() string {
 	return "sub"
 }
 
+// EffectiveRequiredClaims are the claim values every token must carry: the
+// preset's (cognito token_use = "access") plus the auth.required_claims
+// entries ("claim=value"). A preset's value cannot be overridden, and
+// entries that are not claim=value are skipped (Validate reports both).
+// nil when there are none.
+func (c *Config) EffectiveRequiredClaims() map[string]string {
+	fixed := c.preset().RequiredClaims
+	out := maps.Clone(fixed)
+	for _, e := range c.Auth.RequiredClaims {
+		name, value, ok := strings.Cut(e, "=")
+		if _, isFixed := fixed[name]; !ok || name == "" || value == "" || isFixed {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = value
+	}
+	return out
+}
+
 // EffectiveScopeClaims is auth.scope_claims, else the preset's.
 func (c *Config) EffectiveScopeClaims() []string {
 	if len(c.Auth.ScopeClaims) > 0 {
@@ -521,20 +556,6 @@ func (c *Config) EffectiveIsolation() string {
 	return IsolationDatabase
 }
 
-// EffectiveRateLimitBurst is auth.multi_tenant.rate_limit_burst, else
-// default_rate_limit/6 (ten seconds' worth of requests), at least 1; 0 when
-// the per-tenant limit is off.
-func (c *Config) EffectiveRateLimitBurst() int {
-	mt := c.Auth.MultiTenant
-	if mt.RateLimitBurst > 0 {
-		return mt.RateLimitBurst
-	}
-	if mt.DefaultRateLimit <= 0 {
-		return 0
-	}
-	return max(1, mt.DefaultRateLimit/6)
-}
-
 // UsesPostgres reports whether database.dsn names a PostgreSQL server.
 func (c *Config) UsesPostgres() bool { return isPostgresURL(c.Database.DSN) }
 
@@ -557,9 +578,22 @@ func (c *Config) applyDerived() {
 	if c.Auth.MultiTenant.Isolation == "" {
 		c.Auth.MultiTenant.Isolation = c.EffectiveIsolation()
 	}
-	if c.Auth.MultiTenant.RateLimitBurst == 0 {
-		c.Auth.MultiTenant.RateLimitBurst = c.EffectiveRateLimitBurst()
+}
+
+// rateLimitKeys are the keys that ask for a per-tenant rate limit.
+var rateLimitKeys = []string{"auth.multi_tenant.default_rate_limit", "auth.multi_tenant.rate_limit_burst"}
+
+// applyLocalDefaults applies the defaults that depend on whether a key was
+// given at all (set reports whether the file or the environment set it).
+// With auth disabled the server is loopback-only local use, such as a
+// client or conformance suite on the developer's machine: the
+// default_rate_limit default of 100/min does not apply there, only a rate
+// limit configured explicitly does.
+func (c *Config) applyLocalDefaults(set func(key string) bool) {
+	if c.Auth.Enabled || slices.ContainsFunc(rateLimitKeys, set) {
+		return
 	}
+	c.Auth.MultiTenant.DefaultRateLimit = 0
 }
 
 // isLoopbackHost reports whether host (from host:port) only accepts local

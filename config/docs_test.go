@@ -3,8 +3,10 @@ package config
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,8 +41,8 @@ func keysMarkdown() string {
 
 func presetsMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| Preset | Tenant id claim | Tenant name claim | User claim | Scope claims | Audience checked against |\n")
-	b.WriteString("|---|---|---|---|---|---|\n")
+	b.WriteString("| Preset | Tenant id claim | Tenant name claim | User claim | Scope claims | Audience checked against | Required claims |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
 	code := func(s string) string {
 		if s == "" {
 			return "—"
@@ -56,8 +58,15 @@ func presetsMarkdown() string {
 		for _, s := range p.ScopeClaims {
 			scopes = append(scopes, code(s))
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", p.Provider, tenant, code(p.TenantNameClaim),
-			code(p.UserClaim), strings.Join(scopes, ", "), code(p.AudienceClaim))
+		var required []string
+		for _, name := range slices.Sorted(maps.Keys(p.RequiredClaims)) {
+			required = append(required, code(name+"="+p.RequiredClaims[name]))
+		}
+		if len(required) == 0 {
+			required = []string{"—"}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s |\n", p.Provider, tenant, code(p.TenantNameClaim),
+			code(p.UserClaim), strings.Join(scopes, ", "), code(p.AudienceClaim), strings.Join(required, ", "))
 	}
 	return b.String()
 }

@@ -25,11 +25,11 @@ isolation = "row_level_security"
 	}
 	fmt.Println(cfg.ResourceURL())
 	fmt.Println(cfg.EffectiveIssuer())
-	fmt.Println(cfg.EffectiveTenantClaim(), cfg.EffectiveIsolation(), cfg.EffectiveRateLimitBurst())
+	fmt.Println(cfg.EffectiveTenantClaim(), cfg.EffectiveIsolation(), cfg.Auth.MultiTenant.DefaultRateLimit)
 	// Output:
 	// http://127.0.0.1:8080/mcp
 	// https://acme.eu.auth0.com/
-	// org_id row_level_security 16
+	// org_id row_level_security 100
 }
 
 func ExampleParse_errors() {

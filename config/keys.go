@@ -98,6 +98,10 @@ var keyTable = []keyDef{
 		doc: "Claim with the tenant's display name (used when the registry has none). Default: the preset's."},
 	{path: "auth.scope_claims", field: func(c *Config) any { return &c.Auth.ScopeClaims },
 		doc: "Claims holding granted scopes/permissions (space-separated string or array). Default: the preset's."},
+	{path: "auth.token_type", field: func(c *Config) any { return &c.Auth.TokenType },
+		doc: "JOSE header `typ` every token must have, such as `at+jwt` for RFC 9068 access tokens (compared case-insensitively, an `application/` prefix ignored). Empty: any `typ`. Either way a `typ` that marks an ID token (`id_token`, `id+jwt`, ...) and any `crit` header are refused. This is the header; payload claims go in `auth.required_claims`."},
+	{path: "auth.required_claims", field: func(c *Config) any { return &c.Auth.RequiredClaims },
+		doc: "Payload claims every token must carry with exactly this string value, as `\"claim=value\"` entries, such as `[\"idtyp=user\"]` (Entra) or `[\"typ=Bearer\"]` (Keycloak); the claim may be a dotted path. They add to the preset's (cognito: `token_use=access`). In the environment variable, separate entries with commas. Empty: only the preset's. See Provider presets for telling ID tokens from access tokens."},
 	{path: "auth.token_cache_size", field: func(c *Config) any { return &c.Auth.TokenCacheSize },
 		doc: "How many verified tokens are cached (by token hash) to skip repeated signature checks; 0 disables the cache. Expiry is still checked on every request."},
 	{path: "auth.token_cache_ttl", field: func(c *Config) any { return &c.Auth.TokenCacheTTL },
@@ -114,9 +118,9 @@ var keyTable = []keyDef{
 	{path: "auth.multi_tenant.isolation", field: func(c *Config) any { return &c.Auth.MultiTenant.Isolation },
 		doc: "How tenant data is separated: `row_level_security`, `schema_per_tenant` (both need `database.dsn`), `database_per_tenant` or `prefix`. Default: `database_per_tenant` without `database.dsn`, `row_level_security` with it."},
 	{path: "auth.multi_tenant.default_rate_limit", field: func(c *Config) any { return &c.Auth.MultiTenant.DefaultRateLimit },
-		doc: "Requests per minute per tenant, unless the tenant's registry record sets its own; 0 turns the per-tenant limit off."},
+		doc: "Requests per minute per tenant, unless the tenant's registry record sets its own; 0 turns the per-tenant limit off. With `auth.enabled = false` (local use on loopback) the default is 0: no limit unless this key or `rate_limit_burst` is set."},
 	{path: "auth.multi_tenant.rate_limit_burst", field: func(c *Config) any { return &c.Auth.MultiTenant.RateLimitBurst },
-		doc: "Requests a tenant may send at once above its steady rate. 0 means `default_rate_limit / 6` (ten seconds' worth), at least 1."},
+		doc: "Requests a tenant may send at once (its budget when full), unless the tenant's registry record sets its own. 0 means one minute's worth: the tenant's rate, so at the default 100/min a client's first 100 parallel calls are admitted, then one every 0.6 s."},
 
 	// [database]
 	{path: "database.dsn", field: func(c *Config) any { return &c.Database.DSN }, secret: true,
@@ -126,9 +130,9 @@ var keyTable = []keyDef{
 	{path: "database.admin_dsn", field: func(c *Config) any { return &c.Database.AdminDSN }, secret: true,
 		doc: "PostgreSQL URL of a role that may create roles and schemas (e.g. the database owner). Used only by `tenantmcp db setup`, `tenantmcp db migrate` and, for `schema_per_tenant`, by `tenantmcp tenant add` to provision the new tenant's schema. The server never connects with it. Never echoed in errors."},
 	{path: "database.owner_role", field: func(c *Config) any { return &c.Database.OwnerRole },
-		doc: "Role that owns tenantmcp's tables (created NOLOGIN by `db setup`)."},
+		doc: "Role that owns tenantmcp's tables (created NOLOGIN by `db setup`). Empty: `<database>_owner`, after the database in `database.dsn` (sanitized: see docs/isolation-postgres.md), so deployments sharing a PostgreSQL cluster never share roles."},
 	{path: "database.app_role", field: func(c *Config) any { return &c.Database.AppRole },
-		doc: "Role the server connects as (the user in `database.dsn`): not superuser, not owner, no BYPASSRLS, so row-level security holds. Created by `db setup`; the server refuses to start if `database.dsn` connects as a role that could bypass isolation."},
+		doc: "Role the server connects as (the user in `database.dsn`): not superuser, not owner, no BYPASSRLS, so row-level security holds. Created by `db setup`; the server refuses to start if `database.dsn` connects as a role that could bypass isolation. Empty: `<database>_app`, like `owner_role`."},
 
 	// [registry]
 	{path: "registry.cache_ttl", field: func(c *Config) any { return &c.Registry.CacheTTL },

@@ -164,6 +164,7 @@ func parse(data []byte, environ []string, file string) (*Config, error) {
 		return nil, l.errs.capped()
 	}
 	l.cfg.applyDerived()
+	l.cfg.applyLocalDefaults(func(key string) bool { _, ok := l.sources[key]; return ok })
 	return l.cfg, nil
 }
 

@@ -224,7 +224,8 @@ func TestDerivedDefaults(t *testing.T) {
 		"audience":      cfg.Auth.Audience,
 		"tenant_claim":  cfg.Auth.MultiTenant.TenantClaim,
 		"isolation":     cfg.Auth.MultiTenant.Isolation,
-		"burst":         cfg.Auth.MultiTenant.RateLimitBurst,
+		"rate":          cfg.Auth.MultiTenant.DefaultRateLimit,
+		"burst":         cfg.Auth.MultiTenant.RateLimitBurst, // 0: the limiter's default
 		"issuer":        cfg.EffectiveIssuer(),
 		"jwks":          cfg.EffectiveJWKSURL(),
 		"as":            cfg.EffectiveAuthorizationServers(),
@@ -241,7 +242,8 @@ func TestDerivedDefaults(t *testing.T) {
 		"audience":      "http://127.0.0.1:8080/mcp",
 		"tenant_claim":  "org_id",
 		"isolation":     IsolationDatabase,
-		"burst":         16,
+		"rate":          100,
+		"burst":         0,
 		"issuer":        "https://example.auth0.com/",
 		"jwks":          "https://example.auth0.com/.well-known/jwks.json",
 		"as":            []string{"https://example.auth0.com/"},
@@ -329,32 +331,94 @@ func TestEffectiveByProvider(t *testing.T) {
 	}
 }
 
-func TestEffectiveIsolationAndBurst(t *testing.T) {
+func TestEffectiveRequiredClaims(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		provider string
+		entries  []string
+		want     map[string]string
+	}{
+		{"auth0 none", ProviderAuth0, nil, nil},
+		{"cognito preset", ProviderCognito, nil, map[string]string{"token_use": "access"}},
+		{"entra pinned", ProviderEntra, []string{"idtyp=user", "ver=2.0"}, map[string]string{"idtyp": "user", "ver": "2.0"}},
+		{"value with =", ProviderGeneric, []string{"x=a=b"}, map[string]string{"x": "a=b"}},
+		{"preset wins, bad entries skipped", ProviderCognito, []string{"token_use=id", "bad", "idtyp=user"},
+			map[string]string{"token_use": "access", "idtyp": "user"}},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Auth.Provider = tt.provider
+		c.Auth.RequiredClaims = tt.entries
+		if diff := cmp.Diff(tt.want, c.EffectiveRequiredClaims()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	// The preset's map is not shared with callers.
+	c := Default()
+	c.Auth.Provider = ProviderCognito
+	c.EffectiveRequiredClaims()["token_use"] = "id"
+	if got := c.EffectiveRequiredClaims()["token_use"]; got != "access" {
+		t.Errorf("changing the returned map changed the preset: token_use = %q", got)
+	}
+}
+
+func TestEffectiveIsolation(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		dsn, isolation string
-		rate, burst    int
 		wantIso        string
-		wantBurst      int
 	}{
-		{"", "", 100, 0, IsolationDatabase, 16},
-		{"postgres://h/db", "", 100, 0, IsolationRLS, 16},
-		{"postgres://h/db", IsolationSchema, 100, 0, IsolationSchema, 16},
-		{"", IsolationPrefix, 5, 0, IsolationPrefix, 1},
-		{"", "", 600, 0, IsolationDatabase, 100},
-		{"", "", 600, 7, IsolationDatabase, 7},
-		{"", "", 0, 0, IsolationDatabase, 0},
+		{"", "", IsolationDatabase},
+		{"postgres://h/db", "", IsolationRLS},
+		{"postgres://h/db", IsolationSchema, IsolationSchema},
+		{"", IsolationPrefix, IsolationPrefix},
 	}
 	for _, tt := range tests {
 		c := Default()
 		c.Database.DSN, c.Auth.MultiTenant.Isolation = tt.dsn, tt.isolation
-		c.Auth.MultiTenant.DefaultRateLimit, c.Auth.MultiTenant.RateLimitBurst = tt.rate, tt.burst
 		if got := c.EffectiveIsolation(); got != tt.wantIso {
 			t.Errorf("%+v: isolation %q, want %q", tt, got, tt.wantIso)
 		}
-		if got := c.EffectiveRateLimitBurst(); got != tt.wantBurst {
-			t.Errorf("%+v: burst %d, want %d", tt, got, tt.wantBurst)
-		}
+	}
+}
+
+// TestRateLimitDefaults: the burst is left to the rate limiter (0 = one
+// minute's worth of the tenant's rate) rather than computed here, and a
+// server without auth has no rate limit unless one is configured.
+func TestRateLimitDefaults(t *testing.T) {
+	t.Parallel()
+	const authOn = "[auth]\ndomain = \"example.auth0.com\"\n"
+	const authOff = "[auth]\nenabled = false\n"
+	tests := []struct {
+		name      string
+		file      string
+		env       []string
+		wantRate  int
+		wantBurst int
+	}{
+		{"auth on: 100/min, limiter's burst", authOn, nil, 100, 0},
+		{"auth on, burst set", authOn + "[auth.multi_tenant]\nrate_limit_burst = 7\n", nil, 100, 7},
+		{"auth on, limit off", authOn + "[auth.multi_tenant]\ndefault_rate_limit = 0\n", nil, 0, 0},
+		{"auth off: no limit", authOff, nil, 0, 0},
+		{"auth off, rate set", authOff + "[auth.multi_tenant]\ndefault_rate_limit = 30\n", nil, 30, 0},
+		{"auth off, rate set to 100", authOff + "[auth.multi_tenant]\ndefault_rate_limit = 100\n", nil, 100, 0},
+		{"auth off, burst set: default rate", authOff + "[auth.multi_tenant]\nrate_limit_burst = 5\n", nil, 100, 5},
+		{"auth off, rate from environment", authOff, []string{"TENANTMCP_AUTH_MULTI_TENANT_DEFAULT_RATE_LIMIT=60"}, 60, 0},
+		{"auth off from environment: no limit", authOn, []string{"TENANTMCP_AUTH_ENABLED=false"}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Parse([]byte(tt.file), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mt := cfg.Auth.MultiTenant
+			if mt.DefaultRateLimit != tt.wantRate || mt.RateLimitBurst != tt.wantBurst {
+				t.Fatalf("default_rate_limit %d, rate_limit_burst %d; want %d, %d", mt.DefaultRateLimit, mt.RateLimitBurst, tt.wantRate, tt.wantBurst)
+			}
+		})
 	}
 }
 
@@ -453,11 +517,12 @@ func TestKeysTable(t *testing.T) {
 		"auth.enabled": "true", "auth.provider": `"auth0"`, "auth.domain": `""`, "auth.issuer": `""`, "auth.audience": `""`,
 		"auth.jwks_url": `""`, "auth.algorithms": `["RS256", "ES256"]`, "auth.leeway": `"30s"`, "auth.authorization_servers": "[]",
 		"auth.scopes_supported": "[]", "auth.user_claim": `""`, "auth.tenant_name_claim": `""`, "auth.scope_claims": "[]",
+		"auth.token_type": `""`, "auth.required_claims": "[]",
 		"auth.token_cache_size": "10000", "auth.token_cache_ttl": `"1m"`, "auth.scope_hierarchy": "[]",
 		"auth.multi_tenant.enabled": "true", "auth.multi_tenant.tenant_claim": `""`, "auth.multi_tenant.isolation": `""`,
 		"auth.multi_tenant.default_rate_limit": "100", "auth.multi_tenant.rate_limit_burst": "0",
 		"database.dsn": `""`, "database.max_conns": "0", "database.admin_dsn": `""`,
-		"database.owner_role": `"tenantmcp_owner"`, "database.app_role": `"tenantmcp_app"`,
+		"database.owner_role": `""`, "database.app_role": `""`,
 		"registry.cache_ttl": `"30s"`, "registry.negative_cache_ttl": `"5s"`, "registry.cache_size": "10000",
 		"ratelimit.backend": `"memory"`, "ratelimit.redis_url": `""`, "ratelimit.on_redis_error": `"open"`,
 		"ratelimit.per_user_rate_limit": "0", "ratelimit.max_concurrent_per_tenant": "0",

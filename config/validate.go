@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantmcp/tenantmcp/auth"
 )
 
 // maxLeeway bounds auth.leeway: a larger skew would accept long-expired
@@ -126,11 +128,11 @@ func (c *Config) validate() []*Error {
 		v.add("database.admin_dsn", "must be a postgres:// or postgresql:// URL")
 	}
 	for _, k := range []struct{ key, val string }{{"database.owner_role", c.Database.OwnerRole}, {"database.app_role", c.Database.AppRole}} {
-		if !roleNameRE.MatchString(k.val) {
+		if k.val != "" && !roleNameRE.MatchString(k.val) {
 			v.add(k.key, "%q is not a role name tenantmcp creates: use 1-63 of [a-z0-9_], starting with a letter", k.val)
 		}
 	}
-	if c.Database.OwnerRole == c.Database.AppRole {
+	if c.Database.OwnerRole != "" && c.Database.OwnerRole == c.Database.AppRole {
 		v.add("database.app_role", "must differ from database.owner_role: the server must not own the tables it is isolated by")
 	}
 	for _, rule := range c.Auth.ScopeHierarchy {
@@ -277,6 +279,28 @@ func (c *Config) validateAuth(v *validator) {
 			v.add("auth.scope_claims", "must not contain an empty claim name")
 		}
 		v.claim("auth.scope_claims", s)
+	}
+	if a.TokenType != "" {
+		if err := auth.CheckTokenType(a.TokenType); err != nil {
+			v.add("auth.token_type", "%s", err)
+		}
+	}
+	fixed := c.preset().RequiredClaims
+	seen := map[string]bool{}
+	for _, e := range a.RequiredClaims {
+		name, value, ok := strings.Cut(e, "=")
+		if !ok || name == "" || value == "" {
+			v.add("auth.required_claims", "%s is not \"claim=value\", such as \"idtyp=user\"", strconv.Quote(truncate(e)))
+			continue
+		}
+		v.claim("auth.required_claims", name)
+		if seen[name] {
+			v.add("auth.required_claims", "claim %s is listed twice", strconv.Quote(truncate(name)))
+		}
+		seen[name] = true
+		if want, isFixed := fixed[name]; isFixed && want != value {
+			v.add("auth.required_claims", "%s: the %s preset requires %s=%s", strconv.Quote(truncate(e)), a.Provider, name, want)
+		}
 	}
 	v.nonNegative("auth.token_cache_size", int64(a.TokenCacheSize))
 	v.positiveDuration("auth.token_cache_ttl", a.TokenCacheTTL)

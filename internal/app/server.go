@@ -24,10 +24,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 			cleanups[i]()
 		}
 	}
-	tools := a.opts.Tools
-	if tools == nil {
-		tools = documents.Tools()
-	}
+	tools := a.Tools()
 	mt := cfg.Auth.MultiTenant
 	opts := server.Options{
 		ResourceURL: cfg.ResourceURL(),
@@ -37,7 +34,10 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 			ScopesSupported:      cfg.Auth.ScopesSupported,
 			ResourceName:         "tenantmcp",
 		},
-		DefaultLimit:           ratelimit.Limit{PerMinute: mt.DefaultRateLimit, Burst: cfg.EffectiveRateLimitBurst()},
+		// Burst 0 leaves the default to the limiter (ratelimit.DefaultBurst
+		// of the tenant's own rate), so a tenant whose record sets only its
+		// rate gets a burst to match.
+		DefaultLimit:           ratelimit.Limit{PerMinute: mt.DefaultRateLimit, Burst: mt.RateLimitBurst},
 		PerUserLimit:           ratelimit.Limit{PerMinute: cfg.RateLimit.PerUserRateLimit},
 		MaxConcurrentPerTenant: cfg.RateLimit.MaxConcurrentPerTenant,
 		Stores:                 a.Stores,
@@ -117,6 +117,17 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	return srv, cleanup, nil
 }
 
+// Tools are the tools the deployment serves: Options.Tools, or the example
+// documents tools when none were given. Commands that name tools (tenant
+// add/update --allowed-tools) check names against this list, so they agree
+// with what Server serves.
+func (a *App) Tools() []server.Tool {
+	if a.opts.Tools != nil {
+		return a.opts.Tools
+	}
+	return documents.Tools()
+}
+
 func (a *App) verifierOptions() *auth.Options {
 	cfg := a.Config
 	claims := auth.ClaimMap{
@@ -124,6 +135,7 @@ func (a *App) verifierOptions() *auth.Options {
 		User:             cfg.EffectiveUserClaim(),
 		Scopes:           cfg.EffectiveScopeClaims(),
 		ClientIDAudience: cfg.EffectiveAudienceClaim() == "client_id",
+		RequiredClaims:   cfg.EffectiveRequiredClaims(),
 	}
 	if cfg.Auth.MultiTenant.Enabled {
 		claims.Tenant = cfg.EffectiveTenantClaim()
@@ -136,6 +148,7 @@ func (a *App) verifierOptions() *auth.Options {
 		Audience:   cfg.EffectiveAudience(),
 		JWKSURL:    cfg.EffectiveJWKSURL(),
 		Algorithms: cfg.Auth.Algorithms,
+		TokenType:  cfg.Auth.TokenType,
 		Leeway:     orNone(cfg.Auth.Leeway),
 		Claims:     claims,
 		CacheSize:  orNone(cfg.Auth.TokenCacheSize),

@@ -5,7 +5,9 @@
 // signs tokens with them, and forges the tokens attackers send (alg "none",
 // HS256 keyed with the RSA public key, unknown kids, tampered signatures).
 // The claim helpers shape tokens the way Auth0, Cognito and Entra ID issue
-// them, so verification code is tested against realistic input.
+// them, access tokens and the ID tokens a resource server must refuse
+// (Auth0IDClaims, ...), so verification code is tested against realistic
+// input; SignWithHeader adds JOSE header fields (typ, crit).
 //
 //	idp := idptest.New(t)
 //	tok := idp.Sign(idp.Auth0Claims("https://mcp.example.com/mcp", "org_1", "Acme", "auth0|u1", "docs:read"))
@@ -317,6 +319,30 @@ func (i *IdP) TamperedSignature(claims map[string]any) string {
 	return tok[:dot+1] + string(sig)
 }
 
+// SignWithHeader returns an RS256 token signed with the current RSA key, with
+// its kid, whose JOSE header also has the entries of header: "typ" to
+// change the token type ("id_token", "at+jwt"), "crit" to name critical
+// extensions, ... A nil value removes the entry ("typ": nil sends no typ).
+func (i *IdP) SignWithHeader(claims, header map[string]any) string {
+	i.mu.Lock()
+	key, kid := i.rsaKey, i.rsaKid
+	i.mu.Unlock()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims(claims))
+	tok.Header["kid"] = kid
+	for k, v := range header {
+		if v == nil {
+			delete(tok.Header, k)
+		} else {
+			tok.Header[k] = v
+		}
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		i.t.Fatalf("idptest: sign RS256 token: %v", err)
+	}
+	return s
+}
+
 // SignWith signs claims with the given method and key and puts kid in the
 // header (omitted when empty): an escape hatch for unusual tests.
 func (i *IdP) SignWith(method jwt.SigningMethod, kid string, key any, claims map[string]any) string {
@@ -395,6 +421,81 @@ func (i *IdP) CognitoAccessClaims(clientID, tenantID, tenantName, sub string, sc
 		c["custom:tenant_name"] = tenantName
 	}
 	return c
+}
+
+// CognitoIDClaims returns claims shaped like an Amazon Cognito ID token of
+// the same user pool: aud is the app client id, token_use "id", user
+// attributes (email, custom:tenant_id, ...) at top level, no scope. It is
+// signed with the same keys as the access tokens; a resource server must
+// refuse it.
+func (i *IdP) CognitoIDClaims(clientID, tenantID, tenantName, sub string) map[string]any {
+	iat, exp := times()
+	c := map[string]any{
+		"iss":              i.Issuer(),
+		"sub":              sub,
+		"aud":              clientID,
+		"token_use":        "id",
+		"auth_time":        iat,
+		"iat":              iat,
+		"exp":              exp,
+		"jti":              randID(),
+		"origin_jti":       randID(),
+		"cognito:username": "user-" + sub,
+		"email":            sub + "@example.com",
+		"email_verified":   true,
+	}
+	if tenantID != "" {
+		c["custom:tenant_id"] = tenantID
+	}
+	if tenantName != "" {
+		c["custom:tenant_name"] = tenantName
+	}
+	return c
+}
+
+// Auth0IDClaims returns claims shaped like an Auth0 ID token for an
+// organization member: aud is the application's client id (a string, no
+// API identifier), nonce, profile claims, org_id, no scope or permissions.
+func (i *IdP) Auth0IDClaims(clientID, orgID, sub string) map[string]any {
+	iat, exp := times()
+	c := map[string]any{
+		"iss":      i.Issuer(),
+		"sub":      sub,
+		"aud":      clientID,
+		"iat":      iat,
+		"exp":      exp,
+		"nonce":    randID(),
+		"sid":      randID(),
+		"name":     "Test User",
+		"nickname": "test",
+		"email":    "user@example.com",
+	}
+	if orgID != "" {
+		c["org_id"] = orgID
+	}
+	return c
+}
+
+// EntraIDClaims returns claims shaped like an Entra ID v2.0 ID token: aud is
+// the application (client) id, as in v2.0 access tokens for an API of the
+// same app registration, ver "2.0", tid, oid, nonce; no scp, roles or
+// idtyp.
+func (i *IdP) EntraIDClaims(clientID, tid, oid string) map[string]any {
+	iat, exp := times()
+	return map[string]any{
+		"iss":                i.EntraIssuer(tid),
+		"aud":                clientID,
+		"sub":                "pairwise-" + oid,
+		"oid":                oid,
+		"tid":                tid,
+		"ver":                "2.0",
+		"nonce":              randID(),
+		"name":               "Test User",
+		"preferred_username": "user@example.com",
+		"iat":                iat,
+		"nbf":                iat,
+		"exp":                exp,
+	}
 }
 
 // EntraIssuer returns the per-tenant v2.0 issuer Entra ID would put in a

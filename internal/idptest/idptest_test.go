@@ -159,3 +159,43 @@ func TestClaimShapes(t *testing.T) {
 		t.Errorf("Generic claims = %v", g)
 	}
 }
+
+func TestIDTokenShapes(t *testing.T) {
+	t.Parallel()
+	idp := idptest.New(t)
+	c := idp.CognitoIDClaims("client", "t1", "T", "s")
+	if c["aud"] != "client" || c["token_use"] != "id" || c["custom:tenant_id"] != "t1" || c["scope"] != nil {
+		t.Errorf("Cognito ID claims = %v", c)
+	}
+	a := idp.Auth0IDClaims("client", "org_1", "auth0|u")
+	if a["aud"] != "client" || a["org_id"] != "org_1" || a["nonce"] == nil || a["scope"] != nil || a["permissions"] != nil {
+		t.Errorf("Auth0 ID claims = %v", a)
+	}
+	e := idp.EntraIDClaims("client", "tid-1", "oid-1")
+	if e["aud"] != "client" || e["iss"] != idp.URL+"/tid-1/v2.0" || e["ver"] != "2.0" || e["scp"] != nil || e["idtyp"] != nil {
+		t.Errorf("Entra ID claims = %v", e)
+	}
+}
+
+func TestSignWithHeader(t *testing.T) {
+	t.Parallel()
+	idp := idptest.New(t)
+	kf := keyfuncFor(t, idp)
+	c := idp.GenericClaims("aud", "sub", nil, nil)
+	tok := idp.SignWithHeader(c, map[string]any{"typ": "at+jwt", "crit": []any{"exp"}})
+	parsed, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"})).Parse(tok, kf)
+	if err != nil {
+		t.Fatalf("token signed with extra header fields: %v", err)
+	}
+	h := parsed.Header
+	if h["typ"] != "at+jwt" || h["kid"] != idp.RSAKid() || len(h["crit"].([]any)) != 1 {
+		t.Errorf("header = %v", h)
+	}
+	parsed, err = jwt.NewParser(jwt.WithValidMethods([]string{"RS256"})).Parse(idp.SignWithHeader(c, map[string]any{"typ": nil}), kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, has := parsed.Header["typ"]; has {
+		t.Errorf("typ nil did not remove typ: %v", parsed.Header)
+	}
+}
