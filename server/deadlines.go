@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"time"
 )
@@ -34,52 +33,58 @@ const (
 const writeChunk = 64 << 10
 
 // bound puts the request's deadlines in place: its body, if any, must
-// arrive within ReadTimeout (readBody lifts the deadline once it has the
-// body), and each write of the response must be accepted within
-// WriteTimeout. The returned writer renews the write deadline before every
-// write; done renews it once more for the final flush after the handler.
+// arrive within ReadTimeout of the end of its headers, and each write of
+// the response must be accepted within WriteTimeout. The returned writer
+// renews the write deadline before every write; done renews it once more
+// for the final flush after the handler.
 //
-// Deadlines go on the connection (http.ResponseController); writers that
-// have none, such as httptest.ResponseRecorder, are served as they are.
+// The read deadline needs no lifting: when a body has been read to its
+// end, net/http clears the connection's read deadline itself before it
+// watches the connection for the client going away, so a long tool call
+// is not cut (TestSlowToolCallNotCut). It also bounds what net/http
+// discards of a body the handler did not read (a refused request), so an
+// unauthenticated client cannot dribble one either.
+//
+// Deadlines go on the connection, whatever http.Server runs the handler
+// (through http.ResponseController if w wraps the server's writer);
+// writers without them, such as httptest.ResponseRecorder, are served as
+// they are.
 func (s *Server) bound(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
-	rc := http.NewResponseController(w)
+	dl, ok := w.(deadliner) // net/http's own writer
+	if !ok {
+		if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); !wraps {
+			return w, noDeadlines
+		}
+		dl = http.NewResponseController(w)
+	}
+	now := time.Now()
+	if dl.SetWriteDeadline(now.Add(s.opts.WriteTimeout)) != nil {
+		return w, noDeadlines
+	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		// The deadline also bounds what net/http discards of a body the
-		// handler did not read (a refused request), so an unauthenticated
-		// client cannot dribble one either.
-		_ = rc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+		_ = dl.SetReadDeadline(now.Add(s.opts.ReadTimeout))
 	}
-	dw := &deadlineWriter{ResponseWriter: w, rc: rc, timeout: s.opts.WriteTimeout}
-	dw.renew()
-	if dw.unsupported {
-		return w, func() {}
-	}
+	dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: s.opts.WriteTimeout}
 	return dw, dw.renew
 }
 
-// liftReadDeadline ends the body's read deadline once the body is read:
-// net/http then watches the idle connection for the client going away,
-// and a deadline left in place would cancel the request's context.
-func liftReadDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+func noDeadlines() {}
+
+// deadliner is what http.ResponseController and net/http's response
+// writers have in common.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // deadlineWriter renews the connection's write deadline before each write.
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc          *http.ResponseController
-	timeout     time.Duration
-	unsupported bool
+	dl      deadliner
+	timeout time.Duration
 }
 
-func (d *deadlineWriter) renew() {
-	if d.unsupported {
-		return
-	}
-	if err := d.rc.SetWriteDeadline(time.Now().Add(d.timeout)); errors.Is(err, http.ErrNotSupported) {
-		d.unsupported = true
-	}
-}
+func (d *deadlineWriter) renew() { _ = d.dl.SetWriteDeadline(time.Now().Add(d.timeout)) }
 
 func (d *deadlineWriter) WriteHeader(code int) {
 	d.renew()
@@ -107,7 +112,11 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 // of a stream.
 func (d *deadlineWriter) Flush() {
 	d.renew()
-	_ = d.rc.Flush()
+	if f, ok := d.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(d.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection.

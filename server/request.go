@@ -196,7 +196,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads a POST body of at most max bytes into buf, within the
-// read deadline ServeHTTP set, and lifts that deadline once it has it.
+// read deadline ServeHTTP set (net/http lifts it when the body ends).
 func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int64) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errBodyTooLarge
@@ -214,7 +214,6 @@ func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int
 		}
 		return nil, fmt.Errorf("%w: %v", errBodyRead, err)
 	}
-	liftReadDeadline(w)
 	return buf.Bytes(), nil
 }
 

@@ -81,10 +81,9 @@ type Options struct {
 	// (and IdleTimeout); an http.Server of your own needs its own.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds how long a request body may take to arrive,
-	// counted from the end of its headers; 0 = DefaultReadTimeout. It
-	// ends once the body is read, so a long tool call or event stream is
-	// never cut by it (unlike http.Server.ReadTimeout, which Serve leaves
-	// off).
+	// counted from the end of its headers; 0 = DefaultReadTimeout. A
+	// slower body gets 408. It ends once the body is read, so a long tool
+	// call or event stream is never cut by it.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds how long a client may take to accept each part
 	// of a response (at most 64 KiB of it); 0 = DefaultWriteTimeout. It
@@ -303,10 +302,10 @@ func (s *Server) MCPPath() string { return s.mcpPath }
 // gracefully: it stops accepting, waits up to drain for requests in
 // flight to finish, and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	// No http.Server ReadTimeout or WriteTimeout: they span the whole
-	// request, so they would cut long tool calls and event streams (and
-	// ReadTimeout cancels request contexts). ServeHTTP bounds the body read
-	// and each write instead (Options.ReadTimeout, Options.WriteTimeout).
+	// No http.Server WriteTimeout: it spans the whole request, so it would
+	// cut long tool calls and event streams. ServeHTTP bounds each write
+	// instead (Options.WriteTimeout), and the body read from the end of the
+	// headers (Options.ReadTimeout), under any http.Server.
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,

@@ -495,3 +495,53 @@ func TestSlowHeadersCutOff(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowBodyWithinTimeoutServed: a body that arrives in pieces, but
+// within the read timeout, is served.
+func TestSlowBodyWithinTimeoutServed(t *testing.T) {
+	f := serveSlow(t, func(o *server.Options) { o.ReadTimeout = time.Minute })
+	f.addTenant(t, "acme", nil)
+	host := strings.TrimPrefix(f.base, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(failsafe))
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`
+	fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
+		host, f.genericToken("acme", "u"), len(body))
+	for piece := range slices.Chunk([]byte(body), 8) {
+		time.Sleep(10 * time.Millisecond)
+		if _, err := conn.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "nap") {
+		t.Fatalf("body sent in pieces: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestBodyOptionsValidated: negative timeouts and caps are refused; zero
+// means the default.
+func TestBodyOptionsValidated(t *testing.T) {
+	base := server.Options{ResourceURL: "http://127.0.0.1:1/mcp", Registry: registry.New(registry.NewMemoryStore(), nil),
+		LocalIdentity: &auth.Identity{TenantID: "t"}}
+	if _, err := server.New(base); err != nil {
+		t.Fatalf("zero values: %v", err)
+	}
+	bad := base
+	bad.ReadTimeout, bad.WriteTimeout, bad.MaxBodyReadsPerTenant = -time.Second, -1, -1
+	_, err := server.New(bad)
+	for _, want := range []string{"ReadTimeout", "WriteTimeout", "MaxBodyReadsPerTenant"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("negative %s: %v", want, err)
+		}
+	}
+}
