@@ -366,6 +366,10 @@ func TestDevOnPostgres(t *testing.T) {
 			if got, _ := callTool(t, acme, "get_document", map[string]any{"key": "plan.md"}); !strings.Contains(got, "acme on postgres") {
 				t.Fatalf("acme get: %s", got)
 			}
+			// Once serving, the server holds no connection but its
+			// application role's: no superuser session stays open, for
+			// either strategy.
+			testenv.OnlySessionsAs(t, admin, app)
 			// A tenant added with the CLI is provisioned (its schema, for
 			// schema_per_tenant) and usable.
 			if code, _, errOut := run(t, env, "tenant", "add", "--data", data, "--external-id", "initech"); code != 0 {

@@ -41,7 +41,14 @@ the exact command to call the server with it.
 By default everything lives in an embedded SQLite registry and one SQLite
 database per tenant under --data. With --database it runs the same demo on
 PostgreSQL, creating the roles and tables it needs (the DSN must be able to
-create roles, e.g. the postgres superuser on a local test server).
+create roles, e.g. the postgres superuser on a local test server). That DSN
+only creates roles, tables and tenant schemas; the server's connections are
+the application role's. The roles are named after the database, <database>_owner and
+<database>_app (as "db setup" names them), so demos on different databases
+of one cluster keep apart. dev sets a password only on a role it creates
+(TENANTMCP_APP_PASSWORD, or a random one kept in --data); an existing role
+keeps its own, which dev needs in TENANTMCP_APP_PASSWORD unless it recorded
+it itself or the server trusts local connections.
 
 The development issuer is for local use only: "tenantmcp serve" never enables it.`,
 		Example: `  tenantmcp dev
@@ -86,7 +93,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 		if st.Isolation == "" {
 			st.Isolation = config.IsolationRLS
 		}
-		appDSN, err := setupDevPostgres(ctx, e, database, st.Isolation)
+		appDSN, err := setupDevPostgres(ctx, e, database, st.Isolation, data)
 		if err != nil {
 			return err
 		}

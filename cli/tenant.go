@@ -2,8 +2,10 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/internal/app"
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/server"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -53,9 +56,11 @@ func (rf *recordFlags) add(cmd *cobra.Command) {
 	f.StringVar(&rf.status, "status", "", "active, suspended or trial")
 	f.IntVar(&rf.trialDays, "trial-days", 0, "make it a trial ending this many days from now")
 	f.StringVar(&rf.trialEnds, "trial-ends", "", "make it a trial ending at this time (RFC 3339 or YYYY-MM-DD)")
-	f.IntVar(&rf.rateLimit, "rate-limit", -1, "requests per minute (0 = the deployment default)")
-	f.IntVar(&rf.burst, "burst", -1, "burst size (0 = the deployment default)")
-	f.StringSliceVar(&rf.allowedTools, "allowed-tools", nil, "comma-separated tools the tenant may use (empty = all); \"\" clears")
+	// Zero defaults: only flags that were given change the record
+	// (f.Changed), and an explicit 0 sets the deployment default back.
+	f.IntVar(&rf.rateLimit, "rate-limit", 0, "requests per minute; 0 = the deployment default (auth.multi_tenant.default_rate_limit)")
+	f.IntVar(&rf.burst, "burst", 0, "requests that may arrive at once; 0 = the deployment default (auth.multi_tenant.rate_limit_burst, else one minute's worth of the rate)")
+	f.StringSliceVar(&rf.allowedTools, "allowed-tools", nil, "comma-separated tools the tenant may use, from those the server serves; \"\" allows all")
 	f.StringArrayVar(&rf.flags, "flag", nil, "feature flag NAME=true|false; repeat for several")
 	f.StringArrayVar(&rf.settings, "set", nil, "configuration KEY=VALUE; KEY= removes it; repeat for several")
 }
@@ -93,12 +98,7 @@ func (rf *recordFlags) apply(cmd *cobra.Command, rec *registry.Tenant, now time.
 		rec.RateBurst = rf.burst
 	}
 	if f.Changed("allowed-tools") {
-		rec.AllowedTools = nil
-		for _, t := range rf.allowedTools {
-			if t = strings.TrimSpace(t); t != "" {
-				rec.AllowedTools = append(rec.AllowedTools, t)
-			}
-		}
+		rec.AllowedTools = rf.tools()
 	}
 	for _, kv := range rf.flags {
 		k, v, ok := strings.Cut(kv, "=")
@@ -126,6 +126,45 @@ func (rf *recordFlags) apply(cmd *cobra.Command, rec *registry.Tenant, now time.
 		rec.Config[k] = v
 	}
 	return nil
+}
+
+// tools is --allowed-tools without blanks.
+func (rf *recordFlags) tools() []string {
+	var out []string
+	for _, t := range rf.allowedTools {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// checkTools refuses --allowed-tools names the server does not serve (a
+// typo would otherwise silently hide a tool from the tenant), listing the
+// tools it does serve.
+func (rf *recordFlags) checkTools(cmd *cobra.Command, served []server.Tool) error {
+	if !cmd.Flags().Changed("allowed-tools") {
+		return nil
+	}
+	known := make([]string, len(served))
+	for i, t := range served {
+		known[i] = t.Name
+	}
+	sort.Strings(known)
+	var unknown []string
+	for _, name := range rf.tools() {
+		if !slices.Contains(known, name) {
+			unknown = append(unknown, strconv.Quote(name))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	what := "unknown tool"
+	if len(unknown) > 1 {
+		what = "unknown tools"
+	}
+	return usagef(cmd, "--allowed-tools: %s %s; this server serves: %s", what, strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -171,6 +210,9 @@ func newTenantAddCmd(e *env) *cobra.Command {
 				issuer = a.Issuer()
 			}
 			rec := registry.Tenant{Issuer: issuer, ExternalID: externalID, Status: registry.StatusActive}
+			if err := rf.checkTools(cmd, a.Tools()); err != nil {
+				return err
+			}
 			if err := rf.apply(cmd, &rec, time.Now()); err != nil {
 				return err
 			}
@@ -261,6 +303,9 @@ func newTenantUpdateCmd(e *env) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRecord(cmd, e, &tf, args[0], func(a *app.App, rec *registry.Tenant) error {
+				if err := rf.checkTools(cmd, a.Tools()); err != nil {
+					return err
+				}
 				updated, err := a.Registry.Update(cmd.Context(), rec.ID, func(r *registry.Tenant) error {
 					return rf.apply(cmd, r, time.Now())
 				})
@@ -352,10 +397,33 @@ func withRecord(cmd *cobra.Command, e *env, tf *targetFlags, ref string, fn func
 	} else {
 		rec, err = a.Registry.Lookup(cmd.Context(), a.Issuer(), ref)
 	}
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("no tenant %q: list them with 'tenantmcp tenant list %s'", ref, tf.flagsFor(t))
+	}
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", ref, err)
 	}
 	return fn(a, rec)
+}
+
+// flagsFor repeats the flags that name deployment t, for advice such as
+// "list them with 'tenantmcp tenant list --data DIR'".
+func (tf *targetFlags) flagsFor(t *target) string {
+	if tf.config != "" {
+		return "--config " + shellQuote(tf.config)
+	}
+	return "--data " + shellQuote(t.dataDir)
+}
+
+// shellQuote double-quotes a path that a shell would split or expand; the
+// advice around it is already in single quotes.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,~", r))
+	}) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func statusText(r *registry.Tenant) string {

@@ -60,10 +60,10 @@ func runContract(t *testing.T, newL newLimiterFunc) {
 			},
 		},
 		{
-			name:  "default burst is ten seconds' worth",
+			name:  "default burst is one minute's worth",
 			limit: Limit{PerMinute: 120},
 			steps: []step{
-				{want: Decision{Allowed: true, Limit: Limit{120, 20}, Remaining: 19, ResetAfter: 500 * time.Millisecond}},
+				{want: Decision{Allowed: true, Limit: Limit{120, 120}, Remaining: 119, ResetAfter: 500 * time.Millisecond}},
 			},
 		},
 		{
@@ -166,6 +166,36 @@ func runContract(t *testing.T, newL newLimiterFunc) {
 		if refusedQuiet != 0 {
 			t.Fatalf("quiet key refused %d times while another key flooded", refusedQuiet)
 		}
+	})
+
+	t.Run("100 per minute admits 100 parallel requests, then refuses the 101st", func(t *testing.T) {
+		clock := newFakeClock() // frozen: no refill during the test
+		l := newL(t, clock.Now)
+		lim := Limit{PerMinute: 100} // Burst 0: the default
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				d, err := l.Allow(ctx, "agent", lim)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					allowed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if got := allowed.Load(); got != 100 {
+			t.Fatalf("allowed %d of 100 parallel requests at 100/min, want all 100", got)
+		}
+		d := mustAllow(t, l, "agent", lim, false)
+		if d.Limit != (Limit{PerMinute: 100, Burst: 100}) || d.RetryAfter != 600*time.Millisecond {
+			t.Fatalf("101st request: %+v, want limit {100 100} and retry after 600ms", d)
+		}
+		clock.Advance(600 * time.Millisecond)
+		mustAllow(t, l, "agent", lim, true)
 	})
 
 	t.Run("concurrent callers on one key admit exactly the burst", func(t *testing.T) {

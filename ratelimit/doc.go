@@ -15,7 +15,8 @@
 //
 //	lim := ratelimit.NewMemory(nil)
 //	defer lim.Close()
-//	d, err := lim.Allow(ctx, string(tenantID), ratelimit.Limit{PerMinute: 100, Burst: 16})
+//	// Burst 0: the default, one minute's worth (100 requests at once).
+//	d, err := lim.Allow(ctx, string(tenantID), ratelimit.Limit{PerMinute: 100})
 //	if err != nil {
 //		// errors.Is(err, ratelimit.ErrUnavailable): answer 503
 //	}

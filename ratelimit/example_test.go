@@ -31,6 +31,18 @@ func ExampleMemory() {
 	// true
 }
 
+func ExampleDefaultBurst() {
+	// A limit without a burst starts with one minute's worth: at 100/min an
+	// agent's first 100 parallel calls are admitted.
+	fmt.Println(ratelimit.DefaultBurst(100))
+	fmt.Println(ratelimit.Limit{PerMinute: 100}.Effective())
+	fmt.Println(ratelimit.Limit{PerMinute: 100, Burst: 10}.Effective())
+	// Output:
+	// 100
+	// {100 100}
+	// {100 10}
+}
+
 func ExampleDecision_WriteHeaders() {
 	d := ratelimit.Decision{
 		Allowed:    false,

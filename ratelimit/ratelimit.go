@@ -27,16 +27,20 @@ type Limit struct {
 	PerMinute int
 	// Burst is how many requests may arrive at the same instant when the
 	// budget is full (the budget's capacity). Zero or negative means the
-	// default, DefaultBurst(PerMinute): ten seconds' worth of requests, at
-	// least 1.
+	// default, DefaultBurst(PerMinute): one minute's worth of requests.
 	Burst int
 }
 
-// DefaultBurst is the burst used when Limit.Burst is zero: ten seconds'
-// worth of the sustained rate (perMinute/6), at least 1. At the chapter's
-// default of 100 requests per minute it is 16.
+// DefaultBurst is the burst used when Limit.Burst is zero: one minute's
+// worth of the sustained rate (perMinute), at least 1. A tenant allowed 100
+// requests per minute starts with all 100 available, so an agent's first
+// burst of parallel calls is admitted; after that requests pass at the
+// sustained rate (one every 600 ms at 100/min).
+//
+// This is the only place the default is decided: configuration and the
+// server pass a zero Burst through rather than computing one.
 func DefaultBurst(perMinute int) int {
-	return max(1, perMinute/6)
+	return max(1, perMinute)
 }
 
 // Unlimited reports whether l admits every request (PerMinute <= 0).

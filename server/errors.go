@@ -133,7 +133,7 @@ func retryAfter(d ratelimit.Decision) string {
 // body is small and already on its way (a declared Content-Length of at
 // most idPeekLimit) it is read, briefly, to echo the JSON-RPC id.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	s.refuseID(w, r, peekRequestID(w, r), err)
+	s.refuseID(w, r, peekRequestID(r), err)
 }
 
 // refuseBody answers a refused request whose body has been read.
@@ -238,15 +238,13 @@ func requestIDOf(body []byte) json.RawMessage {
 // request id; bigger or chunked bodies are answered with id null.
 const idPeekLimit = 16 << 10
 
-// peekRequestID reads a small unread POST body (at most idPeekLimit, with a
-// short deadline) and returns its JSON-RPC id, or nil.
-func peekRequestID(w http.ResponseWriter, r *http.Request) json.RawMessage {
+// peekRequestID reads a small unread POST body (at most idPeekLimit; the
+// body's read deadline, server.read_timeout, bounds a slow one) and returns
+// its JSON-RPC id, or nil.
+func peekRequestID(r *http.Request) json.RawMessage {
 	if r.Method != http.MethodPost || r.ContentLength <= 0 || r.ContentLength > idPeekLimit {
 		return nil
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(time.Second))
-	defer rc.SetReadDeadline(time.Time{})
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, idPeekLimit)); err != nil {
 		return nil

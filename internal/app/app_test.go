@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -159,10 +158,13 @@ func TestStrategies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := app.SetupDatabase(context.Background(), cfg, admin, password, io.Discard); err != nil {
+			if err := app.SetupDatabase(context.Background(), cfg, admin, &app.SetupOptions{AppPassword: password}); err != nil {
 				t.Fatalf("setup: %v", err)
 			}
 			documentsIsolation(t, deploy(t, cfgTOML, nil))
+			// Provisioning acme and globex used admin_dsn; afterwards only
+			// the application role's pool is connected.
+			testenv.OnlySessionsAs(t, admin, appRole)
 		})
 	}
 }
@@ -176,7 +178,7 @@ func TestUnsafeDatabaseRoleRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.SetupDatabase(context.Background(), cfg, admin, "", io.Discard); err != nil {
+	if err := app.SetupDatabase(context.Background(), cfg, admin, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Server.DataDir = t.TempDir()
@@ -200,7 +202,7 @@ func TestMigrateProvisionsRegisteredTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.SetupDatabase(ctx, cfg, admin, password, io.Discard); err != nil {
+	if err := app.SetupDatabase(ctx, cfg, admin, &app.SetupOptions{AppPassword: password}); err != nil {
 		t.Fatal(err)
 	}
 	d := deploy(t, cfgTOML, nil) // no admin_dsn: the server cannot provision
@@ -220,5 +222,34 @@ func TestMigrateProvisionsRegisteredTenants(t *testing.T) {
 	}
 	if out, isErr := call(t, c, "list_documents", nil); isErr {
 		t.Fatalf("after db migrate: %s", out)
+	}
+}
+
+// TestDatabaseRoles: role names default to ones derived from the
+// deployment's database; explicit names win.
+func TestDatabaseRoles(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		dsn, owner, app         string
+		wantOwner, wantApp, err string
+	}{
+		{dsn: "postgres://tmcp@db:5432/acme?sslmode=require", wantOwner: "acme_owner", wantApp: "acme_app"},
+		{dsn: "postgresql://db/?dbname=globex", wantOwner: "globex_owner", wantApp: "globex_app"},
+		{dsn: "postgres://db/acme", app: "svc", wantOwner: "acme_owner", wantApp: "svc"},
+		{dsn: "postgres://db/acme", owner: "o", app: "a", wantOwner: "o", wantApp: "a"},
+		{dsn: "postgres://db", owner: "o", app: "a", wantOwner: "o", wantApp: "a"},
+		{dsn: "postgres://u:secret@db", err: "names no database"},
+		{dsn: "postgres://db/acme", app: "acme_owner", err: "must differ"},
+	} {
+		cfg := &config.Config{Database: config.DatabaseConfig{DSN: c.dsn, OwnerRole: c.owner, AppRole: c.app}}
+		owner, appRole, err := app.DatabaseRoles(cfg)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) || strings.Contains(err.Error(), "secret") {
+				t.Errorf("%s %q %q: err = %v, want one saying %q (and no password)", c.dsn, c.owner, c.app, err, c.err)
+			}
+		case err != nil || owner != c.wantOwner || appRole != c.wantApp:
+			t.Errorf("%s %q %q: %q, %q, %v; want %q, %q", c.dsn, c.owner, c.app, owner, appRole, err, c.wantOwner, c.wantApp)
+		}
 	}
 }

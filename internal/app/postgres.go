@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -67,8 +68,12 @@ func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string
 	if err != nil {
 		return err
 	}
+	owner, app, err := DatabaseRoles(a.Config)
+	if err != nil {
+		return err
+	}
 	if err := postgres.CheckAppRole(ctx, p); err != nil {
-		return fmt.Errorf("database.dsn: %w (connect as the application role %q that 'tenantmcp db setup' creates)", err, a.Config.Database.AppRole)
+		return fmt.Errorf("database.dsn: %w (connect as the application role %q that 'tenantmcp db setup' creates)", err, app)
 	}
 	switch iso {
 	case config.IsolationRLS:
@@ -84,65 +89,145 @@ func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string
 			return err
 		}
 		set.Docs, set.SQL = s, s
-		a.provision = a.schemaProvisioner()
+		a.provision = a.schemaProvisioner(owner, app)
 	}
 	return nil
 }
 
-// schemaProvisioner provisions tenant schemas through database.admin_dsn,
-// connecting only when a tenant is actually provisioned.
-func (a *App) schemaProvisioner() func(context.Context, tenant.ID) error {
-	var prov *postgres.Provisioner
+// schemaProvisioner provisions tenant schemas through database.admin_dsn.
+// It connects for each provisioning and disconnects at once, so a serving
+// process holds no administrator connection: only the application role's
+// pool, which CheckAppRole has vetted, stays open.
+func (a *App) schemaProvisioner(owner, app string) func(context.Context, tenant.ID) error {
 	return func(ctx context.Context, id tenant.ID) error {
-		if prov == nil {
-			if a.Config.Database.AdminDSN == "" {
-				return fmt.Errorf("schema_per_tenant: creating a tenant's schema needs a role that may create schemas and roles: set database.admin_dsn (or TENANTMCP_DATABASE_ADMIN_DSN)")
-			}
-			admin, err := openPool(ctx, a.Config.Database.AdminDSN, 2)
-			if err != nil {
-				return fmt.Errorf("database.admin_dsn: %w", err)
-			}
-			a.onClose(func() error { admin.Close(); return nil })
-			prov, err = postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{
-				OwnerRole: a.Config.Database.OwnerRole, AppRole: a.Config.Database.AppRole, Logger: a.log,
-			})
-			if err != nil {
-				return err
-			}
+		if a.Config.Database.AdminDSN == "" {
+			return fmt.Errorf("schema_per_tenant: creating a tenant's schema needs a role that may create schemas and roles: set database.admin_dsn (or TENANTMCP_DATABASE_ADMIN_DSN)")
+		}
+		admin, err := openPool(ctx, a.Config.Database.AdminDSN, 1)
+		if err != nil {
+			return fmt.Errorf("database.admin_dsn: %w", err)
+		}
+		defer admin.Close()
+		prov, err := postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{OwnerRole: owner, AppRole: app, Logger: a.log})
+		if err != nil {
+			return err
 		}
 		return prov.Provision(ctx, id)
 	}
 }
 
-// SetupDatabase creates the owner and application roles (with appPassword,
-// if set) in the database adminDSN names, then migrates everything.
-func SetupDatabase(ctx context.Context, cfg *config.Config, adminDSN, appPassword string, progress io.Writer) error {
-	err := postgres.Setup(ctx, adminDSN, &postgres.SetupOptions{
-		OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole, AppPassword: appPassword,
+// DatabaseRoles returns the owner and application roles of cfg's
+// PostgreSQL deployment: database.owner_role and database.app_role, each
+// one left empty named by postgres.RoleNames after the database that
+// database.dsn names. Roles belong to the whole cluster, so deriving them
+// from the database keeps deployments that share a cluster apart.
+func DatabaseRoles(cfg *config.Config) (owner, app string, err error) {
+	owner, app = cfg.Database.OwnerRole, cfg.Database.AppRole
+	if owner != "" && app != "" {
+		return owner, app, nil
+	}
+	db, err := databaseName(cfg.Database.DSN)
+	if err != nil {
+		return "", "", err
+	}
+	defOwner, defApp := postgres.RoleNames(db)
+	if owner == "" {
+		owner = defOwner
+	}
+	if app == "" {
+		app = defApp
+	}
+	if owner == app {
+		return "", "", fmt.Errorf("database.owner_role and database.app_role are both %q: they must differ (the server must not own the tables it is isolated by)", owner)
+	}
+	return owner, app, nil
+}
+
+// databaseName is the database a postgres:// URL names: its path, or its
+// dbname parameter.
+func databaseName(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("database.dsn: %q is not a postgres:// URL", redact(dsn))
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if db == "" {
+		db = u.Query().Get("dbname")
+	}
+	if db == "" {
+		return "", fmt.Errorf("database.dsn %q names no database, and the default role names come from it: add one (postgres://host:5432/DBNAME) or set database.owner_role and database.app_role", redact(dsn))
+	}
+	return db, nil
+}
+
+// SetupOptions adjust SetupDatabase. A nil *SetupOptions means defaults.
+type SetupOptions struct {
+	// AppPassword is set on the application role if SetupDatabase creates
+	// it. "" sets none. For a role that already exists SetupDatabase fails
+	// with postgres.ErrRoleExists, leaving the password as it is, unless
+	// ResetPassword is set.
+	AppPassword string
+	// ResetPassword also sets AppPassword on an existing application role.
+	ResetPassword bool
+	// Progress receives a line per step; nil discards.
+	Progress io.Writer
+}
+
+// SetupDatabase creates the owner and application roles (DatabaseRoles) in
+// the database adminDSN names, then migrates everything.
+func SetupDatabase(ctx context.Context, cfg *config.Config, adminDSN string, o *SetupOptions) error {
+	if o == nil {
+		o = &SetupOptions{}
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	owner, app, err := DatabaseRoles(cfg)
+	if err != nil {
+		return err
+	}
+	err = postgres.Setup(ctx, adminDSN, &postgres.SetupOptions{
+		OwnerRole: owner, AppRole: app, AppPassword: o.AppPassword, ResetPassword: o.ResetPassword,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "roles ready: owner %s, application %s\n", cfg.Database.OwnerRole, cfg.Database.AppRole)
+	fmt.Fprintf(progress, "roles ready: owner %s, application %s\n", owner, app)
 	return MigrateDatabase(ctx, cfg, adminDSN, progress)
+}
+
+// CheckLogin connects to dsn once and disconnects, to tell whether its
+// role can log in.
+func CheckLogin(ctx context.Context, dsn string) error {
+	p, err := openPool(ctx, dsn, 1)
+	if err != nil {
+		return err
+	}
+	p.Close()
+	return nil
 }
 
 // MigrateDatabase brings the registry and the isolation strategy's tables
 // (and, for schema_per_tenant, every tenant schema) to the current version,
 // as the administrator adminDSN names. It is idempotent.
 func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, progress io.Writer) error {
+	owner, app, err := DatabaseRoles(cfg)
+	if err != nil {
+		return err
+	}
 	admin, err := openPool(ctx, adminDSN, 4)
 	if err != nil {
 		return fmt.Errorf("admin database: %w", err)
 	}
 	defer admin.Close()
-	reg := pgstore.New(admin, &pgstore.Options{GrantTo: cfg.Database.AppRole})
+	reg := pgstore.New(admin, &pgstore.Options{GrantTo: app})
 	if err := reg.Migrate(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(progress, "registry tables ready\n")
 	iso := cfg.EffectiveIsolation()
-	mopts := &postgres.MigrateOptions{OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole}
+	mopts := &postgres.MigrateOptions{OwnerRole: owner, AppRole: app}
 	switch iso {
 	case config.IsolationRLS:
 		if err := postgres.Migrate(ctx, admin, postgres.RowLevelSecurity, mopts); err != nil {
@@ -153,7 +238,7 @@ func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, p
 		if err := postgres.Migrate(ctx, admin, postgres.SchemaPerTenant, mopts); err != nil {
 			return err
 		}
-		prov, err := postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{OwnerRole: cfg.Database.OwnerRole, AppRole: cfg.Database.AppRole})
+		prov, err := postgres.NewProvisioner(admin, &postgres.ProvisionerOptions{OwnerRole: owner, AppRole: app})
 		if err != nil {
 			return err
 		}

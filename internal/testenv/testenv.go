@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,13 +51,48 @@ func RedisAddr() string {
 
 func inCI() bool { return os.Getenv("CI") == "true" }
 
-// unavailable fails the test in CI and skips it elsewhere.
-func unavailable(t testing.TB, service, env string, err error) {
+// unavailable fails the test in CI and skips it elsewhere, in one line
+// that says how to run it.
+func unavailable(t testing.TB, service, addr, env string, err error) {
 	t.Helper()
 	if inCI() {
-		t.Fatalf("%s is required when CI=true but is not reachable: %v", service, err)
+		t.Fatalf("%s is required when CI=true but is not reachable at %s (%v): start it (scripts/services-up) or set %s", service, addr, err, env)
 	}
-	t.Skipf("%s not reachable (%v); start it or set %s to run this test", service, err, env)
+	t.Skipf("%s not reachable at %s (%v): set %s or start %s (CI=true makes this a failure)", service, addr, err, env, service)
+}
+
+// postgresProbe connects to the test PostgreSQL once per test binary, so
+// that without PostgreSQL every test skips at once rather than each
+// waiting for its own connection attempt to fail.
+var postgresProbe = sync.OnceValue(func() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, PostgresAdminDSN())
+	if err != nil {
+		return err
+	}
+	return c.Close(ctx)
+})
+
+// RequirePostgres skips the test (fails it when CI=true) if the test
+// PostgreSQL is not reachable. Postgres and DropRolesAtCleanup call it
+// first, before registering any cleanup, so a skipped test leaves no
+// cleanup behind that would need the missing server.
+func RequirePostgres(t testing.TB) {
+	t.Helper()
+	if err := postgresProbe(); err != nil {
+		unavailable(t, "PostgreSQL", hostOf(PostgresAdminDSN()), "TENANTMCP_TEST_POSTGRES", err)
+	}
+}
+
+// hostOf is the host:port of a postgres:// URL, for messages (never the
+// password).
+func hostOf(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		return "(TENANTMCP_TEST_POSTGRES is not a postgres:// URL)"
+	}
+	return u.Host
 }
 
 // Suffix returns a short random lowercase hex string for unique names.
@@ -70,16 +106,25 @@ func Suffix() string {
 // DSN for it. The database is dropped when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	return PostgresNamed(t, "tmcp_test_"+Suffix())
+}
+
+// PostgresNamed is Postgres for a database named name, which must be
+// unique (add Suffix) and a plain lowercase identifier. Use it when the
+// name must be known before the database exists, say to register a
+// DropRolesAtCleanup for roles named after it.
+func PostgresNamed(t testing.TB, name string) string {
+	t.Helper()
+	RequirePostgres(t)
 	admin := PostgresAdminDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		unavailable(t, "PostgreSQL", "TENANTMCP_TEST_POSTGRES", err)
+		t.Fatalf("connect to the test PostgreSQL: %v", err)
 	}
 	defer conn.Close(context.Background())
-	name := "tmcp_test_" + Suffix()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -91,7 +136,7 @@ func Postgres(t testing.TB) string {
 			return
 		}
 		defer c.Close(context.Background())
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
@@ -131,7 +176,7 @@ func Redis(t testing.TB) (addr, namespace string) {
 	t.Helper()
 	addr = RedisAddr()
 	if err := redisCmd(addr, "PING"); err != nil {
-		unavailable(t, "Redis", "TENANTMCP_TEST_REDIS", err)
+		unavailable(t, "Redis", addr, "TENANTMCP_TEST_REDIS", err)
 	}
 	namespace = "tmcptest:" + Suffix() + ":"
 	t.Cleanup(func() {
@@ -191,8 +236,12 @@ func PostgresWithRoles(t testing.TB) (dsn, owner, app string) {
 // ("t_t…") granted to it, and others. Call it before Postgres: cleanups
 // run last-registered first, so the database, and with it everything the
 // roles own or were granted there, is gone by then and a plain DROP ROLE
-// suffices.
+// suffices. Like Postgres it first skips the test (fails it when CI=true)
+// if PostgreSQL is not reachable, so no cleanup is left for a test that
+// cannot run.
 func DropRolesAtCleanup(t testing.TB, app string, others ...string) {
+	t.Helper()
+	RequirePostgres(t)
 	t.Cleanup(func() {
 		if err := DropRoles(PostgresAdminDSN(), app, others...); err != nil {
 			t.Errorf("drop test roles: %v", err)
@@ -227,4 +276,35 @@ func DropRoles(dsn, app string, others ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// OnlySessionsAs fails the test unless every client session connected to
+// the database of dsn (a superuser DSN; its own session aside) is role.
+// A session that is closing may linger a moment, so it waits up to 5s.
+func OnlySessionsAs(t testing.TB, dsn, role string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rows, err := c.Query(ctx, `SELECT usename || ' (' || coalesce(state, '') || ')' FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+			  AND usename IS DISTINCT FROM $1`, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(others) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions as roles other than %s are connected to the database: %v", role, others)
+		}
+	}
 }

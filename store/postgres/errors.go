@@ -16,6 +16,11 @@ var (
 	// tenant schemas without SET ROLE). Connect as the application role
 	// that Setup created.
 	ErrUnsafeRole = errors.New("postgres: connected role can bypass tenant isolation")
+	// ErrRoleExists: Setup was given a password for an application role
+	// that already exists, without SetupOptions.ResetPassword. Roles are
+	// shared by every database of the cluster, so the role may be another
+	// deployment's; its password was left unchanged.
+	ErrRoleExists = errors.New("postgres: role already exists")
 	// ErrClosed: the backend was closed.
 	ErrClosed = errors.New("postgres: backend closed")
 	// ErrInvalidOptions: an option or argument is not acceptable.

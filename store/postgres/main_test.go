@@ -84,6 +84,7 @@ func newPool(t testing.TB, dsn string, n int32) *pgxpool.Pool {
 }
 
 func dropRolesAtCleanup(t testing.TB, app string, others ...string) {
+	t.Helper()
 	testenv.DropRolesAtCleanup(t, app, others...)
 }
 

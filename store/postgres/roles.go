@@ -15,11 +15,44 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Default role names.
+// Default role names of this package's functions when the options name
+// none. They are RoleNames("tenantmcp"); a deployment (the tenantmcp
+// command) uses RoleNames of its own database instead.
 const (
 	DefaultOwnerRole = "tenantmcp_owner"
 	DefaultAppRole   = "tenantmcp_app"
 )
+
+// RoleNames returns the owner and application role names for a deployment
+// whose tables live in database: "<database>_owner" and "<database>_app".
+// Roles belong to the whole cluster, not to a database, so naming them
+// after the database keeps deployments that share a cluster apart.
+//
+// A database name that is not already a plain role name (lowercase
+// [a-z0-9_] starting with a letter, not starting with pg_ or t_, at most 57
+// bytes) is sanitized: every other character becomes '_', "db_" is put in
+// front if needed, it is cut to 48 bytes and "_" and the first 8 hex digits
+// of the name's SHA-256 are appended, so that "my-db", "My_DB" and "my_db"
+// still get different roles. The results always pass Setup's checks; quote
+// them (pgx.Identifier) in SQL like any other name.
+func RoleNames(database string) (owner, app string) {
+	s := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(database))
+	reserved := s == "" || s[0] < 'a' || s[0] > 'z' || strings.HasPrefix(s, "pg_") || strings.HasPrefix(s, "t_")
+	if s == database && !reserved && len(s) <= 63-len("_owner") {
+		return s + "_owner", s + "_app"
+	}
+	if reserved {
+		s = "db_" + s
+	}
+	sum := sha256.Sum256([]byte(database))
+	base := fmt.Sprintf("%.48s_%x", s, sum[:4])
+	return base + "_owner", base + "_app"
+}
 
 // Advisory lock keys (pg_advisory_xact_lock). They only have to be
 // distinct from other users of advisory locks in the same database.
@@ -37,11 +70,17 @@ type SetupOptions struct {
 	OwnerRole string
 	// AppRole is the role the server connects as. "" means DefaultAppRole.
 	AppRole string
-	// AppPassword is set on AppRole, hashed on this side with SCRAM-SHA-256
-	// so the clear text never reaches the server or its logs. It must be
-	// printable ASCII. "" leaves the password unchanged (a new role has
-	// none: use trust, peer or certificate authentication).
+	// AppPassword is set on AppRole if Setup creates it, hashed on this
+	// side with SCRAM-SHA-256 so the clear text never reaches the server or
+	// its logs. It must be printable ASCII. "" sets no password (use trust,
+	// peer or certificate authentication). If AppRole already exists Setup
+	// does not touch its password: with AppPassword set it fails with
+	// ErrRoleExists unless ResetPassword is true, since the role may be
+	// another deployment's.
 	AppPassword string
+	// ResetPassword sets AppPassword on an existing AppRole too. false
+	// means an existing role keeps its password.
+	ResetPassword bool
 }
 
 // roleNames are the validated owner and application role names.
@@ -93,7 +132,8 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 // The owner role is created NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB
 // NOCREATEROLE NOINHERIT; an existing owner role keeps its attributes. The
 // application role is created or altered to LOGIN NOSUPERUSER NOBYPASSRLS
-// NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION. Setup refuses an
+// NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION; an existing one keeps
+// its password unless ResetPassword (see AppPassword). Setup refuses an
 // application role that is a member of the owner role.
 //
 // Grants: the owner gets CONNECT and CREATE on the database (CREATE is for
@@ -122,14 +162,14 @@ func Setup(ctx context.Context, adminDSN string, o *SetupOptions) error {
 		return fmt.Errorf("postgres: setup: connect as administrator: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return setupRoles(ctx, tx, r, verifier) })
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return setupRoles(ctx, tx, r, verifier, o.ResetPassword) })
 	if err != nil {
 		return fmt.Errorf("postgres: setup: %w", err)
 	}
 	return nil
 }
 
-func setupRoles(ctx context.Context, tx pgx.Tx, r roleNames, verifier string) error {
+func setupRoles(ctx context.Context, tx pgx.Tx, r roleNames, verifier string, reset bool) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockSetup); err != nil {
 		return err
 	}
@@ -166,6 +206,9 @@ func setupRoles(ctx context.Context, tx pgx.Tx, r roleNames, verifier string) er
 		}
 		if member {
 			return fmt.Errorf("%w: application role %q is a member of owner role %q; revoke that membership first", ErrUnsafeRole, r.app, r.owner)
+		}
+		if verifier != "" && !reset {
+			return fmt.Errorf("%w: application role %q already exists and keeps its password (it may be another deployment's); set ResetPassword to replace it", ErrRoleExists, r.app)
 		}
 	}
 	stmt := verb + " ROLE " + ident(r.app) + appAttrs

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,6 +15,52 @@ import (
 	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
+
+// TestRoleNamesFromDatabase: every database gets its own valid pair of
+// role names, the plain ones readable, the others still distinct.
+func TestRoleNamesFromDatabase(t *testing.T) {
+	t.Parallel()
+	plain := regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`) // what config accepts
+	for db, want := range map[string]string{
+		"tenantmcp":                  "tenantmcp",
+		"tmcp_test_0a1b2c3d4e5f":     "tmcp_test_0a1b2c3d4e5f",
+		"acme_prod":                  "acme_prod",
+		strings.Repeat("a", 57):      strings.Repeat("a", 57),
+		"my-db":                      "my_db_",
+		"My_DB":                      "my_db_",
+		"pg_stuff":                   "db_pg_stuff_",
+		"t_tenants":                  "db_t_tenants_",
+		"2024":                       "db_2024_",
+		"":                           "db__",
+		"naïve db":                   "na_ve_db_",
+		`x"; DROP ROLE postgres; --`: "x___drop_role_postgres____",
+		strings.Repeat("b", 58):      strings.Repeat("b", 48) + "_",
+	} {
+		owner, app := RoleNames(db)
+		if !strings.HasPrefix(owner, want) || !strings.HasSuffix(owner, "_owner") || !strings.HasSuffix(app, "_app") ||
+			strings.TrimSuffix(owner, "_owner") != strings.TrimSuffix(app, "_app") {
+			t.Errorf("RoleNames(%q) = %q, %q; want %s…_owner and the same with _app", db, owner, app, want)
+		}
+		if _, err := newRoleNames(owner, app); err != nil {
+			t.Errorf("RoleNames(%q) = %q, %q: %v", db, owner, app, err)
+		}
+		if !plain.MatchString(owner) || !plain.MatchString(app) {
+			t.Errorf("RoleNames(%q) = %q, %q: not lowercase [a-z0-9_] starting with a letter, at most 63 bytes", db, owner, app)
+		}
+	}
+	// Sanitizing never makes two databases share roles.
+	seen := map[string]string{}
+	for _, db := range []string{"my_db", "my-db", "My_DB", "my.db", "MY-DB", "db_my_db", strings.Repeat("c", 60), strings.Repeat("c", 61)} {
+		owner, _ := RoleNames(db)
+		if other, dup := seen[owner]; dup {
+			t.Errorf("databases %q and %q share the owner role %q", other, db, owner)
+		}
+		seen[owner] = db
+	}
+	if owner, app := RoleNames("tenantmcp"); owner != DefaultOwnerRole || app != DefaultAppRole {
+		t.Errorf(`RoleNames("tenantmcp") = %q, %q; the package defaults are %q, %q`, owner, app, DefaultOwnerRole, DefaultAppRole)
+	}
+}
 
 func TestRoleNames(t *testing.T) {
 	cases := []struct {
@@ -115,24 +162,46 @@ func TestSetup(t *testing.T) {
 		t.Errorf("app role attributes (-want +got):\n%s", diff)
 	}
 	// Setup repairs an application role that was given too much, and sets
-	// a pre-hashed password.
+	// a pre-hashed password on an existing role only when asked to.
 	e.superExec(t, "ALTER ROLE "+ident(e.app)+" BYPASSRLS CREATEDB INHERIT")
-	if err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app, AppPassword: "s3cret pass"}); err != nil {
+	password := func() string {
+		t.Helper()
+		var pw *string
+		if err := e.admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", e.app).Scan(&pw); err != nil {
+			t.Fatal(err)
+		}
+		if pw == nil {
+			return ""
+		}
+		return *pw
+	}
+	err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app, AppPassword: "s3cret pass"})
+	if !errors.Is(err, ErrRoleExists) {
+		t.Fatalf("Setup with a password for an existing role: err = %v, want ErrRoleExists", err)
+	}
+	if pw := password(); pw != "" {
+		t.Fatalf("refused Setup changed the password to %q", pw)
+	}
+	if err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app, AppPassword: "s3cret pass", ResetPassword: true}); err != nil {
 		t.Fatalf("second Setup: %v", err)
 	}
 	if diff := cmp.Diff(wantApp, attrsOf(t, e, e.app)); diff != "" {
 		t.Errorf("app role attributes after second Setup (-want +got):\n%s", diff)
 	}
-	var pw string
-	if err := e.admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", e.app).Scan(&pw); err != nil {
-		t.Fatal(err)
-	}
+	pw := password()
 	if !strings.HasPrefix(pw, "SCRAM-SHA-256$4096:") {
 		t.Errorf("stored password %q is not a SCRAM verifier", pw)
 	}
+	// Without a password, Setup leaves the one the role has.
+	if err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app}); err != nil {
+		t.Fatal(err)
+	}
+	if got := password(); got != pw {
+		t.Errorf("Setup without a password changed it from %q to %q", pw, got)
+	}
 	// An application role that is a member of the owner is refused.
 	e.superExec(t, "GRANT "+ident(e.owner)+" TO "+ident(e.app))
-	err := Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app})
+	err = Setup(ctx, e.dsn, &SetupOptions{OwnerRole: e.owner, AppRole: e.app})
 	if !errors.Is(err, ErrUnsafeRole) {
 		t.Errorf("Setup with app a member of owner: err = %v, want ErrUnsafeRole", err)
 	}
