@@ -52,7 +52,7 @@ func (t *tmcp) Close() {
 	t.limiter.Close()
 }
 
-// newTmcp assembles the full request path the way internal/app does for
+// newTmcp assembles the full request path the way app does for
 // a deployment with the development issuer: a JWT verifier over the dev
 // issuer's JWKS (ES256), the registry over c.reg, an in-memory GCRA rate
 // limiter, the documents tools plus echo. It registers c.tenants tenants

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tenantmcp/tenantmcp/config"
-	"github.com/tenantmcp/tenantmcp/internal/app"
+	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 

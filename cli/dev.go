@@ -15,7 +15,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
-	"github.com/tenantmcp/tenantmcp/internal/app"
+	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/registry"
 )
 

@@ -171,7 +171,7 @@ type DatabaseConfig struct {
 	AdminDSN string
 	// OwnerRole is database.owner_role: owns the tables. "" means
 	// "<database>_owner", after the database database.dsn names (see
-	// postgres.RoleNames; internal/app resolves it).
+	// postgres.RoleNames; package app resolves it).
 	OwnerRole string
 	// AppRole is database.app_role: the role the server connects as. ""
 	// means "<database>_app", like OwnerRole.

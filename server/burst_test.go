@@ -16,7 +16,7 @@ import (
 
 // TestDefaultBurstIsOneMinute: "100 requests per minute" admits an agent's
 // first 100 parallel calls, then refuses the 101st. The limit leaves Burst
-// zero, as internal/app does when rate_limit_burst is not set, so the
+// zero, as app does when rate_limit_burst is not set, so the
 // default comes from the ratelimit package; a tenant whose record sets only
 // its rate gets one minute's worth of that rate. The limiter's clock is
 // frozen so no unit comes back while the requests are in flight.

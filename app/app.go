@@ -1,7 +1,20 @@
 // Package app assembles a running deployment from a configuration: the
 // registry, the tenant-scoped stores of the chosen isolation strategy, the
 // token verifier, the rate limiter and the server. The CLI's dev, serve,
-// tenant and db commands all build on it, so they cannot drift apart.
+// tenant and db commands all build on it, so they cannot drift apart; a
+// program of your own can use it directly, without the CLI:
+//
+//	cfg, err := config.Load("deploy.toml", os.Environ())
+//	a, err := app.Open(ctx, cfg, &app.Options{Tools: notes.Tools(), Logger: log})
+//	defer a.Close()
+//	srv, stop, err := a.Server(ctx)
+//	defer stop()
+//	ln, err := net.Listen("tcp", cfg.Server.Listen)
+//	err = srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
+//
+// Tenants are added with AddTenant (registry record plus storage, undone if
+// the storage cannot be made); PostgreSQL roles and tables are created once
+// with SetupDatabase and kept current with MigrateDatabase.
 package app
 
 import (
