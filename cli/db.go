@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/app"
+	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
-	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/registry"
 )
 
