@@ -109,44 +109,70 @@ const entraHost = "https://login.microsoftonline.com"
 // Entra support is for v2.0 access tokens (accessTokenAcceptedVersion 2);
 // v1.0 tokens carry a different issuer and are refused.
 func ProviderEndpoints(provider, domain string) (issuer, jwksURL string, err error) {
+	issuer, jwksURL, _, err = providerEndpoints(provider, domain)
+	return issuer, jwksURL, err
+}
+
+// ProviderAuthorizationServer is the authorization server to advertise in
+// the protected-resource metadata for a provider and domain: the issuer,
+// except for Entra's "organizations" and "common", whose issuer is a
+// per-tenant template: there it is
+// "https://login.microsoftonline.com/{organizations|common}/v2.0".
+func ProviderAuthorizationServer(provider, domain string) (string, error) {
+	issuer, _, server, err := providerEndpoints(provider, domain)
+	if server == "" {
+		server = issuer
+	}
+	return server, err
+}
+
+// IsMultiDirectory reports whether an Entra domain accepts every work or
+// school directory ("organizations", "common"): the issuer then depends on
+// the token's tid.
+func IsMultiDirectory(provider, domain string) bool {
+	_, _, server, err := providerEndpoints(provider, domain)
+	return err == nil && server != ""
+}
+
+func providerEndpoints(provider, domain string) (issuer, jwksURL, multiServer string, err error) {
 	d := strings.TrimSpace(domain)
 	if strings.HasPrefix(strings.ToLower(d), "https://") {
 		d = d[len("https://"):]
 	} else if strings.Contains(d, "://") {
-		return "", "", fmt.Errorf("auth: domain %q: only https identity providers are supported; give the host name without a scheme", domain)
+		return "", "", "", fmt.Errorf("auth: domain %q: only https identity providers are supported; give the host name without a scheme", domain)
 	}
 	d = strings.TrimRight(d, "/")
 	if d == "" {
-		return "", "", fmt.Errorf("auth: no domain given for identity provider %q: set the provider's domain", provider)
+		return "", "", "", fmt.Errorf("auth: no domain given for identity provider %q: set the provider's domain", provider)
 	}
 	if strings.ContainsAny(d, " \t\r\n?#@") {
-		return "", "", fmt.Errorf("auth: domain %q contains characters a host name cannot have", domain)
+		return "", "", "", fmt.Errorf("auth: domain %q contains characters a host name cannot have", domain)
 	}
 	p := strings.ToLower(strings.TrimSpace(provider))
 	switch p {
 	case ProviderAuth0, ProviderGeneric:
 		if strings.Contains(d, "/") {
-			return "", "", fmt.Errorf("auth: %s domain %q must be a host name without a path (e.g. tenant.eu.auth0.com)", p, domain)
+			return "", "", "", fmt.Errorf("auth: %s domain %q must be a host name without a path", p, domain)
 		}
-		return "https://" + d + "/", "https://" + d + "/.well-known/jwks.json", nil
+		return "https://" + d + "/", "https://" + d + "/.well-known/jwks.json", "", nil
 	case ProviderCognito:
 		host, pool, ok := strings.Cut(d, "/")
-		if !ok || host == "" || pool == "" || strings.Contains(pool, "/") {
-			return "", "", fmt.Errorf("auth: cognito domain %q must be \"cognito-idp.{region}.amazonaws.com/{userPoolId}\"", domain)
+		if !ok || host == "" || !strings.Contains(pool, "_") || strings.Contains(pool, "/") { // pool ids are REGION_ID
+			return "", "", "", fmt.Errorf("auth: cognito domain %q must be \"cognito-idp.{region}.amazonaws.com/{userPoolId}\"", domain)
 		}
 		iss := "https://" + d
-		return iss, iss + "/.well-known/jwks.json", nil
+		return iss, iss + "/.well-known/jwks.json", "", nil
 	case ProviderEntra:
 		if strings.Contains(d, "/") {
-			return "", "", fmt.Errorf("auth: entra domain %q must be a directory (tenant) id, \"organizations\" or \"common\"", domain)
+			return "", "", "", fmt.Errorf("auth: entra domain %q must be a directory (tenant) id, \"organizations\" or \"common\"", domain)
 		}
-		switch strings.ToLower(d) {
+		switch ld := strings.ToLower(d); ld {
 		case "organizations", "common":
-			return entraHost + "/{tenantid}/v2.0", entraHost + "/common/discovery/v2.0/keys", nil
+			return entraHost + "/" + tenantVar + "/v2.0", entraHost + "/common/discovery/v2.0/keys", entraHost + "/" + ld + "/v2.0", nil
 		}
-		return entraHost + "/" + d + "/v2.0", entraHost + "/" + d + "/discovery/v2.0/keys", nil
+		return entraHost + "/" + d + "/v2.0", entraHost + "/" + d + "/discovery/v2.0/keys", "", nil
 	}
-	return "", "", fmt.Errorf("auth: unknown identity provider %q: use one of %s", provider, strings.Join(providers, ", "))
+	return "", "", "", fmt.Errorf("auth: unknown identity provider %q: use one of %s", provider, strings.Join(providers, ", "))
 }
 
 // Lookup finds the claim called name: first name as a literal top-level

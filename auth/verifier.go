@@ -170,7 +170,26 @@ const (
 	forceRefreshKid = "\x00tenantmcp: re-fetch the JWK Set"
 )
 
-var knownAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+// Algorithms are the JWS signature algorithms a Verifier can accept.
+var Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// DefaultAlgorithms are accepted when Options.Algorithms is nil.
+var DefaultAlgorithms = []string{"RS256", "ES256"}
+
+// CheckAlgorithm reports why alg may not be accepted, or nil: "none" and
+// the HMAC algorithms are never accepted, anything else must be one of
+// Algorithms.
+func CheckAlgorithm(alg string) error {
+	switch {
+	case slices.Contains(Algorithms, alg):
+		return nil
+	case strings.EqualFold(alg, "none"):
+		return fmt.Errorf("%q is never accepted: it means an unsigned token that anyone can write", alg)
+	case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+		return fmt.Errorf("%q is never accepted: HMAC keys are shared secrets, so whoever can verify a token can also mint one; use the identity provider's asymmetric keys (RS256, ES256, ...)", alg)
+	}
+	return fmt.Errorf("%q is not one of %s", alg, strings.Join(Algorithms, ", "))
+}
 
 // NewVerifier checks opts and returns a Verifier. Unless opts.JWKS is set it
 // fetches the JWK Set once before returning; a failed fetch is logged, not
@@ -242,19 +261,14 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 	}
 	v.algs = slices.Clone(o.Algorithms)
 	if v.algs == nil {
-		v.algs = []string{"RS256", "ES256"}
+		v.algs = slices.Clone(DefaultAlgorithms)
 	}
 	if len(v.algs) == 0 {
 		problems = append(problems, "Algorithms is empty: leave it nil for RS256 and ES256")
 	}
 	for _, a := range v.algs {
-		switch {
-		case strings.EqualFold(a, "none"):
-			problems = append(problems, `Algorithms: "none" is never accepted (unsigned tokens prove nothing)`)
-		case strings.HasPrefix(strings.ToUpper(a), "HS"):
-			problems = append(problems, fmt.Sprintf("Algorithms: %q is refused: HMAC tokens need the signing secret on the resource server; use the IdP's asymmetric keys (RS256, ES256)", a))
-		case !slices.Contains(knownAlgs, a):
-			problems = append(problems, fmt.Sprintf("Algorithms: unknown algorithm %q (known: %s)", a, strings.Join(knownAlgs, ", ")))
+		if err := CheckAlgorithm(a); err != nil {
+			problems = append(problems, "Algorithms: "+err.Error())
 		}
 	}
 	v.algList = strings.Join(v.algs, ", ")

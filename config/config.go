@@ -42,11 +42,6 @@ var Providers = []string{ProviderAuth0, ProviderCognito, ProviderEntra, Provider
 // Isolations lists the valid values of auth.multi_tenant.isolation.
 var Isolations = []string{IsolationRLS, IsolationSchema, IsolationDatabase, IsolationPrefix}
 
-// Algorithms lists the JWT signature algorithms auth.algorithms may name.
-// All are asymmetric: "none" and the HMAC family (HS256, HS384, HS512) are
-// never accepted.
-var Algorithms = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
-
 // Config is a whole tenantmcp deployment configuration. Obtain one from
 // Default, Load or Parse; Load and Parse return it with derived defaults
 // applied and validated.
@@ -250,7 +245,7 @@ func Default() *Config {
 		Auth: AuthConfig{
 			Enabled:              true,
 			Provider:             ProviderAuth0,
-			Algorithms:           []string{"RS256", "ES256"},
+			Algorithms:           slices.Clone(auth.DefaultAlgorithms),
 			Leeway:               30 * time.Second,
 			AuthorizationServers: []string{},
 			ScopesSupported:      []string{},
@@ -360,16 +355,6 @@ func (c *Config) preset() Preset {
 // and compares the result with the token's iss.
 const EntraTenantPlaceholder = "{tenantid}"
 
-const entraLogin = "https://login.microsoftonline.com/"
-
-// entraMultiDomains are the Entra "domains" that accept more than one
-// directory.
-var entraMultiDomains = []string{"organizations", "common"}
-
-func (c *Config) entraMulti() bool {
-	return c.Auth.Provider == ProviderEntra && slices.Contains(entraMultiDomains, strings.ToLower(c.domain()))
-}
-
 // domain returns auth.domain without an "https://" prefix, surrounding
 // space or trailing slashes (the auth package accepts the same forms).
 func (c *Config) domain() string {
@@ -463,8 +448,10 @@ func (c *Config) EffectiveAuthorizationServers() []string {
 	if len(c.Auth.AuthorizationServers) > 0 {
 		return slices.Clone(c.Auth.AuthorizationServers)
 	}
-	if c.entraMulti() && c.Auth.Issuer == "" {
-		return []string{entraLogin + strings.ToLower(c.domain()) + "/v2.0"}
+	if c.Auth.Issuer == "" && c.domain() != "" {
+		if s, err := auth.ProviderAuthorizationServer(c.Auth.Provider, c.Auth.Domain); err == nil {
+			return []string{s}
+		}
 	}
 	if iss := c.EffectiveIssuer(); iss != "" {
 		return []string{iss}

@@ -151,7 +151,7 @@ func TestInitTemplateErrors(t *testing.T) {
 		{InitOptions{}, `provider "" is not one of auth0, cognito, entra, generic`},
 		{InitOptions{Provider: "okta"}, `provider "okta" is not one of`},
 		{InitOptions{Provider: ProviderAuth0, Isolation: "rls"}, `isolation "rls" is not one of`},
-		{InitOptions{Provider: ProviderAuth0, Domain: "http://acme.auth0.com"}, `auth.domain: "http://acme.auth0.com" must be a domain`},
+		{InitOptions{Provider: ProviderAuth0, Domain: "http://acme.auth0.com"}, `auth.domain: domain "http://acme.auth0.com": only https identity providers are supported`},
 		{InitOptions{Provider: ProviderEntra, Domain: "organizations"}, `auth.domain: "organizations" accepts tokens from any Entra directory`},
 		{InitOptions{Provider: ProviderAuth0, Isolation: IsolationRLS, DatabaseDSN: "mysql://db"}, `database.dsn: must be a postgres://`},
 	}

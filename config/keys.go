@@ -85,7 +85,7 @@ var keyTable = []keyDef{
 	{path: "auth.jwks_url", field: func(c *Config) any { return &c.Auth.JWKSURL },
 		doc: "Where the signing keys are fetched. Default: derived from the issuer (see Provider presets)."},
 	{path: "auth.algorithms", field: func(c *Config) any { return &c.Auth.Algorithms },
-		doc: "Signature algorithms accepted, from RS256 RS384 RS512 ES256 ES384 ES512 PS256 PS384 PS512. `none` and HS256/HS384/HS512 are refused."},
+		doc: "Signature algorithms accepted, from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA. `none` and HS256/HS384/HS512 are refused."},
 	{path: "auth.leeway", field: func(c *Config) any { return &c.Auth.Leeway },
 		doc: "Clock skew tolerated when checking `exp`, `nbf` and `iat`. Between 0s (none) and 5m."},
 	{path: "auth.authorization_servers", field: func(c *Config) any { return &c.Auth.AuthorizationServers },

@@ -235,7 +235,7 @@ func (c *Config) validateAuth(v *validator) {
 		if providerOK && mt.Enabled && c.EffectiveTenantClaim() == "" {
 			v.add("auth.multi_tenant.tenant_claim", "required for provider %q with multi-tenancy: name the claim that carries the tenant id, such as \"tenant_id\" or \"organization.id\"", a.Provider)
 		}
-		if c.entraMulti() && !mt.Enabled && a.Issuer == "" {
+		if auth.IsMultiDirectory(a.Provider, a.Domain) && !mt.Enabled && a.Issuer == "" {
 			v.add("auth.domain", "%q accepts tokens from any Entra directory: enable auth.multi_tenant, or set auth.domain to your directory (tenant) id", a.Domain)
 		}
 	}
@@ -256,17 +256,11 @@ func (c *Config) validateAuth(v *validator) {
 	}
 
 	if len(a.Algorithms) == 0 {
-		v.add("auth.algorithms", "must name at least one of %s", strings.Join(Algorithms, ", "))
+		v.add("auth.algorithms", "must name at least one of %s", strings.Join(auth.Algorithms, ", "))
 	}
 	for _, alg := range a.Algorithms {
-		switch {
-		case slices.Contains(Algorithms, alg):
-		case strings.EqualFold(alg, "none"):
-			v.add("auth.algorithms", "%q is never accepted: it means an unsigned token that anyone can write", alg)
-		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			v.add("auth.algorithms", "%q is never accepted: HMAC keys are shared secrets, so whoever can verify a token can also mint one; use the identity provider's asymmetric keys (RS256, ES256, ...)", alg)
-		default:
-			v.add("auth.algorithms", "%s is not one of %s", strconv.Quote(truncate(alg)), strings.Join(Algorithms, ", "))
+		if err := auth.CheckAlgorithm(truncate(alg)); err != nil {
+			v.add("auth.algorithms", "%s", err.Error())
 		}
 	}
 	if a.Leeway < 0 || a.Leeway > maxLeeway {
@@ -325,27 +319,14 @@ func domainExample(provider string) string {
 	return `"your-tenant.auth0.com"`
 }
 
+// validateDomain checks auth.domain with the verifier's own derivation
+// (auth.ProviderEndpoints), so the two cannot disagree.
 func (c *Config) validateDomain(v *validator) {
-	shown := strconv.Quote(truncate(c.Auth.Domain))
-	d := c.domain() // without https:// and trailing slashes
-	switch {
-	case strings.Contains(d, "://"):
-		v.add("auth.domain", "%s must be a domain such as %s: identity providers are reached over https only (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
-		return
-	case d == "" || strings.ContainsAny(d, " \t\r\n?#@"):
-		v.add("auth.domain", "%s is not a domain, such as %s", shown, domainExample(c.Auth.Provider))
-		return
+	if !slices.Contains(Providers, c.Auth.Provider) {
+		return // auth.provider's error says it all
 	}
-	switch c.Auth.Provider {
-	case ProviderAuth0, ProviderEntra, ProviderGeneric:
-		if strings.Contains(d, "/") {
-			v.add("auth.domain", "%s must be a host name without a path, such as %s (or set auth.issuer to the full URL)", shown, domainExample(c.Auth.Provider))
-		}
-	case ProviderCognito:
-		host, pool, ok := strings.Cut(d, "/")
-		if !ok || host == "" || !strings.Contains(pool, "_") || strings.Contains(pool, "/") {
-			v.add("auth.domain", "%s must be cognito-idp.REGION.amazonaws.com/USER_POOL_ID, such as %s", shown, domainExample(ProviderCognito))
-		}
+	if _, _, err := auth.ProviderEndpoints(c.Auth.Provider, c.Auth.Domain); err != nil {
+		v.add("auth.domain", "%s: use a domain such as %s, or set auth.issuer to the full URL", strings.TrimPrefix(err.Error(), "auth: "), domainExample(c.Auth.Provider))
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tenantmcp/tenantmcp/auth"
 )
 
 // base is a minimal valid file; cases append to it.
@@ -212,7 +214,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "algorithm HS256", toml: "algorithms = [\"RS256\", \"HS256\"]\n",
 			want: []string{`auth.algorithms: "HS256" is never accepted: HMAC keys are shared secrets`}},
 		{name: "algorithm unknown", toml: "algorithms = [\"RS1\"]\n",
-			want: []string{`auth.algorithms: "RS1" is not one of RS256, RS384, RS512, ES256, ES384, ES512, PS256, PS384, PS512`}},
+			want: []string{`auth.algorithms: "RS1" is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA`}},
 		{name: "algorithms empty", toml: "algorithms = []\n",
 			want: []string{`auth.algorithms: must name at least one of`}},
 		{name: "all asymmetric algorithms", toml: "algorithms = [\"RS256\",\"RS384\",\"RS512\",\"ES256\",\"ES384\",\"ES512\",\"PS256\",\"PS384\",\"PS512\"]\n"},
@@ -229,14 +231,14 @@ func TestValidationRules(t *testing.T) {
 			want: []string{`auth.audience: required for provider "cognito": set it to the app client id`}},
 		{name: "cognito with audience", noBase: true, toml: "[auth]\nprovider = \"cognito\"\ndomain = \"cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC\"\naudience = \"3n4b5urk1ft4fl3mg5e62d9ado\"\n"},
 		{name: "cognito domain without pool", noBase: true, toml: "[auth]\nprovider = \"cognito\"\ndomain = \"cognito-idp.eu-west-1.amazonaws.com\"\naudience = \"x\"\n",
-			want: []string{`auth.domain: "cognito-idp.eu-west-1.amazonaws.com" must be cognito-idp.REGION.amazonaws.com/USER_POOL_ID`}},
+			want: []string{`auth.domain: cognito domain "cognito-idp.eu-west-1.amazonaws.com" must be "cognito-idp.{region}.amazonaws.com/{userPoolId}": use a domain such as`}},
 		{name: "domain with https:// is accepted", noBase: true, toml: "[auth]\ndomain = \"https://example.auth0.com/\"\n"},
 		{name: "domain with http://", noBase: true, toml: "[auth]\ndomain = \"http://example.auth0.com/\"\n",
-			want: []string{`auth.domain: "http://example.auth0.com/" must be a domain such as "your-tenant.auth0.com": identity providers are reached over https only`}},
+			want: []string{`auth.domain: domain "http://example.auth0.com/": only https identity providers are supported; give the host name without a scheme: use a domain such as "your-tenant.auth0.com"`}},
 		{name: "generic domain with path", noBase: true, toml: "[auth]\nprovider = \"generic\"\ndomain = \"sso.example.com/realms/x\"\n[auth.multi_tenant]\nenabled = false\n",
-			want: []string{`auth.domain: "sso.example.com/realms/x" must be a host name without a path, such as "idp.example.com" (or set auth.issuer to the full URL)`}},
+			want: []string{`auth.domain: generic domain "sso.example.com/realms/x" must be a host name without a path: use a domain such as "idp.example.com", or set auth.issuer to the full URL`}},
 		{name: "auth0 domain with path", noBase: true, toml: "[auth]\ndomain = \"example.auth0.com/api\"\n",
-			want: []string{`auth.domain: "example.auth0.com/api" must be a host name without a path`}},
+			want: []string{`auth.domain: auth0 domain "example.auth0.com/api" must be a host name without a path`}},
 		{name: "entra organizations multi-tenant", noBase: true, toml: "[auth]\nprovider = \"entra\"\ndomain = \"organizations\"\n"},
 		{name: "entra organizations single-tenant", noBase: true, toml: "[auth]\nprovider = \"entra\"\ndomain = \"organizations\"\n[auth.multi_tenant]\nenabled = false\n",
 			want: []string{`auth.domain: "organizations" accepts tokens from any Entra directory: enable auth.multi_tenant`}},
@@ -449,5 +451,18 @@ func TestTooManyErrorsAreCapped(t *testing.T) {
 	}
 	if last := es[len(es)-1].Msg; !strings.HasPrefix(last, "and 21 more problems") {
 		t.Errorf("last = %q", last)
+	}
+}
+
+// TestAlgorithmsFromAuth: config accepts exactly the algorithms the
+// verifier accepts (one list, in auth), and documents each.
+func TestAlgorithmsFromAuth(t *testing.T) {
+	for _, alg := range auth.Algorithms {
+		if _, err := Parse([]byte("[auth]\nprovider = \"auth0\"\ndomain = \"acme.auth0.com\"\nalgorithms = [\""+alg+"\"]\n"), nil); err != nil {
+			t.Errorf("%s: %v", alg, err)
+		}
+		if doc := keyByPath["auth.algorithms"].doc; !strings.Contains(doc, alg) {
+			t.Errorf("auth.algorithms doc does not name %s", alg)
+		}
 	}
 }
