@@ -179,7 +179,7 @@ type RegistryConfig struct {
 	CacheTTL time.Duration
 	// NegativeCacheTTL is registry.negative_cache_ttl.
 	NegativeCacheTTL time.Duration
-	// CacheSize is registry.cache_size (0 = no cache).
+	// CacheSize is registry.cache_size (> 0).
 	CacheSize int
 }
 
@@ -209,7 +209,7 @@ type StorageConfig struct {
 	S3Region string
 	// S3PathStyle is storage.s3_path_style.
 	S3PathStyle bool
-	// RedisURL is storage.redis_url ("" = embedded key/value store).
+	// RedisURL is storage.redis_url ("" = no key/value store).
 	RedisURL string
 }
 

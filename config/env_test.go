@@ -152,3 +152,16 @@ func TestEnvOverridesBadFileValue(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestEnvNonKeysIgnored: the variables the CLI reads that are not keys
+// (the config file path, the app role's password for db setup and dev,
+// test-suite settings) are not refused as unknown keys.
+func TestEnvNonKeysIgnored(t *testing.T) {
+	env := []string{EnvConfigFile + "=deploy.toml", EnvAppPassword + "=s3cret", "TENANTMCP_TEST_POSTGRES=postgres://x"}
+	if _, err := Parse([]byte(base), env); err != nil {
+		t.Fatalf("Parse with %v: %v", env, err)
+	}
+	if _, err := Parse([]byte(base), []string{"TENANTMCP_APP_PASSWD=x"}); err == nil {
+		t.Fatal("a misspelt variable is not reported")
+	}
+}

@@ -16,6 +16,12 @@ const EnvPrefix = "TENANTMCP_"
 // as they ignore TENANTMCP_TEST_* (used by test suites).
 const EnvConfigFile = EnvPrefix + "CONFIG"
 
+// EnvAppPassword is where "db setup" and "dev --database" read the
+// application role's password. Like EnvConfigFile it is not a
+// configuration key (the password is never stored in the configuration),
+// and Load and Parse ignore it.
+const EnvAppPassword = EnvPrefix + "APP_PASSWORD"
+
 // keyDef is one leaf key of the configuration. keyTable is the single source
 // for file keys, environment names, unknown-key checks, the reference
 // documentation and the init template.
@@ -35,7 +41,7 @@ var sectionDocs = []struct{ path, doc string }{
 	{"server", "HTTP server: where it listens, how clients reach it, where it keeps local data."},
 	{"auth", "Token verification: which identity provider issues the bearer tokens and how they are checked."},
 	{"auth.multi_tenant", "Tenancy: which claim names the tenant, how tenant data is isolated, per-tenant rate limits."},
-	{"database", "PostgreSQL for the registry, audit log and RLS/schema isolation; empty means embedded SQLite."},
+	{"database", "PostgreSQL for the registry and RLS/schema isolation; empty means embedded SQLite."},
 	{"registry", "The tenant registry cache (tenant status, allowed tools, flags)."},
 	{"ratelimit", "Where rate-limit budgets live and what happens when that store is down."},
 	{"storage", "Blob and key/value storage used by prefix isolation and tools."},
@@ -53,7 +59,7 @@ var keyTable = []keyDef{
 	{path: "server.stateful_sessions", field: func(c *Config) any { return &c.Server.StatefulSessions },
 		doc: "Serve MCP with sessions (`Mcp-Session-Id`), each bound to the tenant and user that opened it. Off: every request stands alone, so replicas behind a load balancer need no affinity."},
 	{path: "server.shutdown_timeout", field: func(c *Config) any { return &c.Server.ShutdownTimeout },
-		doc: "How long shutdown waits for in-flight requests and audit writes to drain. Must be > 0."},
+		doc: "How long shutdown waits for in-flight requests to finish. Must be > 0."},
 	{path: "server.max_body_bytes", field: func(c *Config) any { return &c.Server.MaxBodyBytes },
 		doc: "Largest request body accepted; larger bodies get 413. Must be > 0."},
 	{path: "server.read_header_timeout", field: func(c *Config) any { return &c.Server.ReadHeaderTimeout },
@@ -124,7 +130,7 @@ var keyTable = []keyDef{
 
 	// [database]
 	{path: "database.dsn", field: func(c *Config) any { return &c.Database.DSN }, secret: true,
-		doc: "PostgreSQL URL (`postgres://user:pass@host:5432/db?sslmode=require`) for the registry, audit log and RLS/schema isolation. Empty: embedded SQLite under `server.data_dir`. Never echoed in errors."},
+		doc: "PostgreSQL URL (`postgres://user:pass@host:5432/db?sslmode=require`) for the registry and RLS/schema isolation. Empty: embedded SQLite under `server.data_dir`. Never echoed in errors."},
 	{path: "database.max_conns", field: func(c *Config) any { return &c.Database.MaxConns },
 		doc: "Largest PostgreSQL pool size; 0 means the pgx default (max(4, CPUs))."},
 	{path: "database.admin_dsn", field: func(c *Config) any { return &c.Database.AdminDSN }, secret: true,
@@ -140,7 +146,7 @@ var keyTable = []keyDef{
 	{path: "registry.negative_cache_ttl", field: func(c *Config) any { return &c.Registry.NegativeCacheTTL },
 		doc: "How long an unknown tenant stays cached as unknown (shields the registry from floods of made-up tenants). Must be > 0."},
 	{path: "registry.cache_size", field: func(c *Config) any { return &c.Registry.CacheSize },
-		doc: "Largest number of cached tenant records (least recently used are evicted); 0 disables the cache."},
+		doc: "Largest number of cached registry answers (tenant records and \"not registered\" answers together); when it is full, an expired entry or the oldest of a few sampled ones is evicted. Must be > 0."},
 
 	// [ratelimit]
 	{path: "ratelimit.backend", field: func(c *Config) any { return &c.RateLimit.Backend },
@@ -166,7 +172,7 @@ var keyTable = []keyDef{
 	{path: "storage.s3_path_style", field: func(c *Config) any { return &c.Storage.S3PathStyle },
 		doc: "Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (needed by most S3-compatible servers)."},
 	{path: "storage.redis_url", field: func(c *Config) any { return &c.Storage.RedisURL }, secret: true,
-		doc: "Redis URL for the key/value store under prefix isolation; empty keeps key/value data in the embedded store. Never echoed in errors."},
+		doc: "Redis URL of the key/value store tools reach with `store.KV` (keys prefixed per tenant). Empty: no key/value store is configured, and `store.KV` returns `store.ErrNotConfigured`. Never echoed in errors."},
 
 	// [log]
 	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },

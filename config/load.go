@@ -443,7 +443,7 @@ func (l *loader) applyEnv(environ []string) {
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		if strings.HasPrefix(name, EnvPrefix+"TEST_") || name == EnvConfigFile {
+		if strings.HasPrefix(name, EnvPrefix+"TEST_") || name == EnvConfigFile || name == EnvAppPassword {
 			continue
 		}
 		k := keyByEnv[name]

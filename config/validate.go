@@ -143,7 +143,9 @@ func (c *Config) validate() []*Error {
 	}
 	v.positiveDuration("registry.cache_ttl", c.Registry.CacheTTL)
 	v.positiveDuration("registry.negative_cache_ttl", c.Registry.NegativeCacheTTL)
-	v.nonNegative("registry.cache_size", int64(c.Registry.CacheSize))
+	if c.Registry.CacheSize <= 0 {
+		v.add("registry.cache_size", "must be more than 0, not %d", c.Registry.CacheSize)
+	}
 	v.nonNegative("auth.multi_tenant.default_rate_limit", int64(mt.DefaultRateLimit))
 	v.nonNegative("auth.multi_tenant.rate_limit_burst", int64(mt.RateLimitBurst))
 

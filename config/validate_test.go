@@ -162,13 +162,17 @@ func TestValidationRules(t *testing.T) {
 			want: []string{
 				`auth.token_cache_size: must be 0 or more, not -1`,
 				`database.max_conns: must be 0 or more, not -1`,
-				`registry.cache_size: must be 0 or more, not -1`,
+				`registry.cache_size: must be more than 0, not -1`,
 				`auth.multi_tenant.default_rate_limit: must be 0 or more, not -5`,
 				`auth.multi_tenant.rate_limit_burst: must be 0 or more, not -1`,
 				`ratelimit.per_user_rate_limit: must be 0 or more, not -1`,
 				`ratelimit.max_concurrent_per_tenant: must be 0 or more, not -2`,
 			}},
-		{name: "zeros that mean off are fine", toml: "token_cache_size = 0\n[auth.multi_tenant]\ndefault_rate_limit = 0\n[registry]\ncache_size = 0\n"},
+		{name: "zeros that mean off are fine", toml: "token_cache_size = 0\n[auth.multi_tenant]\ndefault_rate_limit = 0\n"},
+		// The registry cannot run without its cache (status checks on every
+		// request): 0 does not mean "off" there.
+		{name: "registry cache_size 0", toml: "[registry]\ncache_size = 0\n",
+			want: []string{`registry.cache_size: must be more than 0, not 0`}},
 		{name: "max_body_bytes must be positive", toml: "[server]\nmax_body_bytes = 0\n",
 			want: []string{`server.max_body_bytes: must be more than 0, not 0`}},
 		{name: "slow-client bounds must be positive",
