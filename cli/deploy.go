@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -76,16 +75,12 @@ func (tf *targetFlags) load(cmd *cobra.Command, e *env) (*target, error) {
 }
 
 func loadDev(dir string, e *env) (*target, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, devStateFile))
+	st, err := readDevState(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s is not a tenantmcp dev data directory (no %s): start one with 'tenantmcp dev --data %s'", dir, devStateFile, dir)
+		return nil, fmt.Errorf("%s is not a dev data directory (no %s): start one with '%s dev --data %s'", dir, devStateFile, e.command(), shellQuote(dir))
 	}
 	if err != nil {
 		return nil, err
-	}
-	var st devState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, devStateFile), err)
 	}
 	key, err := os.ReadFile(filepath.Join(dir, devKeyFile))
 	if err != nil {
@@ -99,7 +94,7 @@ func loadDev(dir string, e *env) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{cfg: cfg, dev: iss, dataDir: dir, state: &st}, nil
+	return &target{cfg: cfg, dev: iss, dataDir: dir, state: st}, nil
 }
 
 // devConfig is the configuration of a dev server, built through the same

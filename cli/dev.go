@@ -8,7 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +21,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/server"
 )
 
 // demoTenants are created by "tenantmcp dev".
@@ -50,6 +55,11 @@ of one cluster keep apart. dev sets a password only on a role it creates
 keeps its own, which dev needs in TENANTMCP_APP_PASSWORD unless it recorded
 it itself or the server trusts local connections.
 
+A data directory belongs to the server that created it: its demo tenants are
+registered under that server's issuer (http://ADDR/dev), and token and tenant
+act on it. Later runs with the same --data serve on the same address; for a
+second server, give it its own --data.
+
 The development issuer is for local use only: "tenantmcp serve" never enables it.`,
 		Example: `  tenantmcp dev
   tenantmcp dev --addr 127.0.0.1:9090 --data /tmp/tmcp
@@ -60,7 +70,7 @@ The development issuer is for local use only: "tenantmcp serve" never enables it
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on; a data directory keeps the address it was first served on")
 	f.StringVar(&data, "data", defaultDataDir, "data directory (registry, tenant databases, dev issuer key)")
 	f.StringVar(&database, "database", "", "PostgreSQL DSN with rights to create roles; runs the demo on PostgreSQL")
 	f.StringVar(&isolation, "isolation", "", "isolation strategy: database_per_tenant (default), prefix, or with --database row_level_security (default) or schema_per_tenant")
@@ -69,10 +79,25 @@ The development issuer is for local use only: "tenantmcp serve" never enables it
 }
 
 func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, database, isolation string, ttl time.Duration) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef(cmd, "--addr %q: want host:port, e.g. 127.0.0.1:8080", addr)
 	}
+	// A data dir belongs to the dev server that created it: its tenants are
+	// registered under that server's issuer, and token and tenant address
+	// that server. Without --addr, dev restarts it; another --addr is
+	// refused rather than silently re-homing the dir under a new issuer.
+	prev, err := readDevState(data)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if prev != nil {
+		if cmd.Flags().Changed("addr") && addr != prev.Addr {
+			return fmt.Errorf("%s belongs to the dev server at http://%s (issuer %s); use --data DIR for a second server, or --addr %s",
+				data, prev.Addr, prev.Issuer, prev.Addr)
+		}
+		addr = prev.Addr
+	}
+	host, _, _ := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(e.stderr, "warning: the dev server listens on %s, reachable from other machines; its issuer key is in %s\n", addr, data)
 	}
@@ -83,12 +108,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	if err != nil {
 		return err
 	}
-	issuerURL := "http://" + addr + "/dev"
-	iss, err := auth.NewDevIssuer(issuerURL, key)
-	if err != nil {
-		return err
-	}
-	st := devState{Addr: addr, Issuer: issuerURL, Resource: "http://" + addr + "/mcp", Isolation: isolation}
+	st := devState{Addr: addr, Isolation: isolation}
 	if database != "" {
 		if st.Isolation == "" {
 			st.Isolation = config.IsolationRLS
@@ -103,7 +123,16 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	if err != nil {
 		return err
 	}
-	st.Isolation = cfg.EffectiveIsolation()
+	st.Issuer, st.Resource, st.Isolation = cfg.EffectiveIssuer(), cfg.ResourceURL(), cfg.EffectiveIsolation()
+	if prev != nil && (st.Issuer != prev.Issuer || st.Resource != prev.Resource) {
+		// Only a hand-edited dev.json gets here: its addr and issuer disagree.
+		return fmt.Errorf("%s records issuer %s and resource %s, but a dev server at %s has issuer %s and resource %s: fix or remove %s",
+			data, prev.Issuer, prev.Resource, addr, st.Issuer, st.Resource, filepath.Join(data, devStateFile))
+	}
+	iss, err := auth.NewDevIssuer(st.Issuer, key)
+	if err != nil {
+		return err
+	}
 	if err := writeDevState(data, &st); err != nil {
 		return err
 	}
@@ -140,32 +169,161 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	}
 	defer stopMetrics()
 	reloadOnSIGHUP(ctx, a.Registry, log)
-	fmt.Fprintf(e.stdout, "tenantmcp dev: serving MCP at %s\n", st.Resource)
+	tools := a.Tools()
+	scopes := devScopes(tools)
+	fmt.Fprintf(e.stdout, "%s dev: serving MCP at %s\n", e.name, st.Resource)
 	fmt.Fprintf(e.stdout, "  isolation: %s    data: %s\n", st.Isolation, data)
-	fmt.Fprintf(e.stdout, "  development issuer: %s (JWKS at %s/jwks.json); tokens below are valid for %s\n\n", issuerURL, issuerURL, ttl)
+	fmt.Fprintf(e.stdout, "  development issuer: %s (JWKS at %s/jwks.json); tokens below are valid for %s, scopes %s\n\n",
+		st.Issuer, st.Issuer, ttl, strings.Join(scopes, " "))
 	for i, t := range demoTenants {
 		tok, err := iss.Mint(auth.TokenRequest{
 			Audience: st.Resource, TenantID: t.id, TenantName: t.name, UserID: t.user,
-			Scopes: []string{"read:tools", "execute:tools"}, TTL: ttl,
+			Scopes: scopes, TTL: ttl,
 		})
 		if err != nil {
 			return err
 		}
-		printTenant(e.stdout, st.Resource, t.id, t.name, string(recs[i].ID), t.user, tok)
+		printTenant(e.stdout, st.Resource, tools, t.id, t.name, string(recs[i].ID), t.user, tok)
 	}
-	fmt.Fprintf(e.stdout, "More tokens:  tenantmcp token --data %s --tenant globex --user carol\n", data)
-	fmt.Fprintf(e.stdout, "More tenants: tenantmcp tenant add --data %s --external-id initech --name Initech\n", data)
+	cli, dir := e.command(), shellQuote(data)
+	fmt.Fprintf(e.stdout, "More tokens:  %s token --data %s --tenant globex --user carol\n", cli, dir)
+	fmt.Fprintf(e.stdout, "More tenants: %s tenant add --data %s --external-id initech --name Initech\n", cli, dir)
 	fmt.Fprintf(e.stdout, "Tenant changes apply within registry.cache_ttl (30s), or at once on SIGHUP (kill -HUP %d).\n", os.Getpid())
 	fmt.Fprintf(e.stdout, "Stop with Ctrl-C.\n\n")
 
 	return srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
 }
 
-func printTenant(w io.Writer, resource, id, name, internal, user, token string) {
+// inspectorVersion is the MCP Inspector release the printed commands
+// name: the one tools/inspector pins for the end-to-end tests
+// (TestInspectorPinned keeps the two equal). Unpinned, npx may run an old
+// cached release that cannot talk to this server.
+const inspectorVersion = "2.12.0"
+
+// inspector runs the pinned MCP Inspector CLI.
+const inspector = "npx -y @modelcontextprotocol/inspector@" + inspectorVersion
+
+// baseScopes are granted to every dev token, besides those the served
+// tools require.
+var baseScopes = []string{"read:tools", "execute:tools"}
+
+// devScopes are the default scopes of dev tokens: baseScopes and every
+// scope a served tool requires, so that each of them can be called.
+func devScopes(tools []server.Tool) []string {
+	out := slices.Clone(baseScopes)
+	for _, t := range tools {
+		for _, s := range t.Scopes {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func printTenant(w io.Writer, resource string, tools []server.Tool, id, name, internal, user, token string) {
 	fmt.Fprintf(w, "Tenant %q (%s), internal id %s, user %s\n", id, name, internal, user)
 	fmt.Fprintf(w, "  token: %s\n", token)
-	fmt.Fprintf(w, "  list tools:\n    npx @modelcontextprotocol/inspector --cli %s --transport http --method tools/list --header \"Authorization: Bearer %s\"\n", resource, token)
-	fmt.Fprintf(w, "  store a document:\n    npx @modelcontextprotocol/inspector --cli %s --transport http --method tools/call --tool-name put_document --tool-arg key=hello.txt --tool-arg \"content=hello from %s\" --header \"Authorization: Bearer %s\"\n\n", resource, id, token)
+	base := inspector + " --cli " + resource + " --transport http"
+	bearer := fmt.Sprintf(`--header "Authorization: Bearer %s"`, token)
+	fmt.Fprintf(w, "  list tools:\n    %s --method tools/list %s\n", base, bearer)
+	if tool, args, ok := exampleCall(tools, id); ok {
+		fmt.Fprintf(w, "  call %s:\n    %s --method tools/call --tool-name %s%s %s\n", tool, base, shellQuote(tool), args, bearer)
+	}
+	fmt.Fprintln(w)
+}
+
+// exampleCall picks the tool dev shows a call of: the first served tool
+// that changes something (so a second tenant can check it does not see
+// the change), is not behind a feature flag, and takes only string
+// arguments. It returns the tool's name and its --tool-arg flags: the
+// first required argument is "hello", the others "hello from <tenant>".
+func exampleCall(tools []server.Tool, tenantID string) (name, args string, ok bool) {
+	for _, t := range tools {
+		if t.ReadOnly || t.Flag != "" {
+			continue
+		}
+		var schema struct {
+			Properties map[string]struct {
+				Type any `json:"type"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		}
+		if len(t.InputSchema) > 0 && json.Unmarshal(t.InputSchema, &schema) != nil {
+			continue
+		}
+		var b strings.Builder
+		for i, arg := range schema.Required {
+			if typ, _ := schema.Properties[arg].Type.(string); typ != "string" {
+				b.Reset()
+				break
+			}
+			v := "hello"
+			if i > 0 {
+				v = "hello from " + tenantID
+			}
+			b.WriteString(" --tool-arg " + shellQuote(arg+"="+v))
+		}
+		if b.Len() > 0 || len(schema.Required) == 0 {
+			return t.Name, b.String(), true
+		}
+	}
+	return "", "", false
+}
+
+// command is how the user runs this binary, for the commands the CLI
+// prints: "go run ./<main package>" when go run started it, its name when
+// that is what PATH finds, else its absolute path.
+func (e *env) command() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return e.name
+	}
+	bi, _ := debug.ReadBuildInfo()
+	return commandFor(e.name, exe, bi, e.getenv("GOCACHE"), exec.LookPath)
+}
+
+// commandFor is command with its surroundings as arguments: the binary's
+// name, executable path and build information, the GOCACHE variable and
+// exec.LookPath.
+func commandFor(name, exe string, bi *debug.BuildInfo, gocache string, lookPath func(string) (string, error)) string {
+	if bi != nil && builtByGoRun(exe, gocache) && !strings.HasSuffix(bi.Path, ".test") {
+		switch {
+		case bi.Main.Sum != "": // go run example.com/cmd@version
+			return "go run " + bi.Path + "@" + bi.Main.Version
+		case bi.Path == bi.Main.Path:
+			return "go run ."
+		case strings.HasPrefix(bi.Path, bi.Main.Path+"/"):
+			return "go run ." + strings.TrimPrefix(bi.Path, bi.Main.Path)
+		}
+	}
+	if p, err := lookPath(name); err == nil && sameFile(p, exe) {
+		return name
+	}
+	return shellQuote(exe)
+}
+
+// builtByGoRun reports whether exe is where go run puts the binaries it
+// builds: a go-build temporary directory, or the build cache.
+func builtByGoRun(exe, gocache string) bool {
+	if gocache != "" && strings.HasPrefix(exe, filepath.Clean(gocache)+string(filepath.Separator)) {
+		return true
+	}
+	for _, dir := range strings.Split(filepath.ToSlash(filepath.Dir(exe)), "/") {
+		if strings.HasPrefix(dir, "go-build") {
+			return true
+		}
+	}
+	return false
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 func loadOrCreateKey(path string) ([]byte, error) {
@@ -184,6 +342,21 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// readDevState reads the state a dev server recorded in dir; the error
+// wraps os.ErrNotExist if there is none.
+func readDevState(dir string) (*devState, error) {
+	path := filepath.Join(dir, devStateFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st devState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &st, nil
 }
 
 func writeDevState(dir string, st *devState) error {

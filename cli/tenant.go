@@ -257,10 +257,24 @@ func newTenantListCmd(e *env) *cobra.Command {
 			if asJSON {
 				return writeJSON(e.stdout, recs)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
+			// An external id is unique per issuer: with tenants of several
+			// issuers, the issuer column tells two "acme" apart.
+			issuers := map[string]bool{}
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.ExternalID, r.Name, statusText(r), rateText(r.RateLimit), toolsText(r.AllowedTools))
+				issuers[r.Issuer] = true
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			if len(issuers) > 1 {
+				fmt.Fprintln(tw, "ID\tISSUER\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
+			} else {
+				fmt.Fprintln(tw, "ID\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
+			}
+			for _, r := range recs {
+				fmt.Fprintf(tw, "%s\t", r.ID)
+				if len(issuers) > 1 {
+					fmt.Fprintf(tw, "%s\t", r.Issuer)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ExternalID, r.Name, statusText(r), rateText(r.RateLimit), toolsText(r.AllowedTools))
 			}
 			return tw.Flush()
 		},
@@ -398,7 +412,7 @@ func withRecord(cmd *cobra.Command, e *env, tf *targetFlags, ref string, fn func
 		rec, err = a.Registry.Lookup(cmd.Context(), a.Issuer(), ref)
 	}
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("no tenant %q: list them with 'tenantmcp tenant list %s'", ref, tf.flagsFor(t))
+		return fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", ref, e.command(), tf.flagsFor(t))
 	}
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", ref, err)

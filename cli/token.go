@@ -48,10 +48,18 @@ from your identity provider, not from here.`,
 			if err != nil {
 				return err
 			}
+			a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev, Tools: e.tools})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
 			if !allowUnknown {
-				if err := checkTenantKnown(cmd, t, tenantID); err != nil {
+				if err := checkTenantKnown(cmd, e, a, t, tenantID); err != nil {
 					return err
 				}
+			}
+			if !cmd.Flags().Changed("scope") {
+				scopes = devScopes(a.Tools())
 			}
 			if audience == "" {
 				audience = t.state.Resource
@@ -74,7 +82,7 @@ from your identity provider, not from here.`,
 	f.StringVar(&tenantID, "tenant", "", "tenant identifier put in the org_id claim (e.g. acme)")
 	f.StringVar(&name, "tenant-name", "", "tenant display name put in the org_name claim")
 	f.StringVar(&user, "user", "", "user id put in the sub claim (default user@<tenant>)")
-	f.StringArrayVar(&scopes, "scope", []string{"read:tools", "execute:tools"}, "scope to grant; repeat for several")
+	f.StringArrayVar(&scopes, "scope", nil, "scope to grant; repeat for several (default: read:tools, execute:tools and every scope a served tool requires)")
 	f.DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
 	f.StringVar(&audience, "audience", "", "audience (default: the dev server's MCP URL)")
 	f.BoolVar(&allowUnknown, "allow-unknown", false, "mint even if the tenant is not registered (to test refusals)")
@@ -83,15 +91,11 @@ from your identity provider, not from here.`,
 
 // checkTenantKnown refuses to mint for a tenant the registry does not know,
 // since the server would refuse the token anyway.
-func checkTenantKnown(cmd *cobra.Command, t *target, externalID string) error {
-	a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	_, err = a.Registry.Lookup(cmd.Context(), t.dev.Issuer(), externalID)
+func checkTenantKnown(cmd *cobra.Command, e *env, a *app.App, t *target, externalID string) error {
+	_, err := a.Registry.Lookup(cmd.Context(), t.dev.Issuer(), externalID)
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("tenant %q is not registered, so the server would refuse this token: add it with 'tenantmcp tenant add --data %s --external-id %s', or pass --allow-unknown", externalID, t.dataDir, externalID)
+		return fmt.Errorf("tenant %q is not registered, so the server would refuse this token: add it with '%s tenant add --data %s --external-id %s', or pass --allow-unknown",
+			externalID, e.command(), shellQuote(t.dataDir), shellQuote(externalID))
 	}
 	return err
 }
