@@ -46,8 +46,14 @@ func (s *syncBuffer) String() string {
 // run runs the CLI to completion.
 func run(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runWith(t, nil, env, args...)
+}
+
+// runWith runs the command line of a binary of your own (cli.RunWith).
+func runWith(t *testing.T, opts *cli.Options, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb syncBuffer
-	code = cli.Run(context.Background(), args, &out, &errb, env)
+	code = cli.RunWith(context.Background(), opts, args, &out, &errb, env)
 	return code, out.String(), errb.String()
 }
 
@@ -60,14 +66,21 @@ type server struct {
 
 func start(t *testing.T, env []string, ready string, args ...string) *server {
 	t.Helper()
+	return startWith(t, nil, env, ready, args...)
+}
+
+// startWith starts a long-running command of a binary of your own.
+func startWith(t *testing.T, opts *cli.Options, env []string, ready string, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{out: &syncBuffer{}, err: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
-	go func() { s.done <- cli.Run(ctx, args, s.out, s.err, env) }()
+	go func() { s.done <- cli.RunWith(ctx, opts, args, s.out, s.err, env) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(s.out.String()+s.err.String(), ready) {
 		select {
 		case code := <-s.done:
+			s.done <- code // for the cleanup's stop
 			t.Fatalf("%v exited with %d before ready:\nstdout:\n%s\nstderr:\n%s", args, code, s.out, s.err)
 		default:
 		}
@@ -178,7 +191,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	if code, _, errOut := run(t, nil, "serve"); code != 2 || !strings.Contains(errOut, "--config is required") {
+	if code, _, errOut := run(t, nil, "serve"); code != 2 || !strings.Contains(errOut, "no configuration: give --config") {
 		t.Fatalf("serve without --config: %d %s", code, errOut)
 	}
 	if code, _, errOut := run(t, nil, "dev", "--bogus"); code != 2 || !strings.Contains(errOut, "unknown flag") {
@@ -196,7 +209,7 @@ func TestDev(t *testing.T) {
 	srv := start(t, env, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data)
 	out := srv.out.String()
 	url := "http://" + addr + "/mcp"
-	if !strings.Contains(out, "npx @modelcontextprotocol/inspector --cli "+url+" --transport http --method tools/list --header \"Authorization: Bearer ") {
+	if !strings.Contains(out, "npx -y @modelcontextprotocol/inspector@"+inspectorPin(t)+" --cli "+url+" --transport http --method tools/list --header \"Authorization: Bearer ") {
 		t.Fatalf("dev does not print the inspector command:\n%s", out)
 	}
 	toks := devTokens(t, out)

@@ -119,8 +119,8 @@ func TestDeploymentsKeepTheirRoles(t *testing.T) {
 	}
 
 	// Deployment two: dev --database creates two's roles, not one's.
-	data := t.TempDir()
-	srv := start(t, nil, "Stop with Ctrl-C", "dev", "--addr", freeAddr(t), "--data", data, "--database", two.dsn)
+	data, addr := t.TempDir(), freeAddr(t)
+	srv := start(t, nil, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data, "--database", two.dsn)
 	if !strings.Contains(srv.err.String(), "roles ready: owner "+two.owner+", application "+two.app) {
 		t.Fatalf("dev --database for %s:\n%s", two.db, srv.err)
 	}
@@ -133,7 +133,7 @@ func TestDeploymentsKeepTheirRoles(t *testing.T) {
 		t.Fatalf("dev for deployment two changed the password of deployment one's %s", one.app)
 	}
 	// A second run reuses the role and the password it recorded.
-	srv = start(t, nil, "Stop with Ctrl-C", "dev", "--addr", freeAddr(t), "--data", data, "--database", two.dsn)
+	srv = start(t, nil, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data, "--database", two.dsn)
 	srv.stop(t)
 	if got := rolpassword(t, two.app); got != pwTwo {
 		t.Fatalf("restarting dev changed the password of %s", two.app)

@@ -109,7 +109,8 @@ func TestTenantRateFlags(t *testing.T) {
 }
 
 // TestTenantUnknown: naming a tenant that is not registered says how to
-// list the registered ones, for the same deployment.
+// list the registered ones, for the same deployment (with the binary
+// named as the user runs it: the test binary is not on PATH).
 func TestTenantUnknown(t *testing.T) {
 	path := tenantConfig(t)
 	const internalID = "taaaaaaaaaaaaaaaaaaaa" // well formed, not registered
@@ -121,7 +122,7 @@ func TestTenantUnknown(t *testing.T) {
 		{"delete", "initech", "--yes"},
 		{"show", internalID},
 	} {
-		want := fmt.Sprintf(`tenantmcp: no tenant %q: list them with 'tenantmcp tenant list --config %s'`, args[1], path)
+		want := fmt.Sprintf(`tenantmcp: no tenant %q: list them with '%s tenant list --config %s'`, args[1], bin(t), path)
 		code, _, errOut := run(t, nil, append(append([]string{"tenant"}, args...), "--config", path)...)
 		if code != 1 || !strings.Contains(errOut, want) {
 			t.Errorf("tenant %v: exit %d\n%s\nwant %s", args, code, errOut, want)
@@ -134,7 +135,7 @@ func TestTenantUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := run(t, nil, "tenant", "show", "initech", "--config", spaced)
-	if want := fmt.Sprintf(`list them with 'tenantmcp tenant list --config %q'`, spaced); code != 1 || !strings.Contains(errOut, want) {
+	if want := fmt.Sprintf(`list them with '%s tenant list --config %q'`, bin(t), spaced); code != 1 || !strings.Contains(errOut, want) {
 		t.Fatalf("show with a spaced config path: exit %d\n%s\nwant %s", code, errOut, want)
 	}
 
@@ -143,7 +144,7 @@ func TestTenantUnknown(t *testing.T) {
 	srv := start(t, nil, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data)
 	srv.stop(t)
 	code, _, errOut = run(t, nil, "tenant", "show", "initech", "--data", data)
-	if want := fmt.Sprintf(`no tenant "initech": list them with 'tenantmcp tenant list --data %s'`, data); code != 1 || !strings.Contains(errOut, want) {
+	if want := fmt.Sprintf(`no tenant "initech": list them with '%s tenant list --data %s'`, bin(t), data); code != 1 || !strings.Contains(errOut, want) {
 		t.Fatalf("show unknown in a dev data dir: exit %d\n%s\nwant %s", code, errOut, want)
 	}
 }
