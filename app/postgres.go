@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantmcp/tenantmcp/config"
@@ -19,6 +22,22 @@ import (
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
+// ErrNotSetUp is matched (errors.Is) by the error Open returns when the
+// PostgreSQL database of database.dsn has not been prepared for tenantmcp:
+// the application role may not log in, or the tables do not exist.
+// SetupDatabase prepares it (the CLI's "db setup").
+var ErrNotSetUp = errors.New("the database is not set up for tenantmcp")
+
+// notSetUpError says what is missing; it matches ErrNotSetUp.
+type notSetUpError struct {
+	msg   string
+	cause error
+}
+
+func (e *notSetUpError) Error() string        { return e.msg }
+func (e *notSetUpError) Is(target error) bool { return target == ErrNotSetUp }
+func (e *notSetUpError) Unwrap() error        { return e.cause }
+
 // pool returns the server's PostgreSQL pool (database.dsn, the
 // application role), opening it once.
 func (a *App) pool(ctx context.Context) (*pgxpool.Pool, error) {
@@ -26,6 +45,22 @@ func (a *App) pool(ctx context.Context) (*pgxpool.Pool, error) {
 		return a.pgPool, nil
 	}
 	p, err := openPool(ctx, a.Config.Database.DSN, a.Config.Database.MaxConns)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "28000" { // invalid_authorization_specification
+		// The role does not exist, or pg_hba.conf lets it not in: the
+		// server's text says which.
+		_, role, _ := DatabaseRoles(a.Config)
+		user := role
+		if u, perr := url.Parse(a.Config.Database.DSN); perr == nil && u.User != nil && u.User.Username() != "" {
+			user = u.User.Username()
+		}
+		msg := fmt.Sprintf("database.dsn: PostgreSQL does not let the application role %q log in (%s)", user, pgErr.Message)
+		if user != role {
+			msg = fmt.Sprintf("database.dsn: PostgreSQL does not let %q log in (%s), and db setup creates the application role %q, not %q: database.dsn should log in as %q (or set database.app_role)",
+				user, pgErr.Message, role, user, role)
+		}
+		return nil, &notSetUpError{msg: msg, cause: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("database.dsn: %w", err)
 	}
@@ -55,12 +90,42 @@ func openPool(ctx context.Context, dsn string, maxConns int) (*pgxpool.Pool, err
 	return p, nil
 }
 
+// pingPool checks that PostgreSQL answers on p. A pool whose every
+// connection is in use counts as answering: its requests are being served,
+// and a readiness check that timed out waiting for a free connection would
+// take a busy replica out of service when it is needed most.
+func pingPool(ctx context.Context, p *pgxpool.Pool) error {
+	err := p.Ping(ctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		if st := p.Stat(); st.AcquiredConns() > 0 && st.AcquiredConns() >= st.MaxConns() {
+			return nil
+		}
+	}
+	return err
+}
+
 func (a *App) openPostgresRegistry(ctx context.Context) (*pgstore.Store, error) {
 	p, err := a.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// The server never migrates (its role may not): without the registry
+	// table every lookup would fail with "relation does not exist".
+	var migrated bool
+	table := pgx.Identifier{"public", pgstore.TableName}.Sanitize()
+	if err := p.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&migrated); err != nil {
+		return nil, fmt.Errorf("database.dsn: look for the tenant registry: %w", err)
+	}
+	if !migrated {
+		return nil, a.notMigrated(nil)
+	}
 	return pgstore.New(p, &pgstore.Options{Logger: a.log}), nil
+}
+
+// notMigrated is the error for a database without tenantmcp's tables.
+func (a *App) notMigrated(cause error) error {
+	db, _ := databaseName(a.Config.Database.DSN)
+	return &notSetUpError{msg: fmt.Sprintf("database.dsn: the database %q has no tenantmcp tables", db), cause: cause}
 }
 
 func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string) error {
@@ -72,7 +137,9 @@ func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string
 	if err != nil {
 		return err
 	}
-	if err := postgres.CheckAppRole(ctx, p); err != nil {
+	if err := postgres.CheckAppRole(ctx, p); errors.Is(err, postgres.ErrNotMigrated) {
+		return a.notMigrated(err)
+	} else if err != nil {
 		return fmt.Errorf("database.dsn: %w (connect as the application role %q that 'tenantmcp db setup' creates)", err, app)
 	}
 	switch iso {
@@ -187,6 +254,9 @@ func SetupDatabase(ctx context.Context, cfg *config.Config, adminDSN string, o *
 	if err != nil {
 		return err
 	}
+	if err := sameDatabase(cfg, adminDSN); err != nil {
+		return err
+	}
 	err = postgres.Setup(ctx, adminDSN, &postgres.SetupOptions{
 		OwnerRole: owner, AppRole: app, AppPassword: o.AppPassword, ResetPassword: o.ResetPassword,
 	})
@@ -195,6 +265,18 @@ func SetupDatabase(ctx context.Context, cfg *config.Config, adminDSN string, o *
 	}
 	fmt.Fprintf(progress, "roles ready: owner %s, application %s\n", owner, app)
 	return MigrateDatabase(ctx, cfg, adminDSN, progress)
+}
+
+// sameDatabase refuses an administrator URL that names another database
+// than database.dsn: roles and tables would be made where the server does
+// not look (and named after the wrong database).
+func sameDatabase(cfg *config.Config, adminDSN string) error {
+	want, err1 := databaseName(cfg.Database.DSN)
+	got, err2 := databaseName(adminDSN)
+	if err1 == nil && err2 == nil && want != got {
+		return fmt.Errorf("the administrator URL names the database %q but database.dsn names %q: give an administrator URL for %q, the database the server uses", got, want, want)
+	}
+	return nil
 }
 
 // CheckLogin connects to dsn once and disconnects, to tell whether its
@@ -214,6 +296,9 @@ func CheckLogin(ctx context.Context, dsn string) error {
 func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, progress io.Writer) error {
 	owner, app, err := DatabaseRoles(cfg)
 	if err != nil {
+		return err
+	}
+	if err := sameDatabase(cfg, adminDSN); err != nil {
 		return err
 	}
 	admin, err := openPool(ctx, adminDSN, 4)

@@ -2,8 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tenantmcp/tenantmcp/auth"
@@ -57,6 +61,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	}
 
 	issuer := a.Issuer()
+	var verifier *auth.Verifier // nil: no tokens to verify
 	switch {
 	case a.opts.Dev != nil:
 		dev := a.opts.Dev
@@ -72,7 +77,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 			return nil, nil, fmt.Errorf("dev issuer: %w", err)
 		}
 		cleanups = append(cleanups, v.Close)
-		opts.Verifier = v
+		opts.Verifier, verifier = v, v
 		opts.AllowLoopbackOrigins = true // a local MCP Inspector, say
 		opts.Metadata.AuthorizationServers = []string{dev.Issuer()}
 		opts.Routes = map[string]http.Handler{"GET /dev/jwks.json": dev}
@@ -87,8 +92,9 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 			return nil, nil, fmt.Errorf("token verifier: %w", err)
 		}
 		cleanups = append(cleanups, v.Close)
-		opts.Verifier = v
+		opts.Verifier, verifier = v, v
 	}
+	opts.Ready = a.readiness(verifier)
 	if opts.SingleTenant != "" {
 		if _, err := a.EnsureTenant(ctx, issuer, opts.SingleTenant, "default"); err != nil {
 			cleanup()
@@ -115,6 +121,49 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	}
 	a.limiterErrors = func(err error) { srv.CountLimiterError(err) }
 	return srv, cleanup, nil
+}
+
+// readiness is the server's readiness check (GET /readyz): the PostgreSQL
+// pool answers, if the deployment uses one, and the verifier holds signing
+// keys. Its errors are fixed phrases, safe for anyone who can reach the
+// server; each cause is logged when its check starts failing.
+func (a *App) readiness(v *auth.Verifier) func(context.Context) error {
+	type check struct {
+		reason string
+		run    func(context.Context) error
+		failed atomic.Bool
+	}
+	var checks []*check
+	if p := a.pgPool; p != nil {
+		checks = append(checks, &check{reason: "database unreachable", run: func(ctx context.Context) error { return pingPool(ctx, p) }})
+	}
+	if v != nil {
+		checks = append(checks, &check{reason: "identity provider signing keys not loaded", run: v.Ready})
+	}
+	return func(ctx context.Context) error {
+		errs := make([]error, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Go(func() { errs[i] = c.run(ctx) })
+		}
+		wg.Wait()
+		var reasons []string
+		for i, c := range checks {
+			switch was := c.failed.Swap(errs[i] != nil); {
+			case errs[i] != nil:
+				reasons = append(reasons, c.reason)
+				if !was {
+					a.log.WarnContext(ctx, "readiness check fails: "+c.reason, "err", errs[i])
+				}
+			case was:
+				a.log.InfoContext(ctx, "readiness check passes again", "was", c.reason)
+			}
+		}
+		if len(reasons) > 0 {
+			return errors.New(strings.Join(reasons, "; "))
+		}
+		return nil
+	}
 }
 
 // Tools are the tools the deployment serves: Options.Tools, or the example

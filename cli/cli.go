@@ -41,11 +41,15 @@ func RunWith(ctx context.Context, opts *Options, args []string, stdout, stderr i
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "%s: %v\nRun '%s %s --help' for usage.\n", e.name, err, e.name, ue.cmd)
 			return 2
+		}
+		if a := advice(e, cmd, err); a != "" {
+			fmt.Fprintf(stderr, "%s: %v: %s\n", e.name, err, a)
+			return 1
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
 		return 1
@@ -125,6 +129,7 @@ Try it:
 		newTokenCmd(e),
 		newTenantCmd(e),
 		newDBCmd(e),
+		newAuditCmd(e),
 		newVersionCmd(e),
 	)
 	return root

@@ -38,14 +38,16 @@ See docs/isolation-postgres.md.`,
 		resetPassword bool
 	)
 	admin := func(cmd *cobra.Command, cfg *config.Config) (string, error) {
+		if !cfg.UsesPostgres() {
+			return "", fmt.Errorf("this deployment does not use PostgreSQL, so there is nothing to set up: it keeps its data under server.data_dir (%s), with isolation %s. "+
+				"For PostgreSQL set database.dsn to the application role's postgres:// URL (%s init ... --isolation row_level_security --database postgres://HOST:5432/DBNAME writes it)",
+				cfg.Server.DataDir, cfg.EffectiveIsolation(), e.command())
+		}
 		if adminDSN == "" {
 			adminDSN = cfg.Database.AdminDSN
 		}
 		if adminDSN == "" {
 			return "", usagef(cmd, "needs an administrator connection: pass --admin-dsn postgres://... or set database.admin_dsn")
-		}
-		if !cfg.UsesPostgres() {
-			return "", fmt.Errorf("this deployment does not use PostgreSQL: set database.dsn to a postgres:// URL for the application role")
 		}
 		return adminDSN, nil
 	}
@@ -193,4 +195,19 @@ func previousDevPassword(data, adminDSN, role string) string {
 	}
 	pw, _ := prev.User.Password()
 	return pw
+}
+
+// advice is what to do about err, for errors whose remedy is another
+// command; "" for others. cmd is the command that failed.
+func advice(e *env, cmd *cobra.Command, err error) string {
+	if !errors.Is(err, app.ErrNotSetUp) {
+		return ""
+	}
+	target := ""
+	if cmd != nil {
+		if f := cmd.Flags().Lookup("config"); f != nil && f.Value.String() != "" {
+			target = " --config " + shellQuote(f.Value.String())
+		}
+	}
+	return fmt.Sprintf("run '%s db setup%s --admin-dsn postgres://ADMIN@HOST:5432/DBNAME' first (it creates the roles and tables)", e.command(), target)
 }

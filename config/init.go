@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -27,16 +28,85 @@ type InitOptions struct {
 	// Audience is the token audience; "" keeps the default (the resource
 	// URL), except for Cognito, where "" writes a placeholder app client id.
 	Audience string
-	// DatabaseDSN is the PostgreSQL URL; "" writes a placeholder when the
-	// isolation needs PostgreSQL and leaves the key commented out otherwise.
+	// DatabaseDSN is the PostgreSQL URL the server connects with, as the
+	// application role "db setup" creates; "" writes a placeholder when
+	// the isolation needs PostgreSQL and leaves the key commented out
+	// otherwise.
 	DatabaseDSN string
 }
 
 const (
 	placeholderAudience = "your-app-client-id"
-	placeholderDSN      = "postgres://tenantmcp:change-me@localhost:5432/tenantmcp?sslmode=disable"
-	placeholderClaim    = "tenant_id"
+	// placeholderDSN logs in as tenantmcp_app: the application role "db
+	// setup" creates for the database tenantmcp (<database>_app).
+	placeholderDSN   = "postgres://tenantmcp_app:change-me@localhost:5432/tenantmcp?sslmode=disable"
+	placeholderClaim = "tenant_id"
 )
+
+// usesPostgres reports whether the file InitTemplate(o) writes keeps its
+// registry (and, for RLS or schema isolation, tenant data) in PostgreSQL.
+func (o InitOptions) usesPostgres() bool {
+	return o.DatabaseDSN != "" || o.Isolation == IsolationRLS || o.Isolation == IsolationSchema
+}
+
+// Step is one thing to do after init: a command to run (Command) and
+// why, or with Command empty, an instruction (Note).
+type Step struct {
+	Command string
+	Note    string
+}
+
+// NextSteps are the steps that take the file InitTemplate(o) writes at
+// path into service, in the order they must run: filling in placeholders,
+// "db setup" (PostgreSQL only), "tenant add" (multi-tenant only) and
+// "serve". command is how the user runs tenantmcp ("tenantmcp").
+func NextSteps(o InitOptions, command, path string) []Step {
+	var steps []Step
+	if _, todo := initKeys(o); len(todo) > 0 {
+		steps = append(steps, Step{Note: "Replace the values marked TODO in " + path + "."})
+	}
+	if o.usesPostgres() {
+		steps = append(steps, Step{
+			Command: fmt.Sprintf("%s db setup --config %s --admin-dsn %s --app-password \"$APP_PASSWORD\"", command, path, adminPlaceholder(o.DatabaseDSN)),
+			Note: "Creates the roles and tables, connected as a PostgreSQL administrator. tenant add and serve then log in as the application role " +
+				"with that password: put it in database.dsn or in PGPASSWORD.",
+		})
+		if o.Isolation == IsolationSchema {
+			steps = append(steps, Step{Note: "Set TENANTMCP_DATABASE_ADMIN_DSN (or database.admin_dsn) for tenant add: it creates each tenant's schema as the administrator."})
+		}
+	}
+	if o.MultiTenant {
+		steps = append(steps, Step{
+			Command: fmt.Sprintf("%s tenant add --config %s --external-id TENANT_ID --name NAME", command, path),
+			Note:    fmt.Sprintf("Once per customer organisation; TENANT_ID is the %s its tokens carry.", tenantClaimOf(o)),
+		})
+	}
+	return append(steps, Step{
+		Command: fmt.Sprintf("%s serve --config %s", command, path),
+		Note:    "GET /healthz answers while the process runs, GET /readyz once it can serve: point your load balancer's probes at them.",
+	})
+}
+
+// adminPlaceholder is dsn with ADMIN for its user: where db setup must
+// connect, as an administrator, to prepare the server's database.
+func adminPlaceholder(dsn string) string {
+	if dsn == "" {
+		dsn = placeholderDSN
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://ADMIN@HOST:5432/DBNAME"
+	}
+	u.User = url.User("ADMIN")
+	return u.String()
+}
+
+func tenantClaimOf(o InitOptions) string {
+	if p, _ := LookupPreset(o.Provider); p.TenantClaim != "" {
+		return p.TenantClaim
+	}
+	return "tenant claim"
+}
 
 func placeholderDomain(provider string, multi bool) string {
 	switch provider {
@@ -67,9 +137,67 @@ func InitTemplate(o InitOptions) ([]byte, error) {
 		return nil, fmt.Errorf("%w: isolation %q is not one of %s", ErrInitOptions, o.Isolation, strings.Join(Isolations, ", "))
 	}
 
-	// set maps a key to its literal; todo marks placeholders.
-	set := map[string]string{}
-	todo := map[string]string{}
+	set, todo := initKeys(o)
+	d := Default()
+	var b strings.Builder
+	b.WriteString("# tenantmcp deployment configuration (deploy.toml).\n")
+	fmt.Fprintf(&b, "# Written by: tenantmcp init %s\n", initCommand(o))
+	b.WriteString("#\n")
+	b.WriteString("# Keys left commented out show their defaults. Any key can also be set by an\n")
+	b.WriteString("# environment variable, TENANTMCP_ + the key path in upper case with \".\" as \"_\"\n")
+	b.WriteString("# (TENANTMCP_AUTH_DOMAIN, TENANTMCP_DATABASE_DSN, ...), which wins over this file.\n")
+	b.WriteString("# Full reference: docs/configuration.md.\n")
+	if len(todo) > 0 {
+		b.WriteString("#\n# Replace every value marked TODO before deploying.\n")
+	}
+	b.WriteString("#\n# Then, in this order:\n")
+	steps := NextSteps(o, "tenantmcp", "deploy.toml")
+	if len(todo) > 0 {
+		steps = steps[1:] // replacing the TODOs, said above
+	}
+	for i, step := range steps {
+		prefix := fmt.Sprintf("#   %d. ", i+1)
+		if step.Command != "" {
+			fmt.Fprintf(&b, "%s%s\n", prefix, step.Command)
+			prefix = "#      "
+		}
+		writeIndented(&b, prefix, "#      ", step.Note)
+	}
+
+	section := ""
+	for i := range keyTable {
+		k := &keyTable[i]
+		if s := k.section(); s != section {
+			section = s
+			b.WriteString("\n")
+			writeComment(&b, sectionDoc(s))
+			fmt.Fprintf(&b, "[%s]\n", s)
+		}
+		b.WriteString("\n")
+		writeComment(&b, k.doc)
+		if v, ok := set[k.path]; ok {
+			fmt.Fprintf(&b, "%s = %s", k.name(), v)
+			if t := todo[k.path]; t != "" {
+				fmt.Fprintf(&b, "  # %s", t)
+			}
+			b.WriteString("\n")
+		} else {
+			fmt.Fprintf(&b, "# %s = %s\n", k.name(), k.literal(d))
+		}
+	}
+	out := []byte(b.String())
+	if _, err := Parse(out, nil); err != nil {
+		return nil, fmt.Errorf("%w: the result would not validate:\n%w", ErrInitOptions, err)
+	}
+	return out, nil
+}
+
+// initKeys are the keys the file InitTemplate(o) writes sets: set maps
+// each to its TOML literal, todo marks the placeholders among them with
+// what to put there.
+func initKeys(o InitOptions) (set, todo map[string]string) {
+	set = map[string]string{}
+	todo = map[string]string{}
 	set["auth.enabled"] = "true"
 	set["auth.provider"] = tomlQuote(o.Provider)
 	if o.Domain != "" {
@@ -102,49 +230,11 @@ func InitTemplate(o InitOptions) ([]byte, error) {
 	switch {
 	case o.DatabaseDSN != "":
 		set["database.dsn"] = tomlQuote(o.DatabaseDSN)
-	case o.Isolation == IsolationRLS || o.Isolation == IsolationSchema:
+	case o.usesPostgres():
 		set["database.dsn"] = tomlQuote(placeholderDSN)
-		todo["database.dsn"] = "TODO: your PostgreSQL URL (or TENANTMCP_DATABASE_DSN)"
+		todo["database.dsn"] = "TODO: your PostgreSQL URL, as the application role db setup creates, <database>_app (or TENANTMCP_DATABASE_DSN)"
 	}
-
-	var b strings.Builder
-	b.WriteString("# tenantmcp deployment configuration (deploy.toml).\n")
-	fmt.Fprintf(&b, "# Written by: tenantmcp init %s\n", initCommand(o))
-	b.WriteString("#\n")
-	b.WriteString("# Keys left commented out show their defaults. Any key can also be set by an\n")
-	b.WriteString("# environment variable, TENANTMCP_ + the key path in upper case with \".\" as \"_\"\n")
-	b.WriteString("# (TENANTMCP_AUTH_DOMAIN, TENANTMCP_DATABASE_DSN, ...), which wins over this file.\n")
-	b.WriteString("# Full reference: docs/configuration.md.\n")
-	if len(todo) > 0 {
-		b.WriteString("#\n# Replace every value marked TODO before deploying.\n")
-	}
-
-	section := ""
-	for i := range keyTable {
-		k := &keyTable[i]
-		if s := k.section(); s != section {
-			section = s
-			b.WriteString("\n")
-			writeComment(&b, sectionDoc(s))
-			fmt.Fprintf(&b, "[%s]\n", s)
-		}
-		b.WriteString("\n")
-		writeComment(&b, k.doc)
-		if v, ok := set[k.path]; ok {
-			fmt.Fprintf(&b, "%s = %s", k.name(), v)
-			if t := todo[k.path]; t != "" {
-				fmt.Fprintf(&b, "  # %s", t)
-			}
-			b.WriteString("\n")
-		} else {
-			fmt.Fprintf(&b, "# %s = %s\n", k.name(), k.literal(d))
-		}
-	}
-	out := []byte(b.String())
-	if _, err := Parse(out, nil); err != nil {
-		return nil, fmt.Errorf("%w: the result would not validate:\n%w", ErrInitOptions, err)
-	}
-	return out, nil
+	return set, todo
 }
 
 func initCommand(o InitOptions) string {
@@ -155,8 +245,16 @@ func initCommand(o InitOptions) string {
 	if o.Isolation != "" {
 		parts = append(parts, "--isolation "+o.Isolation)
 	}
+	oneLine := strings.NewReplacer("\n", " ", "\r", " ")
 	if o.Domain != "" {
-		parts = append(parts, "--domain "+strings.NewReplacer("\n", " ", "\r", " ").Replace(o.Domain))
+		parts = append(parts, "--domain "+oneLine.Replace(o.Domain))
+	}
+	if o.DatabaseDSN != "" {
+		shown := "(not a URL)"
+		if u, err := url.Parse(o.DatabaseDSN); err == nil {
+			shown = u.Redacted()
+		}
+		parts = append(parts, "--database "+oneLine.Replace(shown))
 	}
 	return strings.Join(parts, " ")
 }
@@ -168,6 +266,26 @@ func sectionDoc(path string) string {
 		}
 	}
 	return ""
+}
+
+// writeIndented writes text wrapped at 80 columns, its first line after
+// first and the others after rest.
+func writeIndented(b *strings.Builder, first, rest, text string) {
+	line, prefix := "", first
+	for _, w := range strings.Fields(text) {
+		if line != "" && len(prefix)+len(line)+1+len(w) > 80 {
+			fmt.Fprintf(b, "%s%s\n", prefix, line)
+			line, prefix = "", rest
+		}
+		if line == "" {
+			line = w
+		} else {
+			line += " " + w
+		}
+	}
+	if line != "" {
+		fmt.Fprintf(b, "%s%s\n", prefix, line)
+	}
 }
 
 // writeComment writes text as "# " lines wrapped at 80 columns, without

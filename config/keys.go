@@ -22,6 +22,25 @@ const EnvConfigFile = EnvPrefix + "CONFIG"
 // and Load and Parse ignore it.
 const EnvAppPassword = EnvPrefix + "APP_PASSWORD"
 
+// notConfig reports whether the TENANTMCP_* variable name is one Load and
+// Parse ignore: it configures something other than a key.
+func notConfig(name string) bool {
+	return strings.HasPrefix(name, EnvPrefix+"TEST_") || name == EnvConfigFile || name == EnvAppPassword
+}
+
+// EnvConfigures reports whether environ (as returned by os.Environ) has a
+// TENANTMCP_* variable that Load applies to the configuration (or reports
+// as unknown): whether a deployment may be configured from the environment
+// alone, without a file.
+func EnvConfigures(environ []string) bool {
+	for _, kv := range environ {
+		if name, _, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(name, EnvPrefix) && !notConfig(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // keyDef is one leaf key of the configuration. keyTable is the single source
 // for file keys, environment names, unknown-key checks, the reference
 // documentation and the init template.

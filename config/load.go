@@ -443,7 +443,7 @@ func (l *loader) applyEnv(environ []string) {
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		if strings.HasPrefix(name, EnvPrefix+"TEST_") || name == EnvConfigFile || name == EnvAppPassword {
+		if notConfig(name) {
 			continue
 		}
 		k := keyByEnv[name]

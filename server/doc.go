@@ -7,7 +7,9 @@
 //	allowed tools, feature flags and the tool's scopes → your tool, with
 //	tenant.From(ctx) and the store accessors bound to that tenant.
 //
-// It also serves the RFC 9728 protected-resource metadata and /healthz.
+// It also serves the RFC 9728 protected-resource metadata, /healthz (the
+// process is up) and /readyz (Options.Ready: it can serve, say the database
+// answers and the signing keys are loaded; 503 with a short reason if not).
 // Prometheus metrics (no tenant ids in labels) come from MetricsHandler, to
 // be mounted on a private listener, never on the public one.
 //

@@ -51,7 +51,7 @@ func TestMetricsNotPublic(t *testing.T) {
 	if !strings.Contains(f.metrics(t), "tenantmcp_requests_admitted_total") {
 		t.Error("MetricsHandler serves no tenantmcp metrics")
 	}
-	for _, path := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/healthz", "/mcp"} {
+	for _, path := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/healthz", "/readyz", "/mcp"} {
 		req, _ := http.NewRequest(http.MethodGet, f.base+path, nil)
 		req.Host = "attacker.example"
 		resp, err := http.DefaultClient.Do(req)

@@ -109,6 +109,17 @@ type Options struct {
 	// host (localhost, 127.0.0.1, [::1]), e.g. a local MCP Inspector. For
 	// local development.
 	AllowLoopbackOrigins bool
+	// Ready, if set, reports whether the server can serve: nil when it
+	// can (say, the database answers and the identity provider's keys are
+	// loaded). GET /readyz answers 200 "ready" when it returns nil and 503
+	// "not ready: " + its error text when not, so that text is shown to
+	// whoever can reach the server: keep it short, with no tenant data or
+	// credentials, and log the details yourself. Load balancers poll
+	// /readyz, so one check runs at a time, bounded by ReadyTimeout, and its
+	// result answers every /readyz for ReadyCacheFor. Nil means ready
+	// whenever the process serves. /healthz never calls it: it says only
+	// that the process is up.
+	Ready func(ctx context.Context) error
 	// Routes are extra handlers mounted on the server's mux (e.g. the dev
 	// issuer's JWKS). Keys are http.ServeMux patterns.
 	Routes map[string]http.Handler
@@ -140,7 +151,21 @@ type Server struct {
 	idPrefix    string
 	seq         atomic.Uint64
 	inflight    sync.WaitGroup
+	draining    atomic.Bool // Serve is shutting down: /readyz says so
+	readyMu     sync.Mutex  // one readiness check at a time
+	readyAt     time.Time   // when readyErr was found; zero = never
+	readyErr    error
 }
+
+// ReadyCacheFor is how long one readiness check (Options.Ready) answers
+// /readyz; ReadyTimeout bounds the check.
+const (
+	ReadyCacheFor = time.Second
+	ReadyTimeout  = 3 * time.Second
+)
+
+// errShuttingDown answers /readyz while Serve drains.
+var errShuttingDown = errors.New("shutting down")
 
 // New validates opts and builds the server.
 func New(opts Options) (*Server, error) {
@@ -263,16 +288,59 @@ func (s *Server) newMux() *http.ServeMux {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
 	for pattern, h := range s.opts.Routes {
 		mux.Handle(pattern, h)
 	}
 	return mux
 }
 
+// serveReady answers GET /readyz: 200 "ready", or 503 "not ready: " and
+// the reason.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.ready(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		reason := strings.Join(strings.Fields(err.Error()), " ")
+		if len(reason) > 200 {
+			reason = reason[:200] + "..."
+		}
+		fmt.Fprintf(w, "not ready: %s\n", reason)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// ready runs Options.Ready, or reuses its result if it is younger than
+// ReadyCacheFor. Callers that arrive while a check runs wait for it and
+// share its result.
+func (s *Server) ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errShuttingDown
+	}
+	if s.opts.Ready == nil {
+		return nil
+	}
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if age := s.opts.Now().Sub(s.readyAt); !s.readyAt.IsZero() && age >= 0 && age < ReadyCacheFor {
+		return s.readyErr
+	}
+	// Not the request's context: a poller that hangs up must not leave a
+	// "context canceled" result for the others.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReadyTimeout)
+	defer cancel()
+	s.readyErr = s.opts.Ready(cctx)
+	s.readyAt = s.opts.Now()
+	return s.readyErr
+}
+
 // ServeHTTP serves MCP at the resource path, the protected-resource
-// metadata and /healthz. Metrics are not served here: they describe every
+// metadata, /healthz and /readyz. Metrics are not served here: they describe every
 // tenant's activity, so they go on a listener of their own (see
 // MetricsHandler).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -313,6 +381,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	s.draining.Store(false)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -320,6 +389,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return err
 	case <-ctx.Done():
 	}
+	s.draining.Store(true)
 	s.log.Info("shutting down: draining requests in flight", "timeout", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
