@@ -14,19 +14,22 @@ type MemoryStore struct {
 	chains map[string][]Record
 	cps    map[string][]Checkpoint
 	times  map[string][]time.Time // event time of each record, for Query and DeleteBefore
+	// floors are where chains stood before their first kept record, once
+	// DeleteBefore removed records: the head of a chain it emptied.
+	floors map[string]Head
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{chains: map[string][]Record{}, cps: map[string][]Checkpoint{}, times: map[string][]time.Time{}}
+	return &MemoryStore{chains: map[string][]Record{}, cps: map[string][]Checkpoint{}, times: map[string][]time.Time{}, floors: map[string]Head{}}
 }
 
 func (m *MemoryStore) headLocked(chain string) Head {
 	rs := m.chains[chain]
 	if len(rs) == 0 {
-		return Head{}
+		return m.floors[chain]
 	}
 	last := rs[len(rs)-1]
 	return Head{Seq: last.Seq, Hash: last.Hash}
@@ -95,7 +98,9 @@ func (m *MemoryStore) Scan(ctx context.Context, chain string, from uint64, fn fu
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(&rs[i]); err != nil {
+		r := rs[i]
+		r.Body = slices.Clone(r.Body) // the caller's to change
+		if err := fn(&r); err != nil {
 			return err
 		}
 	}
@@ -160,12 +165,18 @@ func (m *MemoryStore) DeleteBefore(_ context.Context, t time.Time) (int64, error
 		for k < len(ts) && ts[k].Before(t) {
 			k++
 		}
+		if k > 0 {
+			last := m.chains[c][k-1]
+			m.floors[c] = Head{Seq: last.Seq, Hash: last.Hash}
+		}
 		n += int64(k)
 		m.chains[c] = m.chains[c][k:]
 		m.times[c] = ts[k:]
-		cps := m.cps[c][:0]
-		for _, cp := range m.cps[c] {
-			if !cp.Time.Before(t) {
+	}
+	for c, list := range m.cps {
+		cps := list[:0]
+		for _, cp := range list {
+			if !cp.Time.Before(t) && cp.Count > m.floors[c].Seq {
 				cps = append(cps, cp)
 			}
 		}

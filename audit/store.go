@@ -16,7 +16,9 @@ type Store interface {
 	// ErrConflict (another writer appended first: reload the heads with
 	// Head and chain again).
 	Append(ctx context.Context, recs []Record) error
-	// Head returns where chain stands (zero Head for an empty chain).
+	// Head returns where chain stands: zero for a chain that never had a
+	// record. A chain whose records DeleteBefore removed keeps its head,
+	// so that it continues where it stood rather than starting again at 1.
 	Head(ctx context.Context, chain string) (Head, error)
 	// Chains lists the chains that have records, SystemChain included if
 	// it has any.
@@ -31,9 +33,12 @@ type Store interface {
 	PutCheckpoint(ctx context.Context, cp *Checkpoint) error
 	// Checkpoints returns the chain's checkpoints, oldest first.
 	Checkpoints(ctx context.Context, chain string) ([]Checkpoint, error)
-	// DeleteBefore removes every record (and checkpoint) older than t,
-	// for the retention job: a chain's remaining records still verify from
-	// the first one kept (its Prev is kept with it).
+	// DeleteBefore removes, for the retention job, each chain's oldest
+	// records while their event time is before t (the longest such prefix:
+	// never a gap, so the remaining records still verify from the first
+	// one kept, which names its predecessor's hash as Prev), the
+	// checkpoints older than t and those that cover only removed records.
+	// It returns how many records it removed.
 	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
 	// Close releases the store.
 	Close() error
