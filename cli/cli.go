@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -105,15 +106,15 @@ func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   e.name,
 		Short: "Serve MCP tools to many customer organisations from one deployment",
-		Long: `tenantmcp serves MCP (Model Context Protocol) tools to many customer
+		Long: strings.ReplaceAll(`NAME serves MCP (Model Context Protocol) tools to many customer
 organisations (tenants) from one deployment. Each request's tenant comes from
 its verified bearer token (Auth0 organization, Entra tenant, Cognito attribute
 or any claim you name); tools see only that tenant's data.
 
 Try it:
-  tenantmcp dev                      start a local server with demo tenants acme and globex
-  tenantmcp init --oauth auth0 --multi-tenant > deploy.toml
-  tenantmcp serve --config deploy.toml`,
+  NAME dev                      start a local server with demo tenants acme and globex
+  NAME init --oauth auth0 --multi-tenant -o deploy.toml
+  NAME serve --config deploy.toml`, "NAME", e.name),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionText(),
@@ -132,6 +133,10 @@ Try it:
 		newAuditCmd(e),
 		newVersionCmd(e),
 	)
+	if e.name != "tenantmcp" {
+		renameInHelp(root, e.name)
+	}
+	argsAreUsage(root)
 	return root
 }
 
@@ -207,5 +212,35 @@ func (e *env) appOptions(dev *auth.DevIssuer, log *slog.Logger) *app.Options {
 		Progress:    e.stderr,
 		S3AccessKey: e.getenv("AWS_ACCESS_KEY_ID"),
 		S3SecretKey: e.getenv("AWS_SECRET_ACCESS_KEY"),
+	}
+}
+
+// renameInHelp makes the help of a binary of your own (cli.Options.Name)
+// name that binary in its descriptions and examples.
+func renameInHelp(cmd *cobra.Command, name string) {
+	cmd.Long = commandNameRE.ReplaceAllString(cmd.Long, "${1}"+name+" ")
+	cmd.Example = commandNameRE.ReplaceAllString(cmd.Example, "${1}"+name+" ")
+	for _, c := range cmd.Commands() {
+		renameInHelp(c, name)
+	}
+}
+
+// commandNameRE finds "tenantmcp" used as a command (not inside a path,
+// a role or a database name).
+var commandNameRE = regexp.MustCompile(`(^|[\s"'(])tenantmcp `)
+
+// argsAreUsage makes a wrong number of arguments a usage error (exit 2,
+// with a pointer to --help), like a bad flag.
+func argsAreUsage(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usagef(c, "%v", err)
+			}
+			return nil
+		}
+	}
+	for _, c := range cmd.Commands() {
+		argsAreUsage(c)
 	}
 }
