@@ -120,6 +120,8 @@ func TestExportRange(t *testing.T) {
 		{"from a checkpoint", eventTime(6), eventTime(8), "header cp5 e6 e7 end",
 			"OK, starts at event 6 (the export's time range starts here)", 5, 2},
 		{"nothing in range", eventTime(30), time.Time{}, "header cp20 end", "OK, starts at event 21 (the export's time range starts here)", 20, 0},
+		{"nothing in range before the chain", eventTime(0), eventTime(1), "header end", "OK", 0, 0},
+		{"nothing in range inside the chain", eventTime(5).Add(time.Millisecond), eventTime(5).Add(2 * time.Millisecond), "header cp5 end", "OK, starts at event 6 (the export's time range starts here)", 5, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,18 @@ func FuzzVerifyExport(f *testing.F) {
 	f.Add(buf.Bytes())
 
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast reading of event lines agrees with the JSON decoder.
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			r, ok := parseEventLine(line)
+			if !ok {
+				continue
+			}
+			var ln exportLine
+			if err := json.Unmarshal(line, &ln); err != nil || ln.Type != "event" || ln.Chain == nil || ln.EventBase64 != nil ||
+				*ln.Chain != r.Chain || ln.Seq != r.Seq || ln.Prev != r.Prev || ln.Hash != r.Hash || !bytes.Equal(ln.Event, r.Body) {
+				t.Fatalf("parseEventLine and json.Unmarshal disagree on\n%s\n%+v\n%+v, %v", line, r, ln, err)
+			}
+		}
 		rep, err := VerifyExport(bytes.NewReader(data), testPub)
 		if err != nil {
 			if rep != nil || !errors.Is(err, ErrExportFormat) {

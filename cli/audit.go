@@ -171,7 +171,7 @@ func newAuditVerifyCmd(e *env) *cobra.Command {
 		key  string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--tenant ID | --system | --all] [--key PUBKEY] | verify --file FILE --key PUBKEY",
+		Use:   "verify [--tenant ID | --system | --all] [--key PUBKEY] | --file FILE --key PUBKEY",
 		Short: "Verify the stored audit chains, or an exported file offline",
 		Long: `Verify audit chains: every event's sequence number, its link to the previous
 event and its hash, and every signed checkpoint — its signature, and that the
@@ -355,7 +355,7 @@ func verifyFile(e *env, path string, pub ed25519.PublicKey) error {
 	fmt.Fprintf(w, "chain:        %s\n", chainName(rep.Chain))
 	switch {
 	case rep.Events == 0:
-		fmt.Fprintf(w, "events:       none\n")
+		fmt.Fprintf(w, "events:       none verified\n")
 	default:
 		fmt.Fprintf(w, "events:       %d (event %d to %d)\n", rep.Events, rep.From.Seq+1, rep.Head.Seq)
 	}

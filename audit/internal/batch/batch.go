@@ -1,9 +1,10 @@
 // Package batch holds what the SQL audit stores share: checking a batch
-// of records before it is stored, the columns they index, and time
+// of records before it is stored, the event fields they index, and time
 // conversions.
 package batch
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -11,29 +12,13 @@ import (
 	"github.com/tenantmcp/tenantmcp/audit"
 )
 
-// Row is one record of a checked batch with the event fields stores index.
-type Row struct {
-	Rec *audit.Record
-	// Time is the event's time (UTC); stores keep it in microseconds,
-	// the precision of Event.Encode.
-	Time                time.Time
-	Outcome, Tool, User string
-}
-
-// Batch is a checked batch.
-type Batch struct {
-	Rows []Row
-	// Firsts are the first record of each chain in the batch, in order
-	// of first appearance: each must follow its chain's stored head.
-	Firsts []*audit.Record
-}
-
-// Prepare checks that, within recs, each chain's records follow one
-// another (Seq one more, Prev the previous Hash), as audit.MemoryStore
-// does, and decodes each body. A break is an error matching
-// audit.ErrConflict; a body that is not an event is an error too.
-func Prepare(recs []audit.Record) (*Batch, error) {
-	b := &Batch{Rows: make([]Row, len(recs))}
+// Check checks that, within recs, each chain's records follow one another
+// (Seq one more, Prev the previous Hash), as audit.MemoryStore does, and
+// returns the first record of each chain, in order of first appearance:
+// each must follow its chain's stored head (see Follows). A break is an
+// error matching audit.ErrConflict.
+func Check(recs []audit.Record) ([]*audit.Record, error) {
+	var firsts []*audit.Record
 	last := map[string]*audit.Record{}
 	for i := range recs {
 		r := &recs[i]
@@ -41,18 +26,13 @@ func Prepare(recs []audit.Record) (*Batch, error) {
 			return nil, fmt.Errorf("%w: chain %q: record seq %d out of range", audit.ErrConflict, r.Chain, r.Seq)
 		}
 		if p, ok := last[r.Chain]; !ok {
-			b.Firsts = append(b.Firsts, r)
+			firsts = append(firsts, r)
 		} else if r.Seq != p.Seq+1 || r.Prev != p.Hash {
 			return nil, Conflict(r.Chain, audit.Head{Seq: p.Seq, Hash: p.Hash}, r.Seq)
 		}
 		last[r.Chain] = r
-		e, err := r.Event()
-		if err != nil {
-			return nil, err
-		}
-		b.Rows[i] = Row{Rec: r, Time: e.Time.UTC(), Outcome: e.Outcome, Tool: e.Tool, User: e.User}
 	}
-	return b, nil
+	return firsts, nil
 }
 
 // Follows checks that first is the next record after head.
@@ -66,6 +46,29 @@ func Follows(first *audit.Record, head audit.Head) error {
 // Conflict is the error for record seq that does not follow head.
 func Conflict(chain string, head audit.Head, seq uint64) error {
 	return fmt.Errorf("%w: chain %q is at %d, record %d", audit.ErrConflict, chain, head.Seq, seq)
+}
+
+// Fields are the fields of a record's event that stores index.
+type Fields struct {
+	// Time is the event's time (UTC); stores keep it in microseconds,
+	// the precision of Event.Encode.
+	Time    time.Time `json:"time"`
+	User    string    `json:"user"`
+	Tool    string    `json:"tool"`
+	Outcome string    `json:"outcome"`
+}
+
+// Index decodes the indexed fields of r's body; decoding only these costs
+// half of decoding a whole audit.Event, and this runs for every record
+// stored. A body that is not a JSON object with these fields of the right
+// types is an error.
+func Index(r *audit.Record) (Fields, error) {
+	var f Fields
+	if err := json.Unmarshal(r.Body, &f); err != nil {
+		return f, fmt.Errorf("audit: record %d of chain %q is not an event: %w", r.Seq, r.Chain, err)
+	}
+	f.Time = f.Time.UTC()
+	return f, nil
 }
 
 // Micros is t in Unix microseconds, rounded up: for a stored time m in
@@ -92,4 +95,52 @@ func SplitTime(t time.Time) (micros int64, nanos int16) {
 // JoinTime is the inverse of SplitTime, in UTC.
 func JoinTime(micros int64, nanos int16) time.Time {
 	return time.UnixMicro(micros).Add(time.Duration(nanos)).UTC()
+}
+
+// Decode calls fn with recs in chunks of up to size records and their
+// indexed fields, in order. A goroutine decodes the next chunks while fn
+// stores this one, so on two cores decoding costs little time. It stops at
+// the first error, fn's or a body's, and returns it; the goroutine has
+// ended when Decode returns.
+func Decode(recs []audit.Record, size int, fn func(recs []audit.Record, fields []Fields) error) error {
+	type chunk struct {
+		recs   []audit.Record
+		fields []Fields
+		err    error
+	}
+	ch := make(chan chunk, 2)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		for len(recs) > 0 {
+			n := min(len(recs), size)
+			c := chunk{recs: recs[:n], fields: make([]Fields, n)}
+			for i := range c.recs {
+				if c.fields[i], c.err = Index(&c.recs[i]); c.err != nil {
+					break
+				}
+			}
+			select {
+			case ch <- c:
+			case <-stop:
+				return
+			}
+			if c.err != nil {
+				return
+			}
+			recs = recs[n:]
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for c := range ch {
+		if c.err != nil {
+			return c.err
+		}
+		if err := fn(c.recs, c.fields); err != nil {
+			return err
+		}
+	}
+	return nil
 }

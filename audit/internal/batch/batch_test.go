@@ -1,0 +1,111 @@
+package batch
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tenantmcp/tenantmcp/audit"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMicros(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{base, base.UnixMicro()},
+		{base.Add(time.Nanosecond), base.UnixMicro() + 1},
+		{base.Add(999 * time.Nanosecond), base.UnixMicro() + 1},
+		{base.Add(time.Microsecond), base.UnixMicro() + 1},
+		{base.Add(-time.Nanosecond), base.UnixMicro()},
+		{time.Unix(0, -1), 0},
+		{time.Unix(0, -1000), -1},
+		{time.Unix(0, -1001), -1},
+	} {
+		if got := Micros(tc.t); got != tc.want {
+			t.Errorf("Micros(%v) = %d, want %d", tc.t, got, tc.want)
+		}
+	}
+}
+
+func TestSplitTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("x", 3600)),
+	} {
+		us, ns := SplitTime(tm)
+		if ns < 0 || ns > 999 {
+			t.Errorf("SplitTime(%v) nanoseconds = %d", tm, ns)
+		}
+		if got := JoinTime(us, ns); !got.Equal(tm) || got.Location() != time.UTC {
+			t.Errorf("JoinTime(SplitTime(%v)) = %v", tm, got)
+		}
+	}
+}
+
+func records(t *testing.T, n int) []audit.Record {
+	var out []audit.Record
+	var h audit.Head
+	for i := range n {
+		e := audit.Event{Time: time.Unix(int64(i), 0), Kind: audit.KindRequest, Outcome: audit.OutcomeOK, Tool: "x"}
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r audit.Record
+		r, h = h.Next("a", b)
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	recs := records(t, 3)
+	other, _ := audit.Head{}.Next("b", recs[0].Body)
+	firsts, err := Check(append(recs[:2:2], other, recs[2]))
+	if err != nil || len(firsts) != 2 || firsts[0].Chain != "a" || firsts[1].Chain != "b" {
+		t.Errorf("Check = %v, %v; want the first record of a and of b", firsts, err)
+	}
+	gap := []audit.Record{recs[0], recs[2]}
+	if _, err := Check(gap); !errors.Is(err, audit.ErrConflict) {
+		t.Errorf("Check of a gap: err = %v, want ErrConflict", err)
+	}
+	zero := recs[0]
+	zero.Seq = 0
+	if _, err := Check([]audit.Record{zero}); !errors.Is(err, audit.ErrConflict) {
+		t.Errorf("Check of seq 0: err = %v, want ErrConflict", err)
+	}
+}
+
+func TestDecode(t *testing.T) {
+	recs := records(t, 10)
+	var got []Fields
+	err := Decode(recs, 3, func(rs []audit.Record, fs []Fields) error {
+		if len(rs) != len(fs) || len(rs) > 3 {
+			t.Errorf("chunk of %d records and %d fields", len(rs), len(fs))
+		}
+		got = append(got, fs...)
+		return nil
+	})
+	if err != nil || len(got) != 10 || !got[9].Time.Equal(time.Unix(9, 0)) || got[9].Tool != "x" {
+		t.Fatalf("Decode: %d fields, %v", len(got), err)
+	}
+	// An error from fn or from a body stops it, and nothing is left running.
+	stop := errors.New("stop")
+	calls := 0
+	if err := Decode(recs, 2, func([]audit.Record, []Fields) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Errorf("Decode with fn failing: %v after %d calls", err, calls)
+	}
+	recs[5].Body = []byte(`{"time": 5}`)
+	calls = 0
+	if err := Decode(recs, 2, func([]audit.Record, []Fields) error { calls++; return nil }); err == nil || calls != 2 {
+		t.Errorf("Decode with a bad body: %v after %d calls; want an error after 2", err, calls)
+	}
+}
