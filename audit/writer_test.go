@@ -323,9 +323,11 @@ func TestWriterBackpressure(t *testing.T) {
 	if n := verifyChains(t, store)["t_a"]; n != 4 {
 		t.Fatalf("%d events stored, want the 4 reserved", n)
 	}
-	if _, err := w.Reserve(context.Background()); err != nil {
+	s, err := w.Reserve(context.Background())
+	if err != nil {
 		t.Fatalf("Reserve after the queue drained: %v", err)
 	}
+	s.Commit(event("t_a", 5))
 }
 
 // TestWriterCloseOutOfTime: with the store down, Close gives up at its

@@ -1,0 +1,540 @@
+package sqliteaudit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/bits"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tenantmcp/tenantmcp/audit"
+	"github.com/tenantmcp/tenantmcp/audit/internal/batch"
+)
+
+// Options configures Open. A nil *Options means defaults.
+type Options struct {
+	// BusyTimeout is how long a statement waits for another process
+	// holding the file's write lock. 0 means 5s.
+	BusyTimeout time.Duration
+	// ReadConns bounds the connections that read (Head, Chains, Scan,
+	// Query, Checkpoints). 0 means 4. Writes go through one connection of
+	// their own, whatever this is.
+	ReadConns int
+	// Logger receives migration notices. nil discards.
+	Logger *slog.Logger
+}
+
+// Store is an audit.Store in one SQLite file. It is safe for concurrent
+// use; writes are serialised on one connection.
+type Store struct {
+	w, r *sql.DB // the writer (one connection) and the readers
+	path string
+	// Statements prepared once: SQLite's parser is a good part of a
+	// small Append otherwise.
+	ins          []*sql.Stmt // ins[k] inserts 1<<k records, on w
+	headW, headR *sql.Stmt
+}
+
+// insertRows is how many records one INSERT statement stores at most:
+// fewer statements for a batch, well within SQLite's limit of parameters.
+// Fewer go in by the statements for 32, 16, … 1 records.
+const insertRows = 64
+
+// insertSQL is an INSERT of n records.
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_records (chain, seq, prev, hash, time, outcome, tool, user_id, body) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
+}
+
+func insertArgs(recs []audit.Record, fields []batch.Fields) []any {
+	args := make([]any, 0, 9*len(recs))
+	for i := range recs {
+		r, f := &recs[i], &fields[i]
+		args = append(args, r.Chain, int64(r.Seq), r.Prev[:], r.Hash[:], f.Time.UnixMicro(),
+			f.Outcome, f.Tool, f.User, []byte(r.Body))
+	}
+	return args
+}
+
+var _ audit.Store = (*Store)(nil)
+
+const defaultBusy = 5 * time.Second
+
+// scanPage is how many records Scan reads at a time; between pages it
+// holds no connection, so fn may use the store.
+const scanPage = 1000
+
+// Open opens (creating if needed, with mode 0600 and its directory with
+// 0700) the audit file at path and migrates it to the current schema.
+// The file may be shared with other tenantmcp tables: the audit tables
+// are named audit_*.
+func Open(path string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if path == "" {
+		return nil, errors.New("sqliteaudit: empty path; pass the audit file's path (e.g. <data dir>/audit.db)")
+	}
+	if o.BusyTimeout < 0 || o.ReadConns < 0 {
+		return nil, errors.New("sqliteaudit: BusyTimeout and ReadConns must not be negative")
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = defaultBusy
+	}
+	if o.ReadConns == 0 {
+		o.ReadConns = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqliteaudit: resolve %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqliteaudit: create directory of %s: %w", abs, err)
+	}
+	// Create the file ourselves so that it is private from the start.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqliteaudit: create %s: %w", abs, err)
+	}
+	w, err := openDB(abs, o.BusyTimeout, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.BusyTimeout+10*time.Second)
+	defer cancel()
+	if err := migrate(ctx, w, o.Logger); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqliteaudit: migrate %s: %w", abs, err)
+	}
+	r, err := openDB(abs, o.BusyTimeout, o.ReadConns, true)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s := &Store{w: w, r: r, path: abs}
+	for n := 1; n <= insertRows; n *= 2 {
+		st, err := w.PrepareContext(ctx, insertSQL(n))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqliteaudit: open %s: %w", abs, err)
+		}
+		s.ins = append(s.ins, st)
+	}
+	if s.headW, err = w.PrepareContext(ctx, headSQL); err == nil {
+		s.headR, err = r.PrepareContext(ctx, headSQL)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqliteaudit: open %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// openDB opens a pool of n connections to the file at abs.
+func openDB(abs string, busy time.Duration, n int, readOnly bool) (*sql.DB, error) {
+	q := url.Values{}
+	// The driver runs _pragma values (sorted) before the shorthand keys,
+	// so that page_size applies to a new file before WAL fixes it.
+	q.Add("_pragma", "page_size(16384)")   // fewer, larger writes for batches (4 KiB: a quarter fewer events/s at 1,000 a batch)
+	q.Add("_pragma", "temp_store(MEMORY)") // statement journals of multi-row INSERTs stay off the disk
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_journal_mode", "WAL")
+	// FULL: a batch Append reported stored survives a power cut too.
+	q.Set("_synchronous", "FULL")
+	if readOnly {
+		q.Set("_query_only", "1")
+	}
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	if filepath.Separator == '\\' {
+		u.Path = "/" + u.Path
+	}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("sqliteaudit: open %s: %w", abs, err)
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+// Path returns the absolute path of the audit file.
+func (s *Store) Path() string { return s.path }
+
+// Close implements audit.Store.
+func (s *Store) Close() error {
+	for _, st := range slices.Concat(s.ins, []*sql.Stmt{s.headW, s.headR}) {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const headSQL = `SELECT seq, hash FROM (SELECT seq, hash FROM audit_records WHERE chain = ?1 ORDER BY seq DESC LIMIT 1)
+	UNION ALL SELECT seq, hash FROM audit_floors WHERE chain = ?1
+	ORDER BY seq DESC LIMIT 1`
+
+// head runs headSQL, prepared as st.
+func head(ctx context.Context, st *sql.Stmt, chain string) (audit.Head, error) {
+	var h audit.Head
+	var seq int64
+	var hash []byte
+	err := st.QueryRowContext(ctx, chain).Scan(&seq, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return audit.Head{}, nil
+	case err != nil:
+		return h, err
+	}
+	h.Seq = uint64(seq)
+	if err := setHash(&h.Hash, hash); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+func setHash(h *audit.Hash, b []byte) error {
+	if len(b) != len(h) {
+		return fmt.Errorf("stored hash has %d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return nil
+}
+
+// Append implements audit.Store: one transaction, in which each chain's
+// stored head is read and checked before the batch goes in.
+func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	firsts, err := batch.Check(recs)
+	if err != nil {
+		return fmt.Errorf("sqliteaudit: append: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock, now
+	if err != nil {
+		return fmt.Errorf("sqliteaudit: append: begin: %w", err)
+	}
+	defer tx.Rollback()
+	headTx := tx.StmtContext(ctx, s.headW)
+	for _, f := range firsts {
+		h, err := head(ctx, headTx, f.Chain)
+		if err != nil {
+			return fmt.Errorf("sqliteaudit: append: head of chain %q: %w", f.Chain, err)
+		}
+		if err := batch.Follows(f, h); err != nil {
+			return fmt.Errorf("sqliteaudit: append: %w", err)
+		}
+	}
+	ins := make([]*sql.Stmt, len(s.ins))
+	for k, st := range s.ins {
+		ins[k] = tx.StmtContext(ctx, st)
+	}
+	err = batch.Decode(recs, insertRows, func(recs []audit.Record, fields []batch.Fields) error {
+		for len(recs) > 0 {
+			k := bits.Len(uint(len(recs))) - 1 // the largest 1<<k <= len(recs)
+			n := 1 << k
+			_, err := ins[k].ExecContext(ctx, insertArgs(recs[:n], fields[:n])...)
+			var se *sqlite.Error
+			if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+				// Another process got there first (the head check above
+				// rules this out within this one).
+				return fmt.Errorf("%w: another writer stored records %d… of chain %q first", audit.ErrConflict, recs[0].Seq, recs[0].Chain)
+			}
+			if err != nil {
+				return err
+			}
+			recs, fields = recs[n:], fields[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqliteaudit: append: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqliteaudit: append: commit: %w", err)
+	}
+	return nil
+}
+
+// Head implements audit.Store.
+func (s *Store) Head(ctx context.Context, chain string) (audit.Head, error) {
+	h, err := head(ctx, s.headR, chain)
+	if err != nil {
+		return h, fmt.Errorf("sqliteaudit: head of chain %q: %w", chain, err)
+	}
+	return h, nil
+}
+
+// chainsSQL lists the distinct chains through the primary key index, one
+// step per chain (SQLite would otherwise read every record).
+const chainsSQL = `WITH RECURSIVE c(chain) AS (
+		SELECT (SELECT chain FROM audit_records ORDER BY chain LIMIT 1)
+		UNION ALL
+		SELECT (SELECT chain FROM audit_records WHERE chain > c.chain ORDER BY chain LIMIT 1) FROM c WHERE c.chain IS NOT NULL
+	) SELECT chain FROM c WHERE chain IS NOT NULL`
+
+func chains(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, chainsSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Chains implements audit.Store.
+func (s *Store) Chains(ctx context.Context) ([]string, error) {
+	cs, err := chains(ctx, s.r)
+	if err != nil {
+		return nil, fmt.Errorf("sqliteaudit: list chains: %w", err)
+	}
+	return cs, nil
+}
+
+// Scan implements audit.Store. It reads a page at a time and holds no
+// connection while fn runs.
+func (s *Store) Scan(ctx context.Context, chain string, from uint64, fn func(*audit.Record) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	from = max(from, 1)
+	for {
+		page, err := s.records(ctx, `SELECT seq, prev, hash, body FROM audit_records
+			WHERE chain = ? AND seq >= ? ORDER BY seq LIMIT ?`, chain, int64(from), scanPage)
+		if err != nil {
+			return fmt.Errorf("sqliteaudit: scan chain %q from %d: %w", chain, from, err)
+		}
+		for i := range page {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(&page[i]); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		from = page[len(page)-1].Seq + 1
+	}
+}
+
+// records runs a query of seq, prev, hash, body on the readers; the
+// first argument is the chain.
+func (s *Store) records(ctx context.Context, query string, chain string, args ...any) ([]audit.Record, error) {
+	rows, err := s.r.QueryContext(ctx, query, append([]any{chain}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.Record
+	for rows.Next() {
+		r := audit.Record{Chain: chain}
+		var seq int64
+		var prev, hash []byte
+		if err := rows.Scan(&seq, &prev, &hash, &r.Body); err != nil {
+			return nil, err
+		}
+		r.Seq = uint64(seq)
+		if err := errors.Join(setHash(&r.Prev, prev), setHash(&r.Hash, hash)); err != nil {
+			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Query implements audit.Store.
+func (s *Store) Query(ctx context.Context, chain string, f audit.Filter) ([]audit.Record, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var where strings.Builder
+	var args []any
+	cond := func(c string, v any) {
+		where.WriteString(" AND " + c)
+		args = append(args, v)
+	}
+	if f.BeforeSeq != 0 {
+		cond("seq < ?", int64(min(f.BeforeSeq, 1<<63-1)))
+	}
+	if !f.Since.IsZero() {
+		cond("time >= ?", batch.Micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		cond("time < ?", batch.Micros(f.Until))
+	}
+	if f.Outcome != "" {
+		cond("outcome = ?", f.Outcome)
+	}
+	if f.Tool != "" {
+		cond("tool = ?", f.Tool)
+	}
+	if f.User != "" {
+		cond("user_id = ?", f.User)
+	}
+	args = append(args, limit)
+	rs, err := s.records(ctx, `SELECT seq, prev, hash, body FROM audit_records WHERE chain = ?`+where.String()+
+		` ORDER BY seq DESC LIMIT ?`, chain, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqliteaudit: query chain %q: %w", chain, err)
+	}
+	return rs, nil
+}
+
+// PutCheckpoint implements audit.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
+	if cp.Count > 1<<63-1 {
+		return fmt.Errorf("sqliteaudit: checkpoint count %d out of range", cp.Count)
+	}
+	us, ns := batch.SplitTime(cp.Time)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (chain, count, head, time, time_ns, key_id, signature)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, cp.Chain, int64(cp.Count), cp.Head[:], us, ns, cp.KeyID, nonNil(cp.Signature))
+	if err != nil {
+		return fmt.Errorf("sqliteaudit: store checkpoint of chain %q at %d: %w", cp.Chain, cp.Count, err)
+	}
+	return nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Checkpoints implements audit.Store.
+func (s *Store) Checkpoints(ctx context.Context, chain string) ([]audit.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT count, head, time, time_ns, key_id, signature
+		FROM audit_checkpoints WHERE chain = ? ORDER BY id`, chain)
+	if err != nil {
+		return nil, fmt.Errorf("sqliteaudit: checkpoints of chain %q: %w", chain, err)
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		cp := audit.Checkpoint{Chain: chain}
+		var count, us int64
+		var ns int16
+		var hash []byte
+		if err := rows.Scan(&count, &hash, &us, &ns, &cp.KeyID, &cp.Signature); err != nil {
+			return nil, fmt.Errorf("sqliteaudit: checkpoints of chain %q: %w", chain, err)
+		}
+		if err := setHash(&cp.Head, hash); err != nil {
+			return nil, fmt.Errorf("sqliteaudit: checkpoint of chain %q at %d: %w", chain, count, err)
+		}
+		cp.Count, cp.Time = uint64(count), batch.JoinTime(us, ns)
+		if len(cp.Signature) == 0 {
+			cp.Signature = nil
+		}
+		out = append(out, cp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqliteaudit: checkpoints of chain %q: %w", chain, err)
+	}
+	return out, nil
+}
+
+// DeleteBefore implements audit.Store, in one transaction.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqliteaudit: delete before %s: begin: %w", t, err)
+	}
+	defer tx.Rollback()
+	n, err := deleteBefore(ctx, tx, t)
+	if err != nil {
+		return 0, fmt.Errorf("sqliteaudit: delete before %s: %w", t, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqliteaudit: delete before %s: commit: %w", t, err)
+	}
+	return n, nil
+}
+
+func deleteBefore(ctx context.Context, tx *sql.Tx, t time.Time) (int64, error) {
+	cs, err := chains(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	cut := batch.Micros(t)
+	var n int64
+	for _, c := range cs {
+		// The last record of the chain's oldest run before the cut: the
+		// new floor. "+time" keeps SQLite on the primary key (seq order),
+		// so this reads only the records it removes, and one more.
+		var seq int64
+		var hash []byte
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_records WHERE chain = ?1 AND seq < COALESCE(
+				(SELECT seq FROM audit_records WHERE chain = ?1 AND +time >= ?2 ORDER BY seq LIMIT 1), 9223372036854775807)
+			ORDER BY seq DESC LIMIT 1`, c, cut).Scan(&seq, &hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("chain %q: %w", c, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_records WHERE chain = ? AND seq <= ?`, c, seq)
+		if err != nil {
+			return 0, fmt.Errorf("chain %q: %w", c, err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_floors (chain, seq, hash) VALUES (?1, ?2, ?3)
+			ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > audit_floors.seq`,
+			c, seq, hash); err != nil {
+			return 0, fmt.Errorf("chain %q: floor: %w", c, err)
+		}
+		// Checkpoints that cover only removed records can no longer be
+		// compared with anything.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE chain = ? AND count <= ?`, c, seq); err != nil {
+			return 0, fmt.Errorf("chain %q: checkpoints: %w", c, err)
+		}
+	}
+	us, ns := batch.SplitTime(t)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE time < ?1 OR (time = ?1 AND time_ns < ?2)`, us, ns); err != nil {
+		return 0, fmt.Errorf("checkpoints: %w", err)
+	}
+	return n, nil
+}
