@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/server"
 )
@@ -52,7 +53,23 @@ type Config struct {
 	Registry  RegistryConfig
 	RateLimit RateLimitConfig
 	Storage   StorageConfig
+	Audit     AuditConfig
 	Log       LogConfig
+}
+
+// AuditConfig is the [audit] section.
+type AuditConfig struct {
+	Enabled            bool
+	SigningKeyFile     string
+	Retention          time.Duration
+	StoreArguments     bool
+	LogTool            bool
+	LogToolScope       string
+	QueueSize          int
+	BatchSize          int
+	FlushInterval      time.Duration
+	MaxWait            time.Duration
+	CheckpointInterval time.Duration
 }
 
 // ServerConfig is the [server] section.
@@ -272,12 +289,25 @@ func Default() *Config {
 			Blob:     "fs",
 			S3Region: "us-east-1",
 		},
+		Audit: AuditConfig{
+			Enabled:            true,
+			Retention:          DefaultAuditRetention,
+			LogToolScope:       server.DefaultAuditLogScope,
+			QueueSize:          audit.DefaultQueueSize,
+			BatchSize:          audit.DefaultBatchSize,
+			FlushInterval:      audit.DefaultFlushInterval,
+			MaxWait:            audit.DefaultMaxWait,
+			CheckpointInterval: audit.DefaultCheckpointInterval,
+		},
 		Log: LogConfig{
 			Level:  "info",
 			Format: "text",
 		},
 	}
 }
+
+// DefaultAuditRetention is audit.retention's default: 400 days.
+const DefaultAuditRetention = 400 * 24 * time.Hour
 
 // Preset is what an identity provider preset reads from a token. The auth
 // package applies these unless the matching auth.* key overrides them.

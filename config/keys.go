@@ -64,6 +64,7 @@ var sectionDocs = []struct{ path, doc string }{
 	{"registry", "The tenant registry cache (tenant status, allowed tools, flags)."},
 	{"ratelimit", "Where rate-limit budgets live and what happens when that store is down."},
 	{"storage", "Blob and key/value storage used by prefix isolation and tools."},
+	{"audit", "The tamper-evident audit trail: one hash chain of events per tenant with signed checkpoints, in the registry's database (see docs/audit.md)."},
 	{"log", "Structured logs (log/slog) on standard error."},
 }
 
@@ -192,6 +193,30 @@ var keyTable = []keyDef{
 		doc: "Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (needed by most S3-compatible servers)."},
 	{path: "storage.redis_url", field: func(c *Config) any { return &c.Storage.RedisURL }, secret: true,
 		doc: "Redis URL of the key/value store tools reach with `store.KV` (keys prefixed per tenant). Empty: no key/value store is configured, and `store.KV` returns `store.ErrNotConfigured`. Never echoed in errors."},
+
+	// [audit]
+	{path: "audit.enabled", field: func(c *Config) any { return &c.Audit.Enabled },
+		doc: "Record one audit event per MCP request, refusal and tool call in a hash chain per tenant, with signed checkpoints. Events go to the registry's database: SQLite `audit.db` under `server.data_dir`, or PostgreSQL when `database.dsn` is set."},
+	{path: "audit.signing_key_file", field: func(c *Config) any { return &c.Audit.SigningKeyFile },
+		doc: "PEM file (PKCS #8) of the Ed25519 key that signs checkpoints. Empty: `audit-signing-key.pem` in `server.data_dir`, generated on first start; a configured file is never generated. Replicas must share the key; `tenantmcp audit key` prints its public half."},
+	{path: "audit.retention", field: func(c *Config) any { return &c.Audit.Retention },
+		doc: "How long events are kept, independent of the tenant's own lifecycle (a deleted tenant's trail stays until its events age out). Must be > 0."},
+	{path: "audit.store_arguments", field: func(c *Config) any { return &c.Audit.StoreArguments },
+		doc: "Store tool arguments in audit events. Off: only their size and SHA-256 are stored. A tenant's `audit_arguments` flag decides for that tenant."},
+	{path: "audit.log_tool", field: func(c *Config) any { return &c.Audit.LogTool },
+		doc: "Serve the `audit_log` tool, with which a tenant reads its own audit events (never another tenant's)."},
+	{path: "audit.log_tool_scope", field: func(c *Config) any { return &c.Audit.LogToolScope },
+		doc: "Scope a token needs to call `audit_log`."},
+	{path: "audit.queue_size", field: func(c *Config) any { return &c.Audit.QueueSize },
+		doc: "Events that may wait to be written. When the queue is full a request waits up to `audit.max_wait`, then gets 503 with `Retry-After` (it is not served unaudited). Must be > 0."},
+	{path: "audit.batch_size", field: func(c *Config) any { return &c.Audit.BatchSize },
+		doc: "Most events written in one batch. Must be > 0."},
+	{path: "audit.flush_interval", field: func(c *Config) any { return &c.Audit.FlushInterval },
+		doc: "Longest an event waits for its batch to fill before it is written. Must be > 0."},
+	{path: "audit.max_wait", field: func(c *Config) any { return &c.Audit.MaxWait },
+		doc: "How long a request waits for room in a full audit queue before it is refused with 503. Must be > 0."},
+	{path: "audit.checkpoint_interval", field: func(c *Config) any { return &c.Audit.CheckpointInterval },
+		doc: "How often every chain that grew gets a signed checkpoint (shutdown writes final ones). Must be > 0."},
 
 	// [log]
 	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },

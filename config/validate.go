@@ -118,6 +118,7 @@ func (c *Config) validate() []*Error {
 	c.validateServer(v)
 	c.validateAuth(v)
 	c.validateStorage(v)
+	c.validateAudit(v)
 
 	mt := c.Auth.MultiTenant
 	if c.Database.DSN != "" && !c.UsesPostgres() {
@@ -329,6 +330,26 @@ func (c *Config) validateDomain(v *validator) {
 	}
 	if _, _, err := auth.ProviderEndpoints(c.Auth.Provider, c.Auth.Domain); err != nil {
 		v.add("auth.domain", "%s: use a domain such as %s, or set auth.issuer to the full URL", strings.TrimPrefix(err.Error(), "auth: "), domainExample(c.Auth.Provider))
+	}
+}
+
+func (c *Config) validateAudit(v *validator) {
+	a := c.Audit
+	v.positiveDuration("audit.retention", a.Retention)
+	v.positiveDuration("audit.flush_interval", a.FlushInterval)
+	v.positiveDuration("audit.max_wait", a.MaxWait)
+	v.positiveDuration("audit.checkpoint_interval", a.CheckpointInterval)
+	if a.QueueSize <= 0 {
+		v.add("audit.queue_size", "must be more than 0, not %d", a.QueueSize)
+	}
+	if a.BatchSize <= 0 || a.BatchSize > a.QueueSize && a.QueueSize > 0 {
+		v.add("audit.batch_size", "must be more than 0 and at most audit.queue_size (%d), not %d", a.QueueSize, a.BatchSize)
+	}
+	if a.LogTool && a.LogToolScope == "" {
+		v.add("audit.log_tool_scope", "must name a scope when audit.log_tool = true: a tenant's audit trail is not for every token")
+	}
+	if a.LogTool && !a.Enabled {
+		v.add("audit.log_tool", "needs audit.enabled = true")
 	}
 }
 

@@ -171,6 +171,12 @@ func TestValidationRules(t *testing.T) {
 		{name: "zeros that mean off are fine", toml: "token_cache_size = 0\n[auth.multi_tenant]\ndefault_rate_limit = 0\n"},
 		// The registry cannot run without its cache (status checks on every
 		// request): 0 does not mean "off" there.
+		{name: "audit limits", toml: "[audit]\nqueue_size = 0\nretention = \"0s\"\nlog_tool = true\nlog_tool_scope = \"\"\n",
+			want: []string{
+				`audit.retention: must be a positive duration such as "30s", not "0s"`,
+				`audit.queue_size: must be more than 0, not 0`,
+				`audit.log_tool_scope: must name a scope when audit.log_tool = true`,
+			}},
 		{name: "registry cache_size 0", toml: "[registry]\ncache_size = 0\n",
 			want: []string{`registry.cache_size: must be more than 0, not 0`}},
 		{name: "max_body_bytes must be positive", toml: "[server]\nmax_body_bytes = 0\n",
