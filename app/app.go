@@ -29,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
@@ -82,6 +83,7 @@ type App struct {
 	provision func(context.Context, tenant.ID) error
 	closers   []func() error
 	pgPool    *pgxpool.Pool
+	audit     audit.Store // nil when audit.enabled = false
 	// limiterErrors counts rate-limit checks answered without Redis.
 	limiterErrors func(error)
 }
@@ -119,6 +121,9 @@ func open(ctx context.Context, cfg *config.Config, o *Options, stores bool) (_ *
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if err := a.openRegistry(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openAudit(ctx); err != nil {
 		return nil, err
 	}
 	if !stores {

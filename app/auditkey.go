@@ -21,8 +21,9 @@ const AuditKeyFile = "audit-signing-key.pem"
 // configuration names it (then it is never generated: a missing file is
 // a mistake, such as a secret that was not mounted).
 func AuditKeyPath(cfg *config.Config) (path string, configured bool) {
-	// TODO(lead): return cfg.Audit.SigningKeyFile, true when
-	// audit.signing_key_file is set, once config has the key.
+	if cfg.Audit.SigningKeyFile != "" {
+		return cfg.Audit.SigningKeyFile, true
+	}
 	return filepath.Join(cfg.Server.DataDir, AuditKeyFile), false
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantmcp/tenantmcp/audit/pgaudit"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/pgstore"
@@ -311,6 +312,10 @@ func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, p
 		return err
 	}
 	fmt.Fprintf(progress, "registry tables ready\n")
+	if err := pgaudit.Migrate(ctx, admin, owner, app, nil); err != nil {
+		return fmt.Errorf("audit tables: %w", err)
+	}
+	fmt.Fprintf(progress, "audit tables ready (append-only: %s may only insert and read)\n", app)
 	iso := cfg.EffectiveIsolation()
 	mopts := &postgres.MigrateOptions{OwnerRole: owner, AppRole: app}
 	switch iso {

@@ -113,6 +113,16 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		opts.Limiter = lim
 	}
 
+	if a.audit != nil {
+		w, pub, stopAudit, err := a.auditWriter(ctx)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, stopAudit)
+		a.auditOptions(&opts, w, pub)
+	}
+
 	opts.ScopeHierarchy = cfg.ScopeImplications()
 	srv, err := server.New(opts)
 	if err != nil {

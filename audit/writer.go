@@ -118,6 +118,7 @@ type Writer struct {
 	done     chan struct{}      // closed when run returns
 	closeMu  sync.Mutex
 	closeErr error
+	abortErr error // why Close aborted
 
 	heads map[string]Head // owned by run
 	grown map[string]bool // chains appended to since their last checkpoint; owned by run
@@ -401,6 +402,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
+		w.closeMu.Lock()
+		w.abortErr = fmt.Errorf("audit: closing: %w", ctx.Err())
+		w.closeMu.Unlock()
 		w.abort()
 		<-w.done
 	}
@@ -430,7 +434,7 @@ func (w *Writer) run() {
 		wait := w.opts.FlushInterval - time.Since(oldest)
 		if n >= w.opts.BatchSize || n > 0 && (drain || urgent || wait <= 0) {
 			if !w.writeNext() {
-				w.stop(fmt.Errorf("audit: closing: %w", w.ctx.Err()))
+				w.stop(w.aborted())
 				return
 			}
 			continue
@@ -452,25 +456,34 @@ func (w *Writer) run() {
 		case <-closing:
 			closing = nil // from now on, commits nudge
 		case <-w.ctx.Done():
-			w.stop(fmt.Errorf("audit: closing: %w", w.ctx.Err()))
+			w.stop(w.aborted())
 			return
 		}
 		timer.Stop()
 	}
 }
 
+func (w *Writer) aborted() error {
+	w.closeMu.Lock()
+	defer w.closeMu.Unlock()
+	return w.abortErr
+}
+
 // stop marks the writer stopped and counts what is still queued as
-// dropped.
+// dropped (and what is still reserved, when it is committed).
 func (w *Writer) stop(err error) {
 	w.mu.Lock()
 	w.stopped = true
-	left := len(w.pending)
+	left, open := len(w.pending), w.open
 	w.retireLocked(left)
 	w.mu.Unlock()
 	if left > 0 {
 		w.drop(nil, left, err)
 		w.release(left)
 		err = fmt.Errorf("%w: %d audit events not written", err, left)
+	}
+	if open > 0 {
+		err = fmt.Errorf("%w; %d reserved slots not committed in time (their events will be dropped)", err, open)
 	}
 	w.closeMu.Lock()
 	w.closeErr = err

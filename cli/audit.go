@@ -22,12 +22,13 @@ import (
 )
 
 // openAuditStore returns the audit store of an opened deployment; the
-// deployment owns it (a.Close closes it).
-//
-// TODO(lead): return a.Audit() once app opens the audit store; until
-// then only tests (SetAuditStore in audit_export_test.go) provide one.
-var openAuditStore = func(_ context.Context, _ *app.App) (audit.Store, error) {
-	return nil, errors.New("this build keeps no audit trail yet (no audit store in the deployment)")
+// deployment owns it (a.Close closes it). Tests replace it
+// (SetAuditStore).
+var openAuditStore = func(_ context.Context, a *app.App) (audit.Store, error) {
+	if s := a.Audit(); s != nil {
+		return s, nil
+	}
+	return nil, errors.New("this deployment keeps no audit trail (audit.enabled = false)")
 }
 
 func newAuditCmd(e *env) *cobra.Command {

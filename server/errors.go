@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
@@ -115,6 +116,12 @@ func classify(err error) refusal {
 		ref.status, ref.reason, ref.message = 403, "origin", err.Error()
 	case errors.As(err, &method):
 		ref.status, ref.reason, ref.message, ref.allow = 405, "method", err.Error(), method.allow
+	case errors.Is(err, audit.ErrBackpressure):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "audit_backpressure", "1"
+		ref.message = "the server cannot record requests fast enough right now; retry shortly"
+	case errors.Is(err, audit.ErrClosed):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "audit_closed", "1"
+		ref.message = "the server is shutting down; retry shortly"
 	default:
 		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, "internal", "internal error"
 	}
@@ -132,25 +139,27 @@ func retryAfter(d ratelimit.Decision) string {
 // refuse answers a refused request whose body has not been read. When the
 // body is small and already on its way (a declared Content-Length of at
 // most idPeekLimit) it is read, briefly, to echo the JSON-RPC id.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	s.refuseID(w, r, peekRequestID(r), err)
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, tr *trail, err error) {
+	s.refuseID(w, r, tr, peekRequestID(r), err)
 }
 
 // refuseBody answers a refused request whose body has been read.
-func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, body []byte, err error) {
-	s.refuseID(w, r, requestIDOf(body), err)
+func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, tr *trail, body []byte, err error) {
+	s.refuseID(w, r, tr, requestIDOf(body), err)
 }
 
 // refuseID answers a refused request: status, WWW-Authenticate challenge
 // where the MCP authorization spec wants one, and a JSON-RPC error body
-// carrying the request's id (null when unknown).
-func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
+// carrying the request's id (null when unknown). The request's audit
+// trail (nil = none) records the refusal and its reason.
+func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, tr *trail, id json.RawMessage, err error) {
 	ref := classify(err)
 	s.metrics.refused.WithLabelValues(ref.reason).Inc()
+	tr.refused(ref.reason)
 	if ref.status == 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path, tr.logAttr(s.idPrefix))
 	} else {
-		s.log.DebugContext(r.Context(), "request refused", "status", ref.status, "reason", ref.reason, "err", err)
+		s.log.DebugContext(r.Context(), "request refused", "status", ref.status, "reason", ref.reason, "err", err, tr.logAttr(s.idPrefix))
 	}
 	h := w.Header()
 	if ref.challenge {

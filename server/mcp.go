@@ -17,7 +17,7 @@ import (
 // beside this one.
 
 func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
-	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version,
+	sopts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolFilter(s.filterTools),
@@ -25,7 +25,11 @@ func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
 		// cache may serve one tenant's list to another, and a tenant's
 		// entitlements can change at any time.
 		mcpserver.WithCacheHints(0, mcp.CacheScopePrivate),
-	)
+	}
+	if s.opts.Audit != nil {
+		sopts = append(sopts, mcpserver.WithHooks(auditHooks()))
+	}
+	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version, sopts...)
 	for _, t := range s.tools {
 		ms.AddTool(mcpTool(t), s.toolHandler(t))
 	}
@@ -86,12 +90,18 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 		for _, need := range t.Scopes {
 			if !s.scopes.grants(rq.ident.Scopes, need) {
 				s.metrics.refused.WithLabelValues("insufficient_scope").Inc()
+				rq.tr.failed("insufficient_scope")
 				return mcp.NewToolResultError((&scopeError{missing: []string{need}}).Error()), nil
 			}
 		}
 		res, err := s.runTool(ctx, rq, t, req.Params.RawArguments)
 		if err != nil {
 			s.metrics.calls.WithLabelValues(t.Name, "error").Inc()
+			if isUserError(err) {
+				rq.tr.failed("tool_error")
+			} else {
+				rq.tr.failed("internal")
+			}
 			return mcp.NewToolResultError(s.toolErrorMessage(ctx, rq, t, err)), nil
 		}
 		s.metrics.calls.WithLabelValues(t.Name, "ok").Inc()
@@ -134,6 +144,9 @@ func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *ht
 		Context: ctx,
 	}
 	s.mcp.Handle(rw, &rq.hr)
+	if rq.tr != nil {
+		rq.tr.status = rw.status
+	}
 }
 
 // protocolWriter adapts an http.ResponseWriter for mcp-go's Handle and, in
@@ -144,13 +157,14 @@ type protocolWriter struct {
 	sessions *sessionTable
 	rq       *request
 	wrote    bool
+	status   int // of the response, once written
 }
 
 func (p *protocolWriter) Header() http.Header { return p.w.Header() }
 
 func (p *protocolWriter) WriteHeader(code int) {
 	if !p.wrote {
-		p.wrote = true
+		p.wrote, p.status = true, code
 		if p.sessions != nil {
 			if sid := p.w.Header().Get("Mcp-Session-Id"); sid != "" {
 				p.sessions.bind(sid, p.rq.tenant.ID, p.rq.ident.UserID)

@@ -39,6 +39,9 @@ type request struct {
 	// library's view of the request and the writer it answers through.
 	hr mcpserver.HTTPRequest
 	pw protocolWriter
+	// tr is the request's audit record (nil = no audit trail): the tool
+	// handler and the protocol library's hooks say how it ended.
+	tr *trail
 }
 
 type requestKey struct{}
@@ -68,36 +71,47 @@ func requestFrom(ctx context.Context) *request {
 }
 
 // rpcPeek is the part of a JSON-RPC message the request path needs before
-// the protocol library sees it.
+// the protocol library sees it. The body is decoded into it once, for the
+// scope check and the audit event.
 type rpcPeek struct {
 	Method string          `json:"method"`
 	ID     json.RawMessage `json:"id"`
 	Params struct {
 		Name string `json:"name"`
+		// For the audit event; raw, so that no value of theirs makes
+		// the decoding (and so the scope check) fail.
+		Arguments       json.RawMessage `json:"arguments"`
+		ProtocolVersion json.RawMessage `json:"protocolVersion"`
+		Meta            json.RawMessage `json:"_meta"`
 	} `json:"params"`
 }
 
 // serveMCP runs the request path in front of the MCP handler.
 func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions { // a CORS preflight: not a request to audit
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	tr := s.newTrail() // nil when the deployment keeps no audit trail
+	if tr != nil {
+		defer s.record(r, tr)
+	}
 	switch {
 	case r.Method == http.MethodPost:
 	case s.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
 		// Stateful mode only: a session's stream and its termination.
-	case r.Method == http.MethodOptions:
-		w.WriteHeader(http.StatusNoContent)
-		return
 	default:
 		// Stateless (the default) has no GET stream: a stream no request
 		// owns would be shared by every caller without a session.
-		s.refuse(w, r, &methodError{allow: s.allowedMethods()})
+		s.refuse(w, r, tr, &methodError{allow: s.allowedMethods()})
 		return
 	}
 	if !s.origins.allowed(r.Header.Get("Origin")) {
-		s.refuse(w, r, errOrigin)
+		s.refuse(w, r, tr, errOrigin)
 		return
 	}
 	if err := checkHeaderValues(r.Header); err != nil {
-		s.refuse(w, r, err)
+		s.refuse(w, r, tr, err)
 		return
 	}
 	ctx := r.Context()
@@ -105,7 +119,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// 1. Who is calling: a verified token, nothing else.
 	ident, err := s.authenticate(ctx, r)
 	if err != nil {
-		s.refuse(w, r, err)
+		s.refuse(w, r, tr, err)
 		return
 	}
 	// The token has done its job: nothing past this point (the protocol
@@ -117,18 +131,20 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.SingleTenant != "" {
 		externalID = s.opts.SingleTenant
 	}
+	tr.verified(ident, externalID)
 	if externalID == "" {
-		s.refuse(w, r, &auth.ClaimError{Claim: "tenant"})
+		s.refuse(w, r, tr, &auth.ClaimError{Claim: "tenant"})
 		return
 	}
 	rec, err := s.opts.Registry.Resolve(ctx, ident.Issuer, externalID)
+	tr.resolved(rec) // a suspended tenant's refusals go to its own chain
 	if err != nil {
-		s.refuse(w, r, err)
+		s.refuse(w, r, tr, err)
 		return
 	}
 
 	// 3. Rate limits: the tenant's budget, then the user's.
-	if !s.allow(w, r, rec, ident) {
+	if !s.allow(w, r, tr, rec, ident) {
 		return
 	}
 
@@ -139,7 +155,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		// One tenant's slow uploads cannot hold every connection.
 		release, ok := s.bodyReads.Acquire(string(rec.ID), s.opts.MaxBodyReadsPerTenant)
 		if !ok {
-			s.refuseID(w, r, nil, errBodyReads)
+			s.refuseID(w, r, tr, nil, errBodyReads)
 			return
 		}
 		buf := getBuffer()
@@ -147,17 +163,24 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		body, err = readBody(w, r, buf, s.opts.MaxBodyBytes)
 		release()
 		if err != nil {
-			s.refuseID(w, r, nil, err)
+			s.refuseID(w, r, tr, nil, err)
 			return
 		}
 		if isBatch(body) {
-			s.refuseBody(w, r, nil, errBatch)
+			s.refuseBody(w, r, tr, nil, errBatch)
 			return
 		}
-		if s.scoped {
-			if missing := s.missingScopes(body, ident); len(missing) > 0 {
-				s.refuseBody(w, r, body, &scopeError{missing: missing})
-				return
+		if s.scoped || tr != nil {
+			var m rpcPeek
+			peeked := json.Unmarshal(body, &m) == nil // else the MCP layer answers a parse error
+			if tr != nil {
+				tr.peek, tr.peeked = m, peeked
+			}
+			if peeked && s.scoped {
+				if missing := s.missingScopesOf(&m, ident); len(missing) > 0 {
+					s.refuseBody(w, r, tr, body, &scopeError{missing: missing})
+					return
+				}
 			}
 		}
 	}
@@ -169,7 +192,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		if s.sessions == nil || isModern(r.Header, body) {
 			r.Header.Del(headerSessionID)
 		} else if !s.sessions.owns(sid, rec.ID, ident.UserID) {
-			s.refuseBody(w, r, body, errSession)
+			s.refuseBody(w, r, tr, body, errSession)
 			return
 		}
 	}
@@ -178,13 +201,26 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if max := s.opts.MaxConcurrentPerTenant; max > 0 {
 		release, ok := s.concurrency.Acquire(string(rec.ID), max)
 		if !ok {
-			s.refuseBody(w, r, body, errConcurrency)
+			s.refuseBody(w, r, tr, body, errConcurrency)
 			return
 		}
 		defer release()
 	}
 
-	rq := &request{tenant: rec, ident: ident, seq: s.seq.Add(1), prefix: s.idPrefix}
+	// 7. A request is served only with its audit event's place reserved,
+	// so its event cannot be lost to a full queue (503 instead).
+	rq := &request{tenant: rec, ident: ident, prefix: s.idPrefix, tr: tr}
+	if tr != nil {
+		slot, err := s.opts.Audit.Reserve(ctx)
+		if err != nil {
+			tr.noWait = true // the queue is full: do not wait again for the refusal's event
+			s.refuseBody(w, r, tr, body, err)
+			return
+		}
+		tr.slot, rq.seq = slot, tr.seq
+	} else {
+		rq.seq = s.seq.Add(1)
+	}
 	rq.tc = tenantContext(rec, ident)
 	ctx = context.WithValue(ctx, requestKey{}, rq)
 	ctx = tenant.With(ctx, &rq.tc)
@@ -245,7 +281,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*auth.Ident
 
 // allow applies the tenant's and the user's rate limits, writing the
 // RateLimit headers. It answers the request itself when it refuses.
-func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Tenant, ident *auth.Identity) bool {
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, tr *trail, rec *registry.Tenant, ident *auth.Identity) bool {
 	if s.opts.Limiter == nil {
 		return true
 	}
@@ -258,23 +294,23 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Ten
 	}
 	d, err := s.opts.Limiter.Allow(r.Context(), string(rec.ID), limit)
 	if err != nil {
-		s.refuse(w, r, err)
+		s.refuse(w, r, tr, err)
 		return false
 	}
 	d.WriteHeaders(w.Header(), "tenant")
 	if !d.Allowed {
-		s.refuse(w, r, &limitError{scope: "tenant", d: d})
+		s.refuse(w, r, tr, &limitError{scope: "tenant", d: d})
 		return false
 	}
 	if s.opts.PerUserLimit.PerMinute > 0 && ident.UserID != "" {
 		d, err := s.opts.Limiter.Allow(r.Context(), string(rec.ID)+"|u|"+ident.UserID, s.opts.PerUserLimit)
 		if err != nil {
-			s.refuse(w, r, err)
+			s.refuse(w, r, tr, err)
 			return false
 		}
 		d.WriteHeaders(w.Header(), "user")
 		if !d.Allowed {
-			s.refuse(w, r, &limitError{scope: "user", d: d})
+			s.refuse(w, r, tr, &limitError{scope: "user", d: d})
 			return false
 		}
 	}
@@ -288,8 +324,16 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, rec *registry.Ten
 // them; the tool handler checks scopes again in any case.
 func (s *Server) missingScopes(body []byte, ident *auth.Identity) []string {
 	var m rpcPeek
-	if json.Unmarshal(body, &m) != nil || m.Method != "tools/call" {
+	if json.Unmarshal(body, &m) != nil {
 		return nil // the MCP layer answers a parse error
+	}
+	return s.missingScopesOf(&m, ident)
+}
+
+// missingScopesOf is missingScopes of a decoded body.
+func (s *Server) missingScopesOf(m *rpcPeek, ident *auth.Identity) []string {
+	if m.Method != "tools/call" {
+		return nil
 	}
 	t, ok := s.tools[m.Params.Name]
 	if !ok {

@@ -15,6 +15,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
@@ -120,6 +121,26 @@ type Options struct {
 	// whenever the process serves. /healthz never calls it: it says only
 	// that the process is up.
 	Ready func(ctx context.Context) error
+	// Audit, if set, records one audit event per MCP request (tools/call,
+	// other methods, and refusals) in the chain of the request's tenant,
+	// or in audit.SystemChain when no tenant is known. A request is served
+	// only once its event has a place in the writer's queue; when the
+	// queue stays full (the audit store is not keeping up) it is refused
+	// with 503 and Retry-After. Nil means no audit trail. The caller
+	// closes the writer after Serve returns, which drains it.
+	Audit *audit.Writer
+	// AuditArguments stores tool arguments in audit events for tenants
+	// without the audit_arguments flag (FlagAuditArguments), which decides
+	// for its tenant either way. False (the default) stores only their
+	// size and SHA-256.
+	AuditArguments bool
+	// AuditLogTool serves the audit_log tool: a tenant's own audit events,
+	// newest first, paged and filtered. It needs Audit. Off by default;
+	// like any tool it is subject to the tenant's allowed tools.
+	AuditLogTool bool
+	// AuditLogScope is the scope audit_log requires; "" =
+	// DefaultAuditLogScope ("audit:read").
+	AuditLogScope string
 	// Routes are extra handlers mounted on the server's mux (e.g. the dev
 	// issuer's JWKS). Keys are http.ServeMux patterns.
 	Routes map[string]http.Handler
@@ -183,9 +204,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	tools := make(map[string]*Tool, len(opts.Tools))
-	for i := range opts.Tools {
-		t := &opts.Tools[i]
+	all := opts.Tools
+	if opts.AuditLogTool {
+		if opts.Audit == nil {
+			errs = append(errs, errors.New("server: AuditLogTool needs Audit (an audit writer)"))
+		} else {
+			all = append(all[:len(all):len(all)], auditLogTool(opts.Audit.Store(), cmp.Or(opts.AuditLogScope, DefaultAuditLogScope)))
+		}
+	}
+	tools := make(map[string]*Tool, len(all))
+	for i := range all {
+		t := &all[i]
 		if err := t.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("server: %w", err))
 			continue
@@ -259,6 +288,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Stateful {
 		s.sessions = newSessionTable(opts.Now)
+	}
+	if opts.Audit != nil {
+		s.metrics.reg.MustRegister(auditCollector{opts.Audit})
 	}
 	s.mcp = s.newMCPHandler()
 	s.mux = s.newMux()
@@ -347,7 +379,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w, done := s.bound(w, r)
 	defer done()
 	if rejectRebinding(r) { // every path: metadata documents too
-		s.refuse(w, r, errHost)
+		var tr *trail
+		if r.URL.Path == s.mcpPath {
+			tr = s.newTrail()
+		}
+		s.refuse(w, r, tr, errHost)
+		s.record(r, tr)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
