@@ -66,6 +66,7 @@ func (a *App) auditWriter(ctx context.Context) (*audit.Writer, ed25519.PublicKey
 		FlushInterval:      cfg.FlushInterval,
 		MaxWait:            cfg.MaxWait,
 		CheckpointInterval: cfg.CheckpointInterval,
+		StoreTimeout:       cfg.StoreTimeout,
 		Logger:             a.log,
 	})
 	if err != nil {

@@ -70,6 +70,7 @@ type AuditConfig struct {
 	FlushInterval      time.Duration
 	MaxWait            time.Duration
 	CheckpointInterval time.Duration
+	StoreTimeout       time.Duration
 }
 
 // ServerConfig is the [server] section.
@@ -298,6 +299,7 @@ func Default() *Config {
 			FlushInterval:      audit.DefaultFlushInterval,
 			MaxWait:            audit.DefaultMaxWait,
 			CheckpointInterval: audit.DefaultCheckpointInterval,
+			StoreTimeout:       audit.DefaultStoreTimeout,
 		},
 		Log: LogConfig{
 			Level:  "info",

@@ -202,9 +202,9 @@ var keyTable = []keyDef{
 	{path: "audit.retention", field: func(c *Config) any { return &c.Audit.Retention },
 		doc: "How long events are kept, independent of the tenant's own lifecycle (a deleted tenant's trail stays until its events age out). Must be > 0."},
 	{path: "audit.store_arguments", field: func(c *Config) any { return &c.Audit.StoreArguments },
-		doc: "Store tool arguments in audit events. Off: only their size and SHA-256 are stored. A tenant's `audit_arguments` flag decides for that tenant."},
+		doc: "Store tool arguments in audit events. Off: only their size and SHA-256 are stored. A tenant's `audit_arguments` flag, true or false, decides for that tenant either way."},
 	{path: "audit.log_tool", field: func(c *Config) any { return &c.Audit.LogTool },
-		doc: "Serve the `audit_log` tool, with which a tenant reads its own audit events (never another tenant's)."},
+		doc: "Serve the `audit_log` tool, with which a tenant reads its own audit events (never another tenant's). The tenant's allowed tools still apply."},
 	{path: "audit.log_tool_scope", field: func(c *Config) any { return &c.Audit.LogToolScope },
 		doc: "Scope a token needs to call `audit_log`."},
 	{path: "audit.queue_size", field: func(c *Config) any { return &c.Audit.QueueSize },
@@ -217,6 +217,8 @@ var keyTable = []keyDef{
 		doc: "How long a request waits for room in a full audit queue before it is refused with 503. Must be > 0."},
 	{path: "audit.checkpoint_interval", field: func(c *Config) any { return &c.Audit.CheckpointInterval },
 		doc: "How often every chain that grew gets a signed checkpoint (shutdown writes final ones). Must be > 0."},
+	{path: "audit.store_timeout", field: func(c *Config) any { return &c.Audit.StoreTimeout },
+		doc: "Bounds each call to the audit store; a slower call counts as failed and is retried (events stay queued, so a slow store turns into backpressure, never into lost events). Must be > 0."},
 
 	// [log]
 	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },

@@ -531,7 +531,7 @@ func TestKeysTable(t *testing.T) {
 		"log.level": `"info"`, "log.format": `"text"`,
 		"audit.enabled": "true", "audit.signing_key_file": `""`, "audit.retention": `"9600h"`, "audit.store_arguments": "false",
 		"audit.log_tool": "false", "audit.log_tool_scope": `"audit:read"`, "audit.queue_size": "65536", "audit.batch_size": "256",
-		"audit.flush_interval": `"100ms"`, "audit.max_wait": `"100ms"`, "audit.checkpoint_interval": `"1m"`,
+		"audit.flush_interval": `"100ms"`, "audit.max_wait": `"100ms"`, "audit.checkpoint_interval": `"1m"`, "audit.store_timeout": `"10s"`,
 	}
 	got := map[string]string{}
 	for _, k := range keys {

@@ -339,6 +339,7 @@ func (c *Config) validateAudit(v *validator) {
 	v.positiveDuration("audit.flush_interval", a.FlushInterval)
 	v.positiveDuration("audit.max_wait", a.MaxWait)
 	v.positiveDuration("audit.checkpoint_interval", a.CheckpointInterval)
+	v.positiveDuration("audit.store_timeout", a.StoreTimeout)
 	if a.QueueSize <= 0 {
 		v.add("audit.queue_size", "must be more than 0, not %d", a.QueueSize)
 	}

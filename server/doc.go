@@ -7,6 +7,9 @@
 //	allowed tools, feature flags and the tool's scopes → your tool, with
 //	tenant.From(ctx) and the store accessors bound to that tenant.
 //
+// With Options.Audit, every MCP request leaves one event in its tenant's
+// tamper-evident audit chain (see the audit package and docs/audit.md).
+//
 // It also serves the RFC 9728 protected-resource metadata, /healthz (the
 // process is up) and /readyz (Options.Ready: it can serve, say the database
 // answers and the signing keys are loaded; 503 with a short reason if not).
