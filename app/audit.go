@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/audit/pgaudit"
 	"github.com/tenantmcp/tenantmcp/audit/sqliteaudit"
+	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/server"
 )
 
@@ -137,4 +139,40 @@ func (a *App) auditOptions(opts *server.Options, w *audit.Writer, pub ed25519.Pu
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Write(text)
 	})
+}
+
+// PruneAudit removes audit events older than audit.retention. On
+// PostgreSQL it connects as the administrator adminDSN names (default
+// database.admin_dsn) and deletes as the owner role: the application role
+// may not. It returns how many events were removed.
+func PruneAudit(ctx context.Context, cfg *config.Config, adminDSN string) (int64, error) {
+	if !cfg.Audit.Enabled {
+		return 0, errors.New("audit.enabled = false: there is no audit trail to prune")
+	}
+	cut := time.Now().Add(-cfg.Audit.Retention)
+	if !cfg.UsesPostgres() {
+		path := filepath.Join(cfg.Server.DataDir, AuditFile)
+		s, err := sqliteaudit.Open(path, nil)
+		if err != nil {
+			return 0, fmt.Errorf("open audit store %s: %w", path, err)
+		}
+		defer s.Close()
+		return s.DeleteBefore(ctx, cut)
+	}
+	if adminDSN == "" {
+		adminDSN = cfg.Database.AdminDSN
+	}
+	if adminDSN == "" {
+		return 0, errors.New("pruning the PostgreSQL audit trail needs an administrator: give --admin-dsn or set database.admin_dsn")
+	}
+	owner, _, err := DatabaseRoles(cfg)
+	if err != nil {
+		return 0, err
+	}
+	pool, err := openPool(ctx, adminDSN, 2)
+	if err != nil {
+		return 0, fmt.Errorf("admin database: %w", err)
+	}
+	defer pool.Close()
+	return pgaudit.New(pool, &pgaudit.Options{RetentionRole: owner}).DeleteBefore(ctx, cut)
 }

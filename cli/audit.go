@@ -49,7 +49,7 @@ known) form the system chain.
 The export format is documented in docs/audit.md, so an auditor can check it
 with their own tools (SHA-256 and Ed25519) as well as with 'audit verify'.`,
 	}
-	cmd.AddCommand(newAuditKeyCmd(e), newAuditVerifyCmd(e), newAuditExportCmd(e))
+	cmd.AddCommand(newAuditKeyCmd(e), newAuditVerifyCmd(e), newAuditExportCmd(e), newAuditPruneCmd(e))
 	return cmd
 }
 
@@ -487,4 +487,40 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-12-31T23:59:59Z), a date (2026-12-31) or a duration (24h, 7d)", s)
 	}
 	return t, nil
+}
+
+func newAuditPruneCmd(e *env) *cobra.Command {
+	var (
+		tf       targetFlags
+		adminDSN string
+	)
+	cmd := &cobra.Command{
+		Use:   "prune [--config deploy.toml | --data DIR] [--admin-dsn URL]",
+		Short: "Remove audit events older than audit.retention (the retention job)",
+		Long: `Removes the audit events (and checkpoints) older than audit.retention from
+every chain, oldest first, so what remains still verifies from its first
+event. A tenant's deletion never removes its trail: only this does.
+
+With SQLite the server runs this itself every hour. On PostgreSQL the
+application role may not delete audit rows (the trail is append-only for
+it), so run this as an administrator — --admin-dsn or database.admin_dsn —
+from a scheduled job, e.g. daily.`,
+		Example: `  tenantmcp audit prune --config deploy.toml --admin-dsn postgres://postgres@db/tenantmcp`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := tf.load(cmd, e)
+			if err != nil {
+				return err
+			}
+			n, err := app.PruneAudit(cmd.Context(), t.cfg, adminDSN)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "removed %d audit events older than %s\n", n, t.cfg.Audit.Retention)
+			return nil
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().StringVar(&adminDSN, "admin-dsn", "", "PostgreSQL administrator URL (default database.admin_dsn); not needed for SQLite")
+	return cmd
 }

@@ -98,3 +98,29 @@ func TestAuditThroughDev(t *testing.T) {
 		t.Fatalf("tampered export verified: %d\n%s", code, out)
 	}
 }
+
+// TestAuditPrune: "audit prune" keeps what is within audit.retention and
+// the trail still verifies afterwards.
+func TestAuditPrune(t *testing.T) {
+	data := t.TempDir()
+	addr := freeAddr(t)
+	srv := start(t, nil, "Stop with Ctrl-C", "dev", "--addr", addr, "--data", data)
+	toks := devTokens(t, srv.out.String())
+	if got, isErr := callTool(t, connect(t, "http://"+addr+"/mcp", toks["acme"]), "list_documents", nil); isErr {
+		t.Fatal(got)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("dev exit %d: %s", code, srv.err)
+	}
+	code, out, errOut := run(t, nil, "audit", "prune", "--data", data)
+	if code != 0 || !strings.Contains(out, "removed 0 audit events older than 9600h") {
+		t.Fatalf("prune within retention: %d %q %s", code, out, errOut)
+	}
+	code, out, errOut = run(t, []string{"TENANTMCP_AUDIT_RETENTION=1ns"}, "audit", "prune", "--data", data)
+	if code != 0 || strings.Contains(out, "removed 0 ") {
+		t.Fatalf("prune everything: %d %q %s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, nil, "audit", "verify", "--data", data); code != 0 {
+		t.Fatalf("verify after prune: %d\n%s\n%s", code, out, errOut)
+	}
+}

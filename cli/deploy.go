@@ -114,12 +114,12 @@ func devConfig(addr, dataDir, database, adminDSN, isolation string, environ []st
 		}
 	}
 	// In dev mode the flags decide the deployment; only log, registry
-	// cache, rate-limit and database role settings come from the
-	// environment.
+	// cache, rate-limit, audit, metrics listener and database role
+	// settings come from the environment.
 	var env []string
 	for _, kv := range environ {
 		for _, p := range []string{"TENANTMCP_LOG_", "TENANTMCP_REGISTRY_", "TENANTMCP_RATELIMIT_", "TENANTMCP_AUTH_MULTI_TENANT_DEFAULT_RATE_LIMIT=", "TENANTMCP_AUTH_MULTI_TENANT_RATE_LIMIT_BURST=",
-			"TENANTMCP_DATABASE_OWNER_ROLE=", "TENANTMCP_DATABASE_APP_ROLE="} {
+			"TENANTMCP_DATABASE_OWNER_ROLE=", "TENANTMCP_DATABASE_APP_ROLE=", "TENANTMCP_AUDIT_", "TENANTMCP_SERVER_METRICS_LISTEN="} {
 			if strings.HasPrefix(kv, p) {
 				env = append(env, kv)
 			}
