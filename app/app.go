@@ -109,6 +109,9 @@ func open(ctx context.Context, cfg *config.Config, o *Options, stores bool) (_ *
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	// Lines the registry, stores and verifier log with a request's
+	// context carry its tenant_id and request_id, like the server's.
+	a.log = slog.New(server.LogHandler(a.log.Handler()))
 	if a.opts.Progress == nil {
 		a.opts.Progress = io.Discard
 	}

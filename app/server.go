@@ -54,6 +54,8 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		IdleTimeout:            cfg.Server.IdleTimeout,
 		MaxBodyReadsPerTenant:  cfg.Server.MaxBodyReadsPerTenant,
 		AllowedOrigins:         cfg.Server.AllowedOrigins,
+		MetricsTopTenants:      cfg.Server.MetricsTopTenants,
+		NoTenantLabels:         cfg.Server.MetricsTopTenants == 0,
 		Logger:                 a.log,
 	}
 	if !mt.Enabled {

@@ -18,6 +18,10 @@ type cacheEntry struct {
 type cacheShard struct {
 	mu sync.RWMutex
 	m  map[tokenKey]cacheEntry
+	// Counters live in the shard, so parallel lookups on different
+	// shards share no cache line.
+	hits, misses atomic.Uint64
+	_            [64]byte
 }
 
 // tokenCache is a bounded, sharded map of verified tokens. The bound is on
@@ -58,8 +62,10 @@ func (c *tokenCache) get(k *tokenKey, now int64) (*Identity, bool) {
 	e, ok := s.m[*k]
 	s.mu.RUnlock()
 	if !ok || now >= e.until {
+		s.misses.Add(1)
 		return nil, false
 	}
+	s.hits.Add(1)
 	return e.id, true
 }
 
@@ -95,6 +101,16 @@ func (c *tokenCache) put(k *tokenKey, id *Identity, until, now int64) {
 	}
 	s.m[*k] = cacheEntry{id: id, until: until}
 	c.n.Add(1)
+}
+
+// stats sums the shards' counters.
+func (c *tokenCache) stats() CacheStats {
+	st := CacheStats{Entries: int(c.n.Load())}
+	for i := range c.shards {
+		st.Hits += c.shards[i].hits.Load()
+		st.Misses += c.shards[i].misses.Load()
+	}
+	return st
 }
 
 // len reports the number of entries (tests).

@@ -441,6 +441,25 @@ func (v *Verifier) Close() {
 	v.closeOnce.Do(v.cancel)
 }
 
+// CacheStats are counters of the verified-token cache (Options.CacheSize).
+type CacheStats struct {
+	// Entries is how many verified tokens are cached.
+	Entries int
+	// Hits are Verify calls answered from the cache; Misses those that
+	// verified the token's signature (a token not cached, or no longer
+	// usable).
+	Hits, Misses uint64
+}
+
+// CacheStats returns the token cache's counters; all zero when the cache
+// is disabled.
+func (v *Verifier) CacheStats() CacheStats {
+	if v == nil || v.cache == nil {
+		return CacheStats{}
+	}
+	return v.cache.stats()
+}
+
 // Verify checks token (the bearer credential, without "Bearer ") and
 // returns the identity it carries. Failures are *TokenError (wrapping
 // ErrInvalidToken), *ClaimError (ErrMissingTenantClaim), ErrKeysUnavailable,

@@ -78,7 +78,8 @@ func (e *env) getenv(name string) string {
 	return ""
 }
 
-// logger builds the command's logger: text on stderr at level.
+// logger builds the command's logger: text (or format "json") on stderr
+// at level.
 func (e *env) logger(level, format string) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -374,7 +374,7 @@ func TestServeFromEnvironment(t *testing.T) {
 		t.Fatalf("tenant add: %s", errOut)
 	}
 	srv := start(t, env, "serving MCP", "serve")
-	if !strings.Contains(srv.err.String(), "config=environment") {
+	if !strings.Contains(srv.err.String(), `"config":"environment"`) { // JSON, serve's default format
 		t.Errorf("serve does not log where its configuration came from:\n%s", srv.err)
 	}
 	url := "http://" + addr + "/mcp"

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,7 +138,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 		return err
 	}
 
-	log := e.logger(cfg.Log.Level, cfg.Log.Format)
+	log := e.logger(cfg.Log.Level, cmp.Or(cfg.Log.Format, "text")) // for people
 	a, err := app.Open(ctx, cfg, e.appOptions(iss, log))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ requests in flight for up to server.shutdown_timeout.`,
 			if err != nil {
 				return err
 			}
-			log := e.logger(cfg.Log.Level, cfg.Log.Format)
+			log := e.logger(cfg.Log.Level, cmp.Or(cfg.Log.Format, "json")) // for a log pipeline
 			ctx := cmd.Context()
 			a, err := app.Open(ctx, cfg, e.appOptions(nil, log))
 			if err != nil {

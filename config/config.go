@@ -108,6 +108,9 @@ type ServerConfig struct {
 	// MetricsListen is the host:port of the private metrics listener; ""
 	// serves no metrics.
 	MetricsListen string
+	// MetricsTopTenants is server.metrics_top_tenants: how many tenants
+	// get a label of their own in the metrics (0 = none).
+	MetricsTopTenants int
 }
 
 // AuthConfig is the [auth] section.
@@ -235,7 +238,8 @@ type StorageConfig struct {
 type LogConfig struct {
 	// Level is log.level.
 	Level string
-	// Format is log.format.
+	// Format is log.format: "text", "json", or "" for the command's
+	// default (json for serve, text for dev).
 	Format string
 }
 
@@ -259,6 +263,7 @@ func Default() *Config {
 			IdleTimeout:           server.DefaultIdleTimeout,
 			MaxBodyReadsPerTenant: server.DefaultMaxBodyReadsPerTenant,
 			AllowedOrigins:        []string{},
+			MetricsTopTenants:     server.DefaultMetricsTopTenants,
 		},
 		Auth: AuthConfig{
 			Enabled:              true,
@@ -302,8 +307,7 @@ func Default() *Config {
 			StoreTimeout:       audit.DefaultStoreTimeout,
 		},
 		Log: LogConfig{
-			Level:  "info",
-			Format: "text",
+			Level: "info",
 		},
 	}
 }

@@ -96,6 +96,8 @@ var keyTable = []keyDef{
 		doc: "Browser origins (`https://app.example.com`) allowed to call the MCP endpoint besides the server's own; `\"*\"` allows any. A request whose `Origin` header is not allowed gets 403 (MCP Streamable HTTP: DNS-rebinding and cross-site protection); requests without `Origin`, from any non-browser client, are not affected. `tenantmcp dev` also allows loopback origins such as a local MCP Inspector."},
 	{path: "server.metrics_listen", field: func(c *Config) any { return &c.Server.MetricsListen },
 		doc: "Address (host:port) of a separate listener serving Prometheus metrics at `/metrics`. Empty (the default) serves no metrics. Metrics count every tenant's requests and refusals, so they are never served on the public listener: bind this to loopback or a private network, e.g. `127.0.0.1:9464`."},
+	{path: "server.metrics_top_tenants", field: func(c *Config) any { return &c.Server.MetricsTopTenants },
+		doc: "How many tenants get a `tenant` label of their own (their tenant id) in the per-tenant metrics: the first this many tenants served after the process starts, until it exits; every other tenant is counted under `tenant=\"other\"`, so thousands of tenants cannot blow up the number of series. `0` labels none (no tenant id reaches the metrics). Must be 0 or more."},
 
 	// [auth]
 	{path: "auth.enabled", field: func(c *Config) any { return &c.Auth.Enabled },
@@ -224,7 +226,7 @@ var keyTable = []keyDef{
 	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },
 		doc: "`debug`, `info`, `warn` or `error`."},
 	{path: "log.format", field: func(c *Config) any { return &c.Log.Format },
-		doc: "`text` or `json`."},
+		doc: "`text` or `json`. Default: `json` for `tenantmcp serve` (one access line per request, for a log pipeline), `text` for `tenantmcp dev` (for people)."},
 }
 
 var (

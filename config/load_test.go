@@ -528,7 +528,7 @@ func TestKeysTable(t *testing.T) {
 		"ratelimit.per_user_rate_limit": "0", "ratelimit.max_concurrent_per_tenant": "0",
 		"storage.blob": `"fs"`, "storage.s3_bucket": `""`, "storage.s3_endpoint": `""`, "storage.s3_region": `"us-east-1"`,
 		"storage.s3_path_style": "false", "storage.redis_url": `""`,
-		"log.level": `"info"`, "log.format": `"text"`,
+		"log.level": `"info"`, "log.format": `""`, "server.metrics_top_tenants": "20",
 		"audit.enabled": "true", "audit.signing_key_file": `""`, "audit.retention": `"9600h"`, "audit.store_arguments": "false",
 		"audit.log_tool": "false", "audit.log_tool_scope": `"audit:read"`, "audit.queue_size": "65536", "audit.batch_size": "256",
 		"audit.flush_interval": `"100ms"`, "audit.max_wait": `"100ms"`, "audit.checkpoint_interval": `"1m"`, "audit.store_timeout": `"10s"`,

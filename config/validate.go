@@ -162,7 +162,9 @@ func (c *Config) validate() []*Error {
 	v.nonNegative("ratelimit.max_concurrent_per_tenant", int64(rl.MaxConcurrentPerTenant))
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "text", "json")
+	if c.Log.Format != "" { // "": the command's default
+		v.oneOf("log.format", c.Log.Format, "text", "json")
+	}
 	return v.errs
 }
 
@@ -204,6 +206,7 @@ func (c *Config) validateServer(v *validator) {
 			v.add("server.allowed_origins", "%s is not an origin: want scheme://host[:port] such as \"https://app.example.com\", or \"*\"", strconv.Quote(truncate(o)))
 		}
 	}
+	v.nonNegative("server.metrics_top_tenants", int64(s.MetricsTopTenants))
 	if s.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil || port == "" {
 			v.add("server.metrics_listen", "%s is not host:port, such as \"127.0.0.1:9464\"", strconv.Quote(truncate(s.MetricsListen)))

@@ -44,7 +44,7 @@ const (
 )
 
 // trail is what the request path learns about one request for its audit
-// event. It is nil when the deployment keeps no audit trail; its methods
+// event, its access log line and its metrics (see finished). Its methods
 // accept a nil receiver.
 type trail struct {
 	start    time.Time
@@ -61,14 +61,13 @@ type trail struct {
 	// protocol library's hooks (outcome, class) and the response (status).
 	outcome, class string
 	status         int
+	// rq is what an admitted request's tools see, allocated with the
+	// trail: one allocation per request for both.
+	rq request
 }
 
-// newTrail starts the audit record of a request, or returns nil when the
-// deployment keeps none.
+// newTrail starts the record of a request.
 func (s *Server) newTrail() *trail {
-	if s.opts.Audit == nil {
-		return nil
-	}
 	return &trail{start: s.opts.Now(), seq: s.seq.Add(1)}
 }
 
@@ -114,6 +113,10 @@ func (tr *trail) requestID(prefix string) string {
 // waits at most the writer's MaxWait and counts what it cannot queue).
 func (s *Server) record(r *http.Request, tr *trail) {
 	if tr == nil {
+		return
+	}
+	s.finished(r, tr) // metrics and the access log
+	if s.opts.Audit == nil {
 		return
 	}
 	e := audit.Event{
@@ -380,12 +383,14 @@ func (c auditCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(auditBatchDesc, h.Count, h.Sum.Seconds(), buckets)
 }
 
-// logAttr is the request id for a log line; an empty attribute (which
-// handlers omit) without an audit trail, where only admitted requests are
-// numbered.
+// logAttr is the request id, and the tenant id once known, for a log
+// line (a group without a name, which handlers inline).
 func (tr *trail) logAttr(prefix string) slog.Attr {
 	if tr == nil {
 		return slog.Attr{}
 	}
-	return slog.String("request_id", tr.requestID(prefix))
+	if tr.tenant == nil {
+		return slog.String("request_id", tr.requestID(prefix))
+	}
+	return slog.Group("", slog.String("tenant_id", string(tr.tenant.ID)), slog.String("request_id", tr.requestID(prefix)))
 }

@@ -13,8 +13,15 @@
 // It also serves the RFC 9728 protected-resource metadata, /healthz (the
 // process is up) and /readyz (Options.Ready: it can serve, say the database
 // answers and the signing keys are loaded; 503 with a short reason if not).
-// Prometheus metrics (no tenant ids in labels) come from MetricsHandler, to
-// be mounted on a private listener, never on the public one.
+// Prometheus metrics come from MetricsHandler, to be mounted on a private
+// listener, never on the public one; their tenant label names at most
+// Options.MetricsTopTenants tenants (the rest are "other"), so the series
+// stay bounded with any number of tenants.
+//
+// Options.Logger gets one info line per MCP request (message "request":
+// tenant, user, method, tool, outcome, status, latency; never the token or
+// the arguments), and every line logged during a request, by the server or
+// by a tool through Logger(ctx), carries tenant_id and request_id.
 //
 //	srv, err := server.New(server.Options{
 //		ResourceURL: "https://mcp.example.com/mcp",

@@ -156,6 +156,9 @@ func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, tr *trail, id 
 	ref := classify(err)
 	s.metrics.refused.WithLabelValues(ref.reason).Inc()
 	tr.refused(ref.reason)
+	if tr != nil {
+		tr.status = ref.status
+	}
 	if ref.status == 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path, tr.logAttr(s.idPrefix))
 	} else {

@@ -26,9 +26,9 @@ func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
 		// entitlements can change at any time.
 		mcpserver.WithCacheHints(0, mcp.CacheScopePrivate),
 	}
-	if s.opts.Audit != nil {
-		sopts = append(sopts, mcpserver.WithHooks(auditHooks()))
-	}
+	// The hooks tell the audit event, the access log and the metrics how
+	// the protocol library answered.
+	sopts = append(sopts, mcpserver.WithHooks(auditHooks()))
 	ms := mcpserver.NewMCPServer(s.opts.Name, s.opts.Version, sopts...)
 	for _, t := range s.tools {
 		ms.AddTool(mcpTool(t), s.toolHandler(t))
@@ -79,6 +79,8 @@ func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 }
 
 func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
+	callsOK, callsFailed := s.metrics.calls.WithLabelValues(t.Name, "ok"), s.metrics.calls.WithLabelValues(t.Name, "error")
+	latency := s.metrics.toolDuration.WithLabelValues(t.Name)
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		rq := requestFrom(ctx)
 		if rq == nil || !allowedTool(rq.tenant, t) {
@@ -94,9 +96,11 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 				return mcp.NewToolResultError((&scopeError{missing: []string{need}}).Error()), nil
 			}
 		}
+		start := time.Now()
 		res, err := s.runTool(ctx, rq, t, req.Params.RawArguments)
+		latency.Observe(time.Since(start).Seconds())
 		if err != nil {
-			s.metrics.calls.WithLabelValues(t.Name, "error").Inc()
+			callsFailed.Inc()
 			if isUserError(err) {
 				rq.tr.failed("tool_error")
 			} else {
@@ -104,7 +108,7 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 			}
 			return mcp.NewToolResultError(s.toolErrorMessage(ctx, rq, t, err)), nil
 		}
-		s.metrics.calls.WithLabelValues(t.Name, "ok").Inc()
+		callsOK.Inc()
 		if res == nil {
 			return mcp.NewToolResultText(""), nil
 		}

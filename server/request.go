@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,9 +40,11 @@ type request struct {
 	// library's view of the request and the writer it answers through.
 	hr mcpserver.HTTPRequest
 	pw protocolWriter
-	// tr is the request's audit record (nil = no audit trail): the tool
-	// handler and the protocol library's hooks say how it ended.
+	// tr is the request's record (audit event, access log, metrics): the
+	// tool handler and the protocol library's hooks say how it ended.
 	tr *trail
+	// log is the server's logger for Logger(ctx).
+	log *slog.Logger
 }
 
 type requestKey struct{}
@@ -92,10 +95,8 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	tr := s.newTrail() // nil when the deployment keeps no audit trail
-	if tr != nil {
-		defer s.record(r, tr)
-	}
+	tr := s.newTrail()
+	defer s.record(r, tr)
 	switch {
 	case r.Method == http.MethodPost:
 	case s.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
@@ -170,7 +171,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 			s.refuseBody(w, r, tr, nil, errBatch)
 			return
 		}
-		if s.scoped || tr != nil {
+		if s.decodesBodies(ctx) {
 			var m rpcPeek
 			peeked := json.Unmarshal(body, &m) == nil // else the MCP layer answers a parse error
 			if tr != nil {
@@ -209,17 +210,16 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 7. A request is served only with its audit event's place reserved,
 	// so its event cannot be lost to a full queue (503 instead).
-	rq := &request{tenant: rec, ident: ident, prefix: s.idPrefix, tr: tr}
-	if tr != nil {
+	rq := &tr.rq
+	*rq = request{tenant: rec, ident: ident, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog}
+	if s.opts.Audit != nil {
 		slot, err := s.opts.Audit.Reserve(ctx)
 		if err != nil {
 			tr.noWait = true // the queue is full: do not wait again for the refusal's event
 			s.refuseBody(w, r, tr, body, err)
 			return
 		}
-		tr.slot, rq.seq = slot, tr.seq
-	} else {
-		rq.seq = s.seq.Add(1)
+		tr.slot = slot
 	}
 	rq.tc = tenantContext(rec, ident)
 	ctx = context.WithValue(ctx, requestKey{}, rq)

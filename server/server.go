@@ -146,7 +146,21 @@ type Options struct {
 	Routes map[string]http.Handler
 	// Name and Version identify the server to clients; "" = "tenantmcp", "dev".
 	Name, Version string
-	// Logger receives request-path logs; nil discards them.
+	// MetricsTopTenants is how many tenants get a label of their own
+	// (tenant="<tenant id>") in the per-tenant metrics; every other tenant
+	// is counted under tenant="other". The first MetricsTopTenants tenants
+	// served after the process starts keep their labels until it exits, so
+	// the label set is bounded however many tenants call. 0 =
+	// DefaultMetricsTopTenants; see NoTenantLabels for none.
+	MetricsTopTenants int
+	// NoTenantLabels counts every tenant under tenant="other": no tenant
+	// id reaches the metrics. MetricsTopTenants is then ignored.
+	NoTenantLabels bool
+	// Logger receives request-path logs and, at level info, one access
+	// line per MCP request (message "request"); nil discards them. Its
+	// handler is wrapped with LogHandler, so every line logged with a
+	// request's context carries tenant_id and request_id. Tools log
+	// through Logger(ctx).
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
@@ -156,7 +170,8 @@ type Options struct {
 // request path (token → tenant → registry → limits → tool access → tool).
 type Server struct {
 	opts        Options
-	log         *slog.Logger
+	log         *slog.Logger // Options.Logger, through LogHandler
+	toolLog     *slog.Logger // Options.Logger, for Logger(ctx)
 	mcpPath     string
 	metadataURL string
 	tools       map[string]*Tool
@@ -237,6 +252,9 @@ func New(opts Options) (*Server, error) {
 			errs = append(errs, fmt.Errorf("server: %s is %s: want a positive duration, or 0 for the default", t.name, t.d))
 		}
 	}
+	if opts.MetricsTopTenants < 0 {
+		errs = append(errs, fmt.Errorf("server: MetricsTopTenants is %d: want a positive number, 0 for the default, or NoTenantLabels for none", opts.MetricsTopTenants))
+	}
 	if opts.MaxBodyReadsPerTenant < 0 {
 		errs = append(errs, fmt.Errorf("server: MaxBodyReadsPerTenant is %d: want a positive number, or 0 for the default", opts.MaxBodyReadsPerTenant))
 	}
@@ -266,20 +284,29 @@ func New(opts Options) (*Server, error) {
 	if len(opts.Metadata.BearerMethodsSupported) == 0 {
 		opts.Metadata.BearerMethodsSupported = []string{"header"}
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	opts.MetricsTopTenants = cmp.Or(opts.MetricsTopTenants, DefaultMetricsTopTenants)
+	topTenants := opts.MetricsTopTenants
+	if opts.NoTenantLabels {
+		topTenants = 0
+	}
+	toolLog := opts.Logger
+	if toolLog == nil {
+		toolLog = discardLogger
+	}
+	if h, ok := toolLog.Handler().(*ctxHandler); ok {
+		toolLog = slog.New(h.inner) // Logger(ctx) adds the attributes itself
 	}
 	s := &Server{
 		opts:        opts,
-		log:         log,
+		log:         slog.New(LogHandler(toolLog.Handler())),
+		toolLog:     toolLog,
 		mcpPath:     path,
 		metadataURL: auth.MetadataURL(opts.ResourceURL),
 		tools:       tools,
 		scopes:      newScopeSet(opts.ScopeHierarchy),
 		concurrency: ratelimit.NewConcurrency(),
 		bodyReads:   ratelimit.NewConcurrency(),
-		metrics:     newMetrics(),
+		metrics:     newMetrics(topTenants),
 		origins:     origins,
 		idPrefix:    newIDPrefix(),
 	}
@@ -291,6 +318,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Audit != nil {
 		s.metrics.reg.MustRegister(auditCollector{opts.Audit})
+	}
+	if c := newCacheCollector(opts.Registry, opts.Verifier); c != nil {
+		s.metrics.reg.MustRegister(c)
 	}
 	s.mcp = s.newMCPHandler()
 	s.mux = s.newMux()

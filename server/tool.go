@@ -12,9 +12,10 @@ import (
 )
 
 // Tool is a tenant-aware MCP tool. Its handler reads the tenant with
-// tenant.From(ctx) and its data through the store accessors; the server
-// has already verified the token, resolved the tenant, applied its limits
-// and checked that the tenant may use the tool.
+// tenant.From(ctx) and its data through the store accessors, and logs
+// through Logger(ctx); the server has already verified the token, resolved
+// the tenant, applied its limits and checked that the tenant may use the
+// tool.
 type Tool struct {
 	// Name is the tool's MCP name: 1–128 of [A-Za-z0-9_.-].
 	Name string
