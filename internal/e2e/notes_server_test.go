@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -9,11 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
@@ -175,22 +174,8 @@ func (p *process) interrupt(t *testing.T) int {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written while the test reads it.
+type syncBuffer = testenv.SyncBuffer
 
 var tokenRE = regexp.MustCompile(`(?m)^Tenant "(\w+)".*\n  token: (\S+)$`)
 
