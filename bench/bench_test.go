@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
+
+	"github.com/tenantmcp/tenantmcp/audit"
 )
 
 func TestMain(m *testing.M) {
@@ -25,21 +27,22 @@ func TestMain(m *testing.M) {
 }
 
 // TestSmoke runs the command briefly with every server and checks that
-// the table has every row and ratio, with no failed request.
+// the table has every row and ratio, with no failed request, and that
+// (g)'s audit store holds one verified event per request it answered.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the bench command for a few seconds")
 	}
-	servers := "abcde"
+	servers := allServers
 	if os.Getenv("CI") != "true" && !postgresReachable() {
-		servers = "abcd"
+		servers = strings.ReplaceAll(allServers, "e", "")
 		t.Log("PostgreSQL not reachable: running without (e)")
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
 	args := []string{"-q", "-c", "4", "-warmup", "50ms", "-duration", "100ms", "-tenants", "1,3,20",
 		"-servers", servers, "-profile-tenants", "3", "-json", dir + "/r.json", "-svg", dir + "/r.svg",
-		"-cpuprofile", dir + "/cpu.pprof", "-memprofile", dir + "/mem.pprof", "-scale", "300"}
+		"-cpuprofile", dir + "/cpu.pprof", "-memprofile", dir + "/mem.pprof", "-scale", "300", "-quiet-cores", "64"}
 	if err := run(context.Background(), args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -52,7 +55,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"d/b", "d/a", "e/b", "registry at 300 tenants", "no audit package"} {
+	for _, want := range []string{"d/b", "d/a", "e/b", "g/d", "registry at 300 tenants", "audit trail of (g)", "one verified event per request", "phases repeated because other processes"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -83,6 +86,19 @@ func TestSmoke(t *testing.T) {
 	if strings.Contains(servers, "e") && rep.Ratios[0].EB == 0 {
 		t.Errorf("no e/b ratio: %+v", rep.Ratios)
 	}
+	for _, x := range rep.Ratios {
+		if x.GD == 0 || x.GDcpu == 0 {
+			t.Errorf("%d tenants: no g/d ratio: %+v", x.Tenants, x)
+		}
+	}
+	// Every request g answered (3 phases, warm-ups included; the profiled
+	// phase is d's) must have left one event in its store, in one chain
+	// per tenant (20), every chain verified and signed.
+	if a := rep.Audit; a == nil {
+		t.Error("no audit trail in the report")
+	} else if !a.OK() || a.Requests < 20 || a.Chains != 20 || a.Checkpoints < a.Chains {
+		t.Errorf("audit trail = %+v", *a)
+	}
 	if rep.Scale == nil || rep.Scale.Tenants != 300 || rep.Scale.HitNs <= 0 {
 		t.Errorf("scale = %+v", rep.Scale)
 	}
@@ -90,7 +106,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("20 tenants")) {
+	if !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("20 tenants")) || !bytes.Contains(svg, []byte("g/d")) {
 		t.Errorf("SVG chart looks wrong:\n%.300s", svg)
 	}
 	for _, f := range []string{"cpu.pprof", "mem.pprof", "mem.pprof.base"} {
@@ -293,6 +309,8 @@ func TestFlags(t *testing.T) {
 		{"-tenants", "0"},
 		{"-tenants", "x"},
 		{"-servers", "az"},
+		{"-servers", "f"},
+		{"-quiet-cores", "-1"},
 		{"-c", "0"},
 		{"-tenants", "10", "-profile-tenants", "100", "-cpuprofile", "x"},
 		{"extra"},
@@ -308,7 +326,89 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.conns != 16 || len(c.tenants) != 3 || c.tenants[2] != 10000 || c.servers != "abcde" {
+	if c.conns != 16 || len(c.tenants) != 3 || c.tenants[2] != 10000 || c.servers != "abcdeg" {
 		t.Errorf("defaults = %+v", c)
+	}
+}
+
+// TestAuditTrail serves (g) for a short phase and counts its audit
+// records straight from the store: exactly one per answered request, in
+// the chains of the tenants that called, and checkAudit agrees.
+func TestAuditTrail(t *testing.T) {
+	ctx := context.Background()
+	emb, err := openEmbedded(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	const tenants = 5
+	tm, err := newTmcp(ctx, tmcpConfig{base: "http://" + addr, tenants: tenants, reg: emb.reg, stores: emb.set(), audit: emb.auditStore()})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	hs := &http.Server{Handler: tm.handler}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	pr, err := runPhase(echoWorkload(addr, tm.tokens, tenants), 2, tenants, 20*time.Millisecond, 50*time.Millisecond, phaseHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Errors != 0 || pr.FirstErr != nil || pr.Answered < tenants {
+		t.Fatalf("phase: %d answered, %d errors, first %v", pr.Answered, pr.Errors, pr.FirstErr)
+	}
+	a, err := checkAudit(ctx, tm, pr.Answered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.OK() || a.Events != uint64(pr.Answered) || a.Chains != tenants {
+		t.Errorf("checkAudit = %+v, want %d events in %d chains", *a, pr.Answered, tenants)
+	}
+
+	// Count without checkAudit: the store's own Chains and Scan.
+	chains, err := emb.audit.Chains(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, rec := range tm.recs {
+		want[string(rec.ID)] = true
+	}
+	var total int64
+	for _, c := range chains {
+		if !want[c] {
+			t.Errorf("chain %q is not a bench tenant's", c)
+		}
+		err := emb.audit.Scan(ctx, c, 1, func(r *audit.Record) error {
+			total++
+			var e audit.Event
+			if err := json.Unmarshal(r.Body, &e); err != nil {
+				return err
+			}
+			if e.Tenant != c || e.Kind != audit.KindToolCall || e.Tool != "echo" || e.Outcome != audit.OutcomeOK {
+				t.Errorf("chain %s seq %d: event %s", c, r.Seq, r.Body)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if total != pr.Answered || len(chains) != tenants {
+		t.Errorf("store holds %d records in %d chains for %d answered requests from %d tenants", total, len(chains), pr.Answered, tenants)
+	}
+
+	// A trail one event short of the requests is not OK.
+	short := *a
+	short.Requests++
+	if short.OK() {
+		t.Error("a trail with fewer events than requests passes as OK")
 	}
 }

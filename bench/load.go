@@ -393,7 +393,8 @@ func equalFold(b []byte, s string) bool {
 
 // phaseResult is what one phase measured.
 type phaseResult struct {
-	Requests  int64
+	Requests  int64 // answers counted while recording
+	Answered  int64 // answers read in every state, warm-up included
 	Errors    int64
 	Elapsed   time.Duration
 	Hist      histogram
@@ -401,6 +402,7 @@ type phaseResult struct {
 	Mallocs   uint64        // process allocations during the recording window
 	HeapBytes uint64        // bytes allocated during the recording window
 	CPU       time.Duration // process CPU time (client and server) during the window
+	OtherCPU  time.Duration // CPU time of all other processes during the window
 }
 
 // phaseHooks run at the edges of the recording window (profiles).
@@ -484,8 +486,12 @@ func runPhase(w *workload, nconn, ntenants int, warm, dur time.Duration, hooks p
 	stop()
 
 	r := &phaseResult{Elapsed: elapsed, Mallocs: after.mallocs - before.mallocs, HeapBytes: after.bytes - before.bytes, CPU: after.cpu - before.cpu}
+	if before.busy > 0 && after.busy > 0 {
+		r.OtherCPU = max(after.busy-before.busy-r.CPU, 0)
+	}
 	for _, c := range conns {
 		r.Requests += c.ok
+		r.Answered += c.done.Load()
 		r.Errors += c.errs
 		r.Hist.merge(&c.hist)
 		if r.FirstErr == nil && c.firstErr != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"runtime"
 	"strconv"
 	"time"
@@ -9,10 +11,12 @@ import (
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
-// memStats is the part of runtime.MemStats a phase records.
+// memStats is the part of runtime.MemStats a phase records, with the
+// process's and the machine's CPU time.
 type memStats struct {
 	mallocs, bytes uint64
 	cpu            time.Duration
+	busy           time.Duration // all processes' CPU time (0 without /proc/stat)
 }
 
 func (m *memStats) read() {
@@ -20,6 +24,33 @@ func (m *memStats) read() {
 	runtime.ReadMemStats(&s)
 	m.mallocs, m.bytes = s.Mallocs, s.TotalAlloc
 	m.cpu = processCPU()
+	m.busy = machineBusy()
+}
+
+// machineBusy is the CPU time all processes have used since boot (user,
+// nice, system, irq, softirq; the first line of /proc/stat, in units of
+// 1/100 s), or 0 where there is no /proc/stat. A phase's busy time minus
+// its process's CPU time is what other processes (PostgreSQL for e, other
+// sessions on a shared machine) took from the same cores.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 8 || string(f[0]) != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system (idle iowait) irq softirq
+		n, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // docWorkload builds a get_document call per tenant; each answer must

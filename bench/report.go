@@ -18,21 +18,29 @@ import (
 
 // Result is one server at one tenant count.
 type Result struct {
-	Server       string    `json:"server"` // a … e
-	Label        string    `json:"label"`
-	Tenants      int       `json:"tenants"`
-	Requests     int64     `json:"requests"`
-	Errors       int64     `json:"errors"`
-	Seconds      float64   `json:"seconds"`
-	RPS          float64   `json:"rps"`
-	P50us        float64   `json:"p50_us"`
-	P99us        float64   `json:"p99_us"`
-	AllocsPerReq float64   `json:"allocs_per_req"`
-	BytesPerReq  float64   `json:"bytes_per_req"`
-	CPUusPerReq  float64   `json:"cpu_us_per_req"`
-	FirstError   string    `json:"first_error,omitempty"`
-	Rounds       int       `json:"rounds"`
-	AllRPS       []float64 `json:"all_rounds_rps,omitempty"`
+	Server       string  `json:"server"` // a … e, g
+	Label        string  `json:"label"`
+	Tenants      int     `json:"tenants"`
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	Seconds      float64 `json:"seconds"`
+	RPS          float64 `json:"rps"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+	AllocsPerReq float64 `json:"allocs_per_req"`
+	BytesPerReq  float64 `json:"bytes_per_req"`
+	CPUusPerReq  float64 `json:"cpu_us_per_req"`
+	// OtherCores is how many cores other processes kept busy on average
+	// during the window (PostgreSQL for e; anything else is load that
+	// was not the bench's). 0 where /proc/stat cannot be read.
+	OtherCores float64 `json:"other_cores"`
+	// Repeats counts the attempts of this phase that -quiet-cores
+	// discarded because other processes were busy (summed over the
+	// rounds in a median result).
+	Repeats    int       `json:"repeats,omitempty"`
+	FirstError string    `json:"first_error,omitempty"`
+	Rounds     int       `json:"rounds"`
+	AllRPS     []float64 `json:"all_rounds_rps,omitempty"`
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
@@ -53,6 +61,7 @@ func newResult(t *target, n int, pr *phaseResult) Result {
 	}
 	if r.Seconds > 0 {
 		r.RPS = float64(pr.Requests) / r.Seconds
+		r.OtherCores = math.Round(pr.OtherCPU.Seconds()/r.Seconds*100) / 100
 	}
 	if pr.Requests > 0 {
 		r.AllocsPerReq = float64(pr.Mallocs) / float64(pr.Requests)
@@ -65,19 +74,23 @@ func newResult(t *target, n int, pr *phaseResult) Result {
 }
 
 // Ratios compare the servers at one tenant count (0 when a server did not
-// run). AddedP99us is d's p99 latency minus b's.
+// run). AddedP99us is d's p99 latency minus b's; AuditP99us is g's minus
+// d's (what the audit trail adds), 0 without g.
 type Ratios struct {
 	Tenants int     `json:"tenants"`
 	DB      float64 `json:"d_over_b"`
 	DA      float64 `json:"d_over_a"`
 	EB      float64 `json:"e_over_b"`
 	DC      float64 `json:"d_over_c"`
-	// DBcpu and EBcpu compare CPU time per request instead (b's ÷ d's):
-	// what the ratio of requests/s would be if the process had the
+	GD      float64 `json:"g_over_d"`
+	// DBcpu, EBcpu and GDcpu compare CPU time per request instead (b's ÷
+	// d's): what the ratio of requests/s would be if the process had the
 	// cores to itself.
 	DBcpu      float64 `json:"d_over_b_by_cpu"`
 	EBcpu      float64 `json:"e_over_b_by_cpu"`
+	GDcpu      float64 `json:"g_over_d_by_cpu"`
 	AddedP99us float64 `json:"p99_added_us_d_minus_b"`
+	AuditP99us float64 `json:"p99_added_us_g_minus_d"`
 }
 
 type report struct {
@@ -89,28 +102,31 @@ type report struct {
 	// to 100 tenants (or the smallest count above 1), minus 1.
 	Degradation *Degradation `json:"degradation,omitempty"`
 	RLSRows     int64        `json:"rls_rows,omitempty"`
+	Audit       *AuditTrail  `json:"audit,omitempty"` // g's trail, verified after the run
 	Scale       *Scale       `json:"scale,omitempty"`
 	Skipped     []string     `json:"skipped,omitempty"`
 	Notes       []string     `json:"notes"`
 }
 
-// Degradation compares d (and e) between two tenant counts.
+// Degradation compares d (and e, g) between two tenant counts.
 type Degradation struct {
 	From int `json:"from_tenants"`
 	To   int `json:"to_tenants"`
-	// D and E are the relative changes of requests/s (negative = slower).
+	// D, E and G are the relative changes of requests/s (negative = slower).
 	D float64 `json:"d"`
 	E float64 `json:"e"`
+	G float64 `json:"g"`
 }
 
 // Machine describes where the run happened.
 type Machine struct {
-	CPUs      int    `json:"cpus"`
-	Model     string `json:"cpu_model"`
-	GoVersion string `json:"go_version"`
-	OS        string `json:"os"`
-	LoadAvg   string `json:"loadavg_at_start"`
-	Date      string `json:"date"`
+	CPUs       int    `json:"cpus"`
+	Model      string `json:"cpu_model"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	LoadAvg    string `json:"loadavg_at_start"`
+	LoadAvgEnd string `json:"loadavg_at_end"`
+	Date       string `json:"date"`
 }
 
 // RunConfig echoes the settings.
@@ -122,6 +138,7 @@ type RunConfig struct {
 	Rounds     int     `json:"rounds"`
 	TokenCache int     `json:"token_cache"`
 	RegCache   int     `json:"registry_cache"`
+	QuietCores float64 `json:"quiet_cores,omitempty"`
 	Protocol   string  `json:"protocol"`
 	Command    string  `json:"command"`
 }
@@ -129,9 +146,7 @@ type RunConfig struct {
 func machineInfo() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 		Date: time.Now().UTC().Format("2006-01-02")}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	m.LoadAvg = loadAvg()
 	if out, err := exec.Command("lscpu").Output(); err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
 			if name, ok := strings.CutPrefix(l, "Model name:"); ok {
@@ -143,9 +158,18 @@ func machineInfo() Machine {
 	return m
 }
 
+// loadAvg is the 1, 5 and 15 minute load averages ("" where unknown).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
 func reportConfig(c *config) RunConfig {
 	return RunConfig{Conns: c.conns, WarmupS: c.warmup.Seconds(), DurationS: c.duration.Seconds(), Tenants: c.tenants,
-		Rounds: c.rounds, TokenCache: c.tokenCache, RegCache: c.regCache, Protocol: protocolVersion,
+		Rounds: c.rounds, TokenCache: c.tokenCache, RegCache: c.regCache, QuietCores: c.quietCores, Protocol: protocolVersion,
 		Command: "go run . " + strings.Join(os.Args[1:], " ")}
 }
 
@@ -185,15 +209,19 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 			return nil
 		}
 		nr := len(rounds[fmt.Sprint("b", n)])
-		if nd := len(rounds[fmt.Sprint("d", n)]); nd > nr {
-			nr = nd
+		for _, k := range []string{"d", "g"} {
+			nr = max(nr, len(rounds[fmt.Sprint(k, n)]))
 		}
 		var per []Ratios
 		for i := range max(nr, 1) {
-			a, b, c, d, e := get("a", i), get("b", i), get("c", i), get("d", i), get("e", i)
-			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c), DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b)}
+			a, b, c, d, e, g := get("a", i), get("b", i), get("c", i), get("d", i), get("e", i), get("g", i)
+			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c), GD: ratio(g, d),
+				DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b), GDcpu: cpuRatio(g, d)}
 			if d != nil && b != nil {
 				rt.AddedP99us = round1(d.P99us - b.P99us)
+			}
+			if g != nil && d != nil {
+				rt.AuditP99us = round1(g.P99us - d.P99us)
 			}
 			per = append(per, rt)
 		}
@@ -208,9 +236,12 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		r.Ratios = append(r.Ratios, Ratios{Tenants: n,
 			DB: med(func(x Ratios) float64 { return x.DB }), DA: med(func(x Ratios) float64 { return x.DA }),
 			EB: med(func(x Ratios) float64 { return x.EB }), DC: med(func(x Ratios) float64 { return x.DC }),
+			GD:         med(func(x Ratios) float64 { return x.GD }),
 			DBcpu:      med(func(x Ratios) float64 { return x.DBcpu }),
 			EBcpu:      med(func(x Ratios) float64 { return x.EBcpu }),
+			GDcpu:      med(func(x Ratios) float64 { return x.GDcpu }),
 			AddedP99us: med(func(x Ratios) float64 { return x.AddedP99us }),
+			AuditP99us: med(func(x Ratios) float64 { return x.AuditP99us }),
 		})
 	}
 	from, to := 0, 0
@@ -222,20 +253,22 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 	}
 	if from > 0 && to > from {
 		dg := &Degradation{From: from, To: to}
-		if x, y := r.find("d", from), r.find("d", to); x != nil && y != nil && x.RPS > 0 {
-			dg.D = math.Round((y.RPS/x.RPS-1)*1000) / 1000
+		change := func(k string) float64 {
+			if x, y := r.find(k, from), r.find(k, to); x != nil && y != nil && x.RPS > 0 {
+				return math.Round((y.RPS/x.RPS-1)*1000) / 1000
+			}
+			return 0
 		}
-		if x, y := r.find("e", from), r.find("e", to); x != nil && y != nil && x.RPS > 0 {
-			dg.E = math.Round((y.RPS/x.RPS-1)*1000) / 1000
-		}
+		dg.D, dg.E, dg.G = change("d"), change("e"), change("g")
 		r.Degradation = dg
 	}
 	r.Notes = append(r.Notes,
 		"client and servers share the machine: the load generator runs in the same process, on the same cores",
 		"CPU µs/req is the process's CPU time (user+system, client included) per request: less sensitive than req/s to other load on the machine",
 		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
-		"d and e run without audit: there is no audit package yet",
-		"e calls get_document (one row through a row-level-security transaction); a, b, c, d call echo")
+		"other cores: CPU time of all other processes during the window ÷ its length (PostgreSQL for e; for the others, load that was not the bench's)",
+		"d and e run without audit; g is d with the audit trail on (SQLite audit.db, default writer options), verified after the run",
+		"e calls get_document (one row through a row-level-security transaction); a, b, c, d, g call echo")
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -245,20 +278,21 @@ func (r *report) writeJSON(w io.Writer) error {
 }
 
 func (r *report) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, load %s\n", r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadAvg)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, load %s at the start, %s at the end\n", r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadAvg, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(w, "run: %d connections, %gs warm-up, %gs measured, %d round(s), protocol %s\n\n",
 		r.Config.Conns, r.Config.WarmupS, r.Config.DurationS, r.Config.Rounds, r.Config.Protocol)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\tCPU µs/req\terrors\t")
+	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\tCPU µs/req\tother cores\terrors\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.CPUusPerReq, x.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%.2f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.CPUusPerReq, x.OtherCores, x.Errors)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tp99 d-b µs\td/b by CPU\te/b by CPU\t")
+	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tg/d\tp99 d-b µs\tp99 g-d µs\td/b by CPU\te/b by CPU\tg/d by CPU\t")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), x.AddedP99us, fmtRatio(x.DBcpu), fmtRatio(x.EBcpu))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), fmtRatio(x.GD),
+			fmtDelta(x.DB, x.AddedP99us), fmtDelta(x.GD, x.AuditP99us), fmtRatio(x.DBcpu), fmtRatio(x.EBcpu), fmtRatio(x.GDcpu))
 	}
 	tw.Flush()
 	if d := r.Degradation; d != nil {
@@ -269,12 +303,25 @@ func (r *report) writeTable(w io.Writer) {
 		if r.find("e", d.To) != nil {
 			parts = append(parts, fmt.Sprintf("e %+.1f%%", d.E*100))
 		}
+		if r.find("g", d.To) != nil {
+			parts = append(parts, fmt.Sprintf("g %+.1f%%", d.G*100))
+		}
 		if len(parts) > 0 {
 			fmt.Fprintf(w, "\nchange of req/s from %d to %d tenants: %s\n", d.From, d.To, strings.Join(parts, ", "))
 		}
 	}
 	if r.RLSRows > 0 {
 		fmt.Fprintf(w, "RLS documents table: %d rows\n", r.RLSRows)
+	}
+	if q := r.Config.QuietCores; q > 0 {
+		n := 0
+		for _, x := range r.Results {
+			n += x.Repeats
+		}
+		fmt.Fprintf(w, "phases repeated because other processes kept more than %g cores busy: %d (at most %d per phase; e exempt)\n", q, n, maxRepeats)
+	}
+	if r.Audit != nil {
+		r.Audit.write(w)
 	}
 	for _, x := range r.Results {
 		if x.FirstError != "" {
@@ -293,6 +340,15 @@ func (r *report) writeTable(w io.Writer) {
 	}
 }
 
+// fmtDelta formats a latency difference, "-" when the ratio of the same
+// two servers is missing (one of them did not run).
+func fmtDelta(ratio, us float64) string {
+	if ratio == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
 func fmtRatio(v float64) string {
 	if v == 0 {
 		return "-"
@@ -301,7 +357,8 @@ func fmtRatio(v float64) string {
 }
 
 // svg draws the ratios as grouped bars: one group per tenant count, one
-// bar per ratio, with a line at 1.0 and at the 0.85 target for d/b.
+// bar per ratio, with a line at 1.0, at the 0.85 target for d/b and at
+// the 0.9 target for g/d.
 func (r *report) svg() []byte {
 	type series struct {
 		name  string
@@ -313,18 +370,19 @@ func (r *report) svg() []byte {
 		{"d/a  tenantmcp ÷ plain net/http", "#ff7f0e", func(x Ratios) float64 { return x.DA }},
 		{"e/b  tenantmcp+PostgreSQL RLS ÷ mcp-go", "#2ca02c", func(x Ratios) float64 { return x.EB }},
 		{"d/c  tenantmcp ÷ go-sdk", "#9467bd", func(x Ratios) float64 { return x.DC }},
+		{"g/d  tenantmcp audit on ÷ audit off", "#d62728", func(x Ratios) float64 { return x.GD }},
 	}
-	// The axis stops at 1.2 (or the largest of d/b, d/a, e/b): d/c is
-	// several times larger and would flatten the others, so its bars are
-	// cut at the top and carry their value.
+	// The axis stops at 1.2 (or the largest of d/b, d/a, e/b, g/d): d/c
+	// is several times larger and would flatten the others, so its bars
+	// are cut at the top and carry their value.
 	maxV := 1.2
 	for _, x := range r.Ratios {
-		maxV = math.Max(maxV, math.Max(x.DB, math.Max(x.DA, x.EB)))
+		maxV = math.Max(maxV, math.Max(math.Max(x.DB, x.GD), math.Max(x.DA, x.EB)))
 	}
 	maxV = math.Ceil(maxV*5) / 5
 	const (
-		w, h                   = 760, 420
-		left, right, top, bot  = 60, 20, 40, 110
+		w, h                   = 760, 464
+		left, right, top, bot  = 60, 20, 40, 154
 		plotW, plotH           = w - left - right, h - top - bot
 		groupGap, barGapInside = 30.0, 4.0
 	)
@@ -332,7 +390,7 @@ func (r *report) svg() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
-	title := fmt.Sprintf("tenantmcp: requests/s relative to the bare servers (%d CPUs, %d connections)", r.Machine.CPUs, r.Config.Conns)
+	title := fmt.Sprintf("tenantmcp: ratios of requests/s (%d CPUs, %d connections)", r.Machine.CPUs, r.Config.Conns)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(title))
 	for v := 0.0; v <= maxV+1e-9; v += 0.2 {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, w-right, y(v), y(v))
@@ -369,6 +427,7 @@ func (r *report) svg() []byte {
 	}
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black" stroke-width="1.5"/>`+"\n", left, w-right, y(1), y(1))
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#1f77b4" stroke-dasharray="6 4"/>`+"\n", left, w-right, y(0.85), y(0.85))
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-dasharray="2 3"/>`+"\n", left, w-right, y(0.9), y(0.9))
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black"/>`+"\n", left, w-right, y(0), y(0))
 	for si, s := range ss {
 		lx := left + (si%2)*330
@@ -376,9 +435,11 @@ func (r *report) svg() []byte {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/>`+"\n", lx, ly-11, s.color)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+20, ly, html.EscapeString(s.name))
 	}
-	ly := h - bot + 45 + 2*22
+	ly := h - bot + 45 + (len(ss)+1)/2*22
 	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#1f77b4" stroke-dasharray="6 4"/>`+"\n", left, left+14, ly-4, ly-4)
 	fmt.Fprintf(&b, `<text x="%d" y="%d">target for d/b: 0.85 (at 100 tenants)</text>`+"\n", left+20, ly)
+	fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#d62728" stroke-dasharray="2 3"/>`+"\n", left+330, left+344, ly-4, ly-4)
+	fmt.Fprintf(&b, `<text x="%d" y="%d">target for g/d: 0.9</text>`+"\n", left+350, ly)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }

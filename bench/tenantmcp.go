@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/tenantmcp/tenantmcp/audit"
+	"github.com/tenantmcp/tenantmcp/audit/sqliteaudit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/examples/documents"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
@@ -36,6 +42,10 @@ type tmcpConfig struct {
 	// seed, if set, runs once per registered tenant (e.g. to store the
 	// document get_document reads).
 	seed func(ctx context.Context, rec *registry.Tenant) error
+	// audit, if set, turns the audit trail on: a writer with the default
+	// options over this store, checkpoints signed with a fresh Ed25519
+	// key. The caller closes the store after tmcp.Close.
+	audit audit.Store
 }
 
 // tmcp is one assembled tenantmcp server with its tenants' tokens.
@@ -45,18 +55,38 @@ type tmcp struct {
 	recs     []*registry.Tenant // recs[i] is tenant i's record
 	verifier *auth.Verifier
 	limiter  *ratelimit.Memory
+	audit    *audit.Writer     // nil without the audit trail
+	auditPub ed25519.PublicKey // verifies audit's checkpoints
 }
 
+// auditCloseTimeout bounds the drain of the audit queue at Close.
+const auditCloseTimeout = time.Minute
+
+// Close stops the server's parts; the audit writer first drains its queue
+// and writes final checkpoints (its store stays open: the caller's).
 func (t *tmcp) Close() {
+	t.closeAudit()
 	t.verifier.Close()
 	t.limiter.Close()
+}
+
+// closeAudit drains and closes the audit writer, if any. It returns the
+// same result every time.
+func (t *tmcp) closeAudit() error {
+	if t.audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+	defer cancel()
+	return t.audit.Close(ctx)
 }
 
 // newTmcp assembles the full request path the way app does for
 // a deployment with the development issuer: a JWT verifier over the dev
 // issuer's JWKS (ES256), the registry over c.reg, an in-memory GCRA rate
-// limiter, the documents tools plus echo. It registers c.tenants tenants
-// (external ids bench-0 ... bench-<n-1>) and mints one token per tenant.
+// limiter, the documents tools plus echo, and with c.audit the audit
+// trail. It registers c.tenants tenants (external ids bench-0 ...
+// bench-<n-1>) and mints one token per tenant.
 func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 	key, err := auth.GenerateDevKey()
 	if err != nil {
@@ -81,6 +111,19 @@ func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 	reg := registry.New(c.reg, &registry.Options{MaxEntries: c.regCache})
 	lim := ratelimit.NewMemory(nil)
 	t := &tmcp{verifier: v, limiter: lim}
+	if c.audit != nil {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		w, err := audit.NewWriter(c.audit, priv, nil)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.audit, t.auditPub = w, pub
+	}
 	srv, err := server.New(server.Options{
 		ResourceURL:  resource,
 		Verifier:     v,
@@ -91,6 +134,7 @@ func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 		Stores:       c.stores,
 		Tools:        append([]server.Tool{echoTool()}, documents.Tools()...),
 		Routes:       map[string]http.Handler{"GET /dev/jwks.json": iss},
+		Audit:        t.audit,
 	})
 	if err != nil {
 		t.Close()
@@ -144,15 +188,21 @@ func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 	return t, nil
 }
 
-// embedded is (d)'s storage: the embedded default of `tenantmcp dev`, an
-// SQLite registry and an SQLite file per tenant (plus filesystem blobs).
+// embedded is (d)'s and (g)'s storage: the embedded default of
+// `tenantmcp dev`, an SQLite registry and an SQLite file per tenant (plus
+// filesystem blobs), and for (g) the SQLite audit store, audit.db.
 type embedded struct {
 	reg   *regsqlite.Store
 	docs  *docsqlite.Store
 	blobs *fsblob.Store
+	audit *sqliteaudit.Store // nil unless opened withAudit
 }
 
-func openEmbedded(dir string) (*embedded, error) {
+// openEmbedded opens the storage in dir (created if need be).
+func openEmbedded(dir string, withAudit bool) (*embedded, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	reg, err := regsqlite.Open(filepath.Join(dir, "registry.db"), nil)
 	if err != nil {
 		return nil, err
@@ -168,13 +218,33 @@ func openEmbedded(dir string) (*embedded, error) {
 		docs.Close()
 		return nil, err
 	}
-	return &embedded{reg: reg, docs: docs, blobs: blobs}, nil
+	e := &embedded{reg: reg, docs: docs, blobs: blobs}
+	if withAudit {
+		if e.audit, err = sqliteaudit.Open(filepath.Join(dir, "audit.db"), nil); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 func (e *embedded) set() *store.Set { return &store.Set{Docs: e.docs, SQL: e.docs, Blobs: e.blobs} }
 
+// auditStore is the audit store as tmcpConfig.audit wants it: nil (off)
+// when none was opened.
+func (e *embedded) auditStore() audit.Store {
+	if e.audit == nil {
+		return nil
+	}
+	return e.audit
+}
+
+// Close closes the stores; close the audit writer (tmcp.Close) first.
 func (e *embedded) Close() {
 	e.blobs.Close()
 	e.docs.Close()
 	e.reg.Close()
+	if e.audit != nil {
+		e.audit.Close()
+	}
 }
