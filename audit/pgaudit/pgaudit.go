@@ -346,15 +346,7 @@ func scanHead(row pgx.Row, chain *string) (audit.Head, error) {
 		return h, err
 	}
 	h.Seq = uint64(seq)
-	return h, setHash(&h.Hash, hash)
-}
-
-func setHash(h *audit.Hash, b []byte) error {
-	if len(b) != len(h) {
-		return fmt.Errorf("stored hash has %d bytes, want %d", len(b), len(h))
-	}
-	copy(h[:], b)
-	return nil
+	return h, batch.SetHash(&h.Hash, hash)
 }
 
 // Head implements audit.Store.
@@ -419,21 +411,7 @@ func (s *Store) readRecords(ctx context.Context, chain, query string, args ...an
 		return nil, err
 	}
 	defer rows.Close()
-	var out []audit.Record
-	for rows.Next() {
-		r := audit.Record{Chain: chain}
-		var seq int64
-		var prev, hash []byte
-		if err := rows.Scan(&seq, &prev, &hash, &r.Body); err != nil {
-			return nil, err
-		}
-		r.Seq = uint64(seq)
-		if err := errors.Join(setHash(&r.Prev, prev), setHash(&r.Hash, hash)); err != nil {
-			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return batch.ScanRecords(rows, chain)
 }
 
 // Query implements audit.Store.
@@ -508,7 +486,7 @@ func (s *Store) Checkpoints(ctx context.Context, chain string) ([]audit.Checkpoi
 		if err := rows.Scan(&count, &head, &tm, &ns, &cp.KeyID, &cp.Signature); err != nil {
 			return nil, fmt.Errorf("pgaudit: checkpoints of chain %q: %w", chain, err)
 		}
-		if err := setHash(&cp.Head, head); err != nil {
+		if err := batch.SetHash(&cp.Head, head); err != nil {
 			return nil, fmt.Errorf("pgaudit: checkpoint of chain %q at %d: %w", chain, count, err)
 		}
 		cp.Count, cp.Time = uint64(count), batch.JoinTime(tm.UnixMicro(), ns)

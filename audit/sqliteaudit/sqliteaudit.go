@@ -218,18 +218,10 @@ func head(ctx context.Context, st *sql.Stmt, chain string) (audit.Head, error) {
 		return h, err
 	}
 	h.Seq = uint64(seq)
-	if err := setHash(&h.Hash, hash); err != nil {
+	if err := batch.SetHash(&h.Hash, hash); err != nil {
 		return h, err
 	}
 	return h, nil
-}
-
-func setHash(h *audit.Hash, b []byte) error {
-	if len(b) != len(h) {
-		return fmt.Errorf("stored hash has %d bytes, want %d", len(b), len(h))
-	}
-	copy(h[:], b)
-	return nil
 }
 
 // Append implements audit.Store: one transaction, in which each chain's
@@ -367,21 +359,7 @@ func (s *Store) records(ctx context.Context, query string, chain string, args ..
 		return nil, err
 	}
 	defer rows.Close()
-	var out []audit.Record
-	for rows.Next() {
-		r := audit.Record{Chain: chain}
-		var seq int64
-		var prev, hash []byte
-		if err := rows.Scan(&seq, &prev, &hash, &r.Body); err != nil {
-			return nil, err
-		}
-		r.Seq = uint64(seq)
-		if err := errors.Join(setHash(&r.Prev, prev), setHash(&r.Hash, hash)); err != nil {
-			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return batch.ScanRecords(rows, chain)
 }
 
 // Query implements audit.Store.
@@ -461,7 +439,7 @@ func (s *Store) Checkpoints(ctx context.Context, chain string) ([]audit.Checkpoi
 		if err := rows.Scan(&count, &hash, &us, &ns, &cp.KeyID, &cp.Signature); err != nil {
 			return nil, fmt.Errorf("sqliteaudit: checkpoints of chain %q: %w", chain, err)
 		}
-		if err := setHash(&cp.Head, hash); err != nil {
+		if err := batch.SetHash(&cp.Head, hash); err != nil {
 			return nil, fmt.Errorf("sqliteaudit: checkpoint of chain %q at %d: %w", chain, count, err)
 		}
 		cp.Count, cp.Time = uint64(count), batch.JoinTime(us, ns)

@@ -5,6 +5,7 @@ package batch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -143,4 +144,39 @@ func Decode(recs []audit.Record, size int, fn func(recs []audit.Record, fields [
 		}
 	}
 	return nil
+}
+
+// SetHash copies a stored hash into h, refusing one of the wrong length.
+func SetHash(h *audit.Hash, b []byte) error {
+	if len(b) != len(h) {
+		return fmt.Errorf("stored hash has %d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return nil
+}
+
+// Rows is what both SQL drivers' result sets (database/sql, pgx) offer.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanRecords reads rows of (seq, prev, hash, body) of chain.
+func ScanRecords(rows Rows, chain string) ([]audit.Record, error) {
+	var out []audit.Record
+	for rows.Next() {
+		r := audit.Record{Chain: chain}
+		var seq int64
+		var prev, hash []byte
+		if err := rows.Scan(&seq, &prev, &hash, &r.Body); err != nil {
+			return nil, err
+		}
+		r.Seq = uint64(seq)
+		if err := errors.Join(SetHash(&r.Prev, prev), SetHash(&r.Hash, hash)); err != nil {
+			return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
