@@ -142,11 +142,7 @@ func (at *auditTarget) resolve(cmd *cobra.Command, e *env, tf *targetFlags, t *t
 
 // withAudit opens the deployment's registry and audit store.
 func withAudit(cmd *cobra.Command, e *env, tf *targetFlags, fn func(t *target, a *app.App, s audit.Store) error) error {
-	t, err := tf.load(cmd, e)
-	if err != nil {
-		return err
-	}
-	a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev})
+	t, a, err := tf.openRegistry(cmd, e)
 	if err != nil {
 		return err
 	}

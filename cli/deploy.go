@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
 )
@@ -72,6 +73,20 @@ func (tf *targetFlags) load(cmd *cobra.Command, e *env) (*target, error) {
 		dir = defaultDataDir
 	}
 	return loadDev(dir, e)
+}
+
+// openRegistry loads the deployment the flags name and opens its registry
+// (and audit store); the caller closes the App.
+func (tf *targetFlags) openRegistry(cmd *cobra.Command, e *env) (*target, *app.App, error) {
+	t, err := tf.load(cmd, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev})
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, a, nil
 }
 
 func loadDev(dir string, e *env) (*target, error) {

@@ -241,11 +241,7 @@ func newTenantListCmd(e *env) *cobra.Command {
 		Short: "List tenants",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := tf.load(cmd, e)
-			if err != nil {
-				return err
-			}
-			a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev})
+			_, a, err := tf.openRegistry(cmd, e)
 			if err != nil {
 				return err
 			}
@@ -396,11 +392,7 @@ mistake; suspend first if you only want to block access.`,
 // withRecord opens the registry and finds ref: an internal id, or an
 // external id under the deployment's issuer.
 func withRecord(cmd *cobra.Command, e *env, tf *targetFlags, ref string, fn func(*app.App, *registry.Tenant) error) error {
-	t, err := tf.load(cmd, e)
-	if err != nil {
-		return err
-	}
-	a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev})
+	t, a, err := tf.openRegistry(cmd, e)
 	if err != nil {
 		return err
 	}
