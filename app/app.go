@@ -29,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
@@ -84,6 +85,8 @@ type App struct {
 	closers   []func() error
 	pgPool    *pgxpool.Pool
 	audit     audit.Store // nil when audit.enabled = false
+	// adminStore is opened by AdminService on first use.
+	adminStore admin.Store
 	// limiterErrors counts rate-limit checks answered without Redis.
 	limiterErrors func(error)
 }
@@ -166,8 +169,8 @@ func (a *App) openRegistry(ctx context.Context) error {
 		a.Registry = registry.New(rs, ropts)
 		return nil
 	}
-	path := filepath.Join(cfg.Server.DataDir, "registry.db")
-	rs, err := sqlitestore.Open(path, nil)
+	path := filepath.Join(cfg.Server.DataDir, registryFile)
+	rs, err := sqlitestore.Open(path, &sqlitestore.Options{Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("open tenant registry %s: %w", path, err)
 	}

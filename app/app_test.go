@@ -27,27 +27,30 @@ type deployment struct {
 }
 
 // deploy assembles cfgTOML (a [server] section with public_url and
-// data_dir is added) and serves it.
+// data_dir is added) and serves it, with opts.Dev as its issuer if set
+// (replicas share one) or a new development issuer.
 func deploy(t *testing.T, cfgTOML string, opts *app.Options) *deployment {
 	t.Helper()
 	ctx := context.Background()
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
-	key, err := auth.GenerateDevKey()
-	if err != nil {
-		t.Fatal(err)
+	if opts == nil {
+		opts = &app.Options{}
 	}
-	iss, err := auth.NewDevIssuer(base+"/dev", key)
-	if err != nil {
-		t.Fatal(err)
+	iss := opts.Dev
+	if iss == nil {
+		key, err := auth.GenerateDevKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if iss, err = auth.NewDevIssuer(base+"/dev", key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	full := fmt.Sprintf("[server]\nlisten = %q\ndata_dir = %q\n[auth]\nprovider = \"generic\"\nissuer = %q\n", ts.Listener.Addr().String(), t.TempDir(), iss.Issuer()) + cfgTOML
 	cfg, err := config.Parse([]byte(full), nil)
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", full, err)
-	}
-	if opts == nil {
-		opts = &app.Options{}
 	}
 	opts.Dev = iss
 	a, err := app.Open(ctx, cfg, opts)

@@ -316,6 +316,10 @@ func MigrateDatabase(ctx context.Context, cfg *config.Config, adminDSN string, p
 		return fmt.Errorf("audit tables: %w", err)
 	}
 	fmt.Fprintf(progress, "audit tables ready (append-only: %s may only insert and read)\n", app)
+	if err := migrateAdminStore(ctx, admin, owner, app); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "admin tables ready (impersonations, idempotency keys)\n")
 	iso := cfg.EffectiveIsolation()
 	mopts := &postgres.MigrateOptions{OwnerRole: owner, AppRole: app}
 	switch iso {

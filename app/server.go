@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/examples/documents"
@@ -19,7 +20,7 @@ import (
 
 // Server builds the token verifier, the rate limiter and the server. The
 // returned close function stops the verifier's background refresh and the
-// limiter.
+// limiter, and exports the spans still batched when tracing is on.
 func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	cfg := a.Config
 	var cleanups []func()
@@ -61,6 +62,14 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	if !mt.Enabled {
 		opts.SingleTenant = SingleTenantID
 	}
+	// First in, last out: the tracer provider is shut down (flushing its
+	// spans) after everything that could still end a span.
+	tp, stopTracing, err := a.tracerProvider(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, stopTracing)
+	opts.TracerProvider = tp
 
 	issuer := a.Issuer()
 	var verifier *auth.Verifier // nil: no tokens to verify
@@ -68,12 +77,13 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	case a.opts.Dev != nil:
 		dev := a.opts.Dev
 		v, err := auth.NewVerifier(ctx, &auth.Options{
-			Issuer:     dev.Issuer(),
-			Audience:   cfg.ResourceURL(),
-			JWKS:       dev.JWKS(),
-			Claims:     auth.DevClaimMap(),
-			DropClaims: true,
-			Logger:     a.log,
+			Issuer:         dev.Issuer(),
+			Audience:       cfg.ResourceURL(),
+			JWKS:           dev.JWKS(),
+			Claims:         auth.DevClaimMap(),
+			TenantOptional: a.adminSharesIssuer(),
+			DropClaims:     true,
+			Logger:         a.log,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("dev issuer: %w", err)
@@ -115,6 +125,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		opts.Limiter = lim
 	}
 
+	var auditW *audit.Writer
 	if a.audit != nil {
 		w, pub, stopAudit, err := a.auditWriter(ctx)
 		if err != nil {
@@ -123,7 +134,14 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		}
 		cleanups = append(cleanups, stopAudit)
 		a.auditOptions(&opts, w, pub)
+		auditW = w
 	}
+	closeAdmin, err := a.adminOptions(ctx, &opts, auditW)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, closeAdmin)
 
 	opts.ScopeHierarchy = cfg.ScopeImplications()
 	srv, err := server.New(opts)
@@ -132,6 +150,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		return nil, nil, err
 	}
 	a.limiterErrors = func(err error) { srv.CountLimiterError(err) }
+	cleanups = append(cleanups, a.watchRegistry(ctx)) // see registrywatch.go
 	return srv, cleanup, nil
 }
 
@@ -215,7 +234,10 @@ func (a *App) verifierOptions() *auth.Options {
 		CacheSize:  orNone(cfg.Auth.TokenCacheSize),
 		CacheTTL:   cfg.Auth.TokenCacheTTL,
 		DropClaims: true, // tools see tenant.Context, not raw claims
-		Logger:     a.log,
+		// Admin tokens from this provider carry no tenant; the server
+		// refuses a tenant request without one itself.
+		TenantOptional: a.adminSharesIssuer(),
+		Logger:         a.log,
 	}
 }
 

@@ -57,6 +57,14 @@ type Options struct {
 	// values every token must carry (see Preset). The zero value is
 	// single-tenant, user "sub", no scopes, no required claims.
 	Claims ClaimMap
+	// TenantOptional accepts a token without the Claims.Tenant claim at
+	// all, as an identity with an empty TenantID, instead of refusing it
+	// with a *ClaimError: for deployments whose admins sign in at the
+	// tenants' identity provider (admin tokens carry no tenant). A tenant
+	// claim that is present but empty or not a string is still refused.
+	// The caller must then refuse an empty TenantID itself wherever a
+	// tenant is needed (see TenantClaim for the message).
+	TenantOptional bool
 	// TokenType is the JOSE header typ every token must have, e.g.
 	// "at+jwt" for RFC 9068 access tokens. It is compared
 	// case-insensitively and an "application/" prefix is ignored on both
@@ -129,29 +137,30 @@ type Identity struct {
 
 // Verifier verifies bearer JWTs. It is safe for concurrent use.
 type Verifier struct {
-	issuer     string
-	issPrefix  string // templated issuer: iss = prefix + tenant + suffix
-	issSuffix  string
-	templated  bool
-	audience   string
-	claims     ClaimMap
-	algs       []string
-	algList    string
-	parser     *jwt.Parser
-	keys       keyfunc.Keyfunc // reads the loaded keys; never fetches
-	local      jwkset.Storage  // the loaded keys; reading never fetches
-	refresh    *refresher      // nil for Options.JWKS: no fetching at all
-	tokenType  string          // Options.TokenType normalised; "" = any
-	required   []requiredClaim // Claims.RequiredClaims, sorted
-	cache      *tokenCache
-	dropClaims bool
-	cacheTTL   time.Duration
-	now        func() time.Time
-	log        *slog.Logger
-	cancel     context.CancelFunc
-	closeOnce  sync.Once
-	maxToken   int
-	userClaim  string
+	issuer         string
+	issPrefix      string // templated issuer: iss = prefix + tenant + suffix
+	issSuffix      string
+	templated      bool
+	audience       string
+	claims         ClaimMap
+	algs           []string
+	algList        string
+	parser         *jwt.Parser
+	keys           keyfunc.Keyfunc // reads the loaded keys; never fetches
+	local          jwkset.Storage  // the loaded keys; reading never fetches
+	refresh        *refresher      // nil for Options.JWKS: no fetching at all
+	tokenType      string          // Options.TokenType normalised; "" = any
+	required       []requiredClaim // Claims.RequiredClaims, sorted
+	cache          *tokenCache
+	dropClaims     bool
+	tenantOptional bool
+	cacheTTL       time.Duration
+	now            func() time.Time
+	log            *slog.Logger
+	cancel         context.CancelFunc
+	closeOnce      sync.Once
+	maxToken       int
+	userClaim      string
 }
 
 const (
@@ -210,14 +219,15 @@ func NewVerifier(ctx context.Context, opts *Options) (*Verifier, error) {
 		problems = append(problems, "Audience is required (this server's resource URL, e.g. https://mcp.example.com/mcp)")
 	}
 	v := &Verifier{
-		issuer:     o.Issuer,
-		audience:   o.Audience,
-		claims:     o.Claims,
-		now:        o.Now,
-		log:        o.Logger,
-		maxToken:   maxTokenLen,
-		userClaim:  o.Claims.User,
-		dropClaims: o.DropClaims,
+		issuer:         o.Issuer,
+		audience:       o.Audience,
+		claims:         o.Claims,
+		now:            o.Now,
+		log:            o.Logger,
+		maxToken:       maxTokenLen,
+		userClaim:      o.Claims.User,
+		dropClaims:     o.DropClaims,
+		tenantOptional: o.TenantOptional,
 	}
 	if v.userClaim == "" {
 		v.userClaim = "sub"
@@ -435,6 +445,10 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 	}
 }
 
+// TenantClaim is the claim that names the tenant ("" for a
+// single-tenant verifier), for a refusal of a token without one.
+func (v *Verifier) TenantClaim() string { return v.claims.Tenant }
+
 // Close stops the background JWK Set refresh. Verify keeps working with the
 // keys already loaded. Close is idempotent.
 func (v *Verifier) Close() {
@@ -568,6 +582,7 @@ func (v *Verifier) identity(claims jwt.MapClaims) (*Identity, error) {
 	if name := v.claims.Tenant; name != "" {
 		tid, present, isString := v.claims.lookupString(m, name)
 		switch {
+		case !present && v.tenantOptional:
 		case !present:
 			return nil, &ClaimError{Claim: name, Problem: ClaimMissing}
 		case !isString:
@@ -575,7 +590,7 @@ func (v *Verifier) identity(claims jwt.MapClaims) (*Identity, error) {
 		case tid == "":
 			return nil, &ClaimError{Claim: name, Problem: ClaimEmpty}
 		}
-		id.TenantID = tid
+		id.TenantID = tid // "" only when absent and optional
 	}
 	if name := v.claims.TenantName; name != "" {
 		id.TenantName, _, _ = v.claims.lookupString(m, name)

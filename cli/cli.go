@@ -130,6 +130,7 @@ Try it:
 		newServeCmd(e),
 		newTokenCmd(e),
 		newTenantCmd(e),
+		newImpersonationCmd(e),
 		newDBCmd(e),
 		newAuditCmd(e),
 		newVersionCmd(e),

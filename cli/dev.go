@@ -187,12 +187,28 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 		printTenant(e.stdout, st.Resource, tools, t.id, t.name, string(recs[i].ID), t.user, tok)
 	}
 	cli, dir := e.command(), shellQuote(data)
+	if cfg.Admin.Enabled {
+		tok, err := iss.Mint(auth.TokenRequest{Audience: st.Resource, UserID: "admin", Scopes: []string{cfg.Admin.Scope}, TTL: ttl})
+		if err != nil {
+			return err
+		}
+		printAdmin(e.stdout, st.Resource, tok)
+	}
 	fmt.Fprintf(e.stdout, "More tokens:  %s token --data %s --tenant globex --user carol\n", cli, dir)
+	fmt.Fprintf(e.stdout, "Admin token:  %s token --data %s --admin --user ops@example.com\n", cli, dir)
 	fmt.Fprintf(e.stdout, "More tenants: %s tenant add --data %s --external-id initech --name Initech\n", cli, dir)
-	fmt.Fprintf(e.stdout, "Tenant changes apply within registry.cache_ttl (30s), or at once on SIGHUP (kill -HUP %d).\n", os.Getpid())
+	fmt.Fprintf(e.stdout, "Tenant changes (tenant commands, the admin API and tools) reach this server within a second.\n")
 	fmt.Fprintf(e.stdout, "Stop with Ctrl-C.\n\n")
 
 	return srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
+}
+
+// printAdmin prints the dev admin token and how to use it.
+func printAdmin(w io.Writer, resource, token string) {
+	api := strings.TrimSuffix(resource, "/mcp") + server.AdminAPIPath
+	fmt.Fprintf(w, "Admin (user admin): the admin tools over MCP at %s, and the admin API at %s\n", resource, api)
+	fmt.Fprintf(w, "  ADMIN_TOKEN=%s\n", token)
+	fmt.Fprintf(w, "  curl -H \"Authorization: Bearer $ADMIN_TOKEN\" %stenants\n\n", api)
 }
 
 // inspectorVersion is the MCP Inspector release the printed commands

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
@@ -23,16 +24,19 @@ import (
 func newTenantCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tenant",
-		Short: "Add, list, change, suspend and delete tenants in the registry",
+		Short: "Create, list, change, suspend, resume and delete tenants",
 		Long: `Manage the tenant registry. A tenant is identified by its identity provider's
 tenant id (Auth0 org_id, Entra tid, Cognito custom:tenant_id...) together with
 the issuer; the registry gives it an internal id (t...) from which all storage
 names derive. Commands accept either id.
 
-Running servers see changes within registry.cache_ttl (30s by default).`,
+These are the admin operations of the admin API and MCP admin tools: each is
+recorded in the tenant's audit trail as done by "cli:<your user name>". A
+running server on the same database or data directory sees a change within a
+second.`,
 	}
-	cmd.AddCommand(newTenantAddCmd(e), newTenantListCmd(e), newTenantShowCmd(e), newTenantUpdateCmd(e),
-		newTenantStatusCmd(e, "suspend", registry.StatusSuspended), newTenantStatusCmd(e, "activate", registry.StatusActive),
+	cmd.AddCommand(newTenantCreateCmd(e), newTenantListCmd(e), newTenantShowCmd(e), newTenantUpdateCmd(e),
+		newTenantStatusCmd(e, "suspend"), newTenantStatusCmd(e, "resume"),
 		newTenantDeleteCmd(e))
 	return cmd
 }
@@ -50,10 +54,14 @@ type recordFlags struct {
 	settings     []string
 }
 
-func (rf *recordFlags) add(cmd *cobra.Command) {
+func (rf *recordFlags) add(cmd *cobra.Command, create bool) {
 	f := cmd.Flags()
 	f.StringVar(&rf.name, "name", "", "display name")
-	f.StringVar(&rf.status, "status", "", "active, suspended or trial")
+	if create {
+		f.StringVar(&rf.status, "status", "", "active (default) or trial")
+	} else {
+		f.StringVar(&rf.status, "status", "", "active or trial (suspend with 'tenant suspend')")
+	}
 	f.IntVar(&rf.trialDays, "trial-days", 0, "make it a trial ending this many days from now")
 	f.StringVar(&rf.trialEnds, "trial-ends", "", "make it a trial ending at this time (RFC 3339 or YYYY-MM-DD)")
 	// Zero defaults: only flags that were given change the record
@@ -65,67 +73,119 @@ func (rf *recordFlags) add(cmd *cobra.Command) {
 	f.StringArrayVar(&rf.settings, "set", nil, "configuration KEY=VALUE; KEY= removes it; repeat for several")
 }
 
-// apply writes the flags that were given onto rec.
-func (rf *recordFlags) apply(cmd *cobra.Command, rec *registry.Tenant, now time.Time) error {
+// trial is the trial end the flags give, if any.
+func (rf *recordFlags) trial(cmd *cobra.Command, now time.Time) (time.Time, bool, error) {
 	f := cmd.Flags()
-	if f.Changed("name") {
-		rec.Name = rf.name
-	}
-	if f.Changed("status") {
-		rec.Status = registry.Status(rf.status)
-	}
 	switch {
 	case f.Changed("trial-days") && f.Changed("trial-ends"):
-		return usagef(cmd, "give --trial-days or --trial-ends, not both")
+		return time.Time{}, false, usagef(cmd, "give --trial-days or --trial-ends, not both")
 	case f.Changed("trial-days"):
 		if rf.trialDays <= 0 {
-			return usagef(cmd, "--trial-days must be positive")
+			return time.Time{}, false, usagef(cmd, "--trial-days must be positive")
 		}
-		rec.Status = registry.StatusTrial
-		rec.TrialEndsAt = now.Add(time.Duration(rf.trialDays) * 24 * time.Hour).UTC()
+		return now.AddDate(0, 0, rf.trialDays).UTC(), true, nil
 	case f.Changed("trial-ends"):
 		t, err := parseTime(rf.trialEnds)
 		if err != nil {
-			return usagef(cmd, "--trial-ends: %v", err)
+			return time.Time{}, false, usagef(cmd, "--trial-ends: %v", err)
 		}
-		rec.Status = registry.StatusTrial
-		rec.TrialEndsAt = t
+		return t, true, nil
 	}
-	if f.Changed("rate-limit") {
-		rec.RateLimit = rf.rateLimit
-	}
-	if f.Changed("burst") {
-		rec.RateBurst = rf.burst
-	}
-	if f.Changed("allowed-tools") {
-		rec.AllowedTools = rf.tools()
-	}
+	return time.Time{}, false, nil
+}
+
+// flagValues parses --flag NAME=BOOL and --set KEY=VALUE (KEY= removes).
+func (rf *recordFlags) flagValues(cmd *cobra.Command) (map[string]bool, map[string]*string, error) {
+	var flags map[string]bool
 	for _, kv := range rf.flags {
 		k, v, ok := strings.Cut(kv, "=")
 		b, err := strconv.ParseBool(v)
 		if !ok || k == "" || err != nil {
-			return usagef(cmd, "--flag %q: want NAME=true or NAME=false", kv)
+			return nil, nil, usagef(cmd, "--flag %q: want NAME=true or NAME=false", kv)
 		}
-		if rec.Flags == nil {
-			rec.Flags = map[string]bool{}
+		if flags == nil {
+			flags = map[string]bool{}
 		}
-		rec.Flags[k] = b
+		flags[k] = b
 	}
+	var settings map[string]*string
 	for _, kv := range rf.settings {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return usagef(cmd, "--set %q: want KEY=VALUE", kv)
+			return nil, nil, usagef(cmd, "--set %q: want KEY=VALUE", kv)
 		}
-		if v == "" {
-			delete(rec.Config, k)
-			continue
+		if settings == nil {
+			settings = map[string]*string{}
 		}
-		if rec.Config == nil {
-			rec.Config = map[string]string{}
+		settings[k] = nil
+		if v != "" {
+			settings[k] = &v
 		}
-		rec.Config[k] = v
 	}
-	return nil
+	return flags, settings, nil
+}
+
+// spec is the new tenant the flags describe.
+func (rf *recordFlags) spec(cmd *cobra.Command, externalID, issuer string, now time.Time) (admin.TenantSpec, error) {
+	sp := admin.TenantSpec{Issuer: issuer, ExternalID: externalID, Name: rf.name, Status: registry.Status(rf.status),
+		RateLimit: rf.rateLimit, RateBurst: rf.burst, Tools: rf.tools()}
+	end, trial, err := rf.trial(cmd, now)
+	if err != nil {
+		return sp, err
+	}
+	if trial {
+		sp.TrialEndsAt = end
+		if sp.Status == "" {
+			sp.Status = registry.StatusTrial
+		}
+	}
+	flags, settings, err := rf.flagValues(cmd)
+	if err != nil {
+		return sp, err
+	}
+	sp.Flags = flags
+	for k, v := range settings {
+		if v != nil {
+			if sp.Config == nil {
+				sp.Config = map[string]string{}
+			}
+			sp.Config[k] = *v
+		}
+	}
+	return sp, nil
+}
+
+// patch is the change the flags that were given describe.
+func (rf *recordFlags) patch(cmd *cobra.Command, now time.Time) (admin.TenantPatch, error) {
+	f := cmd.Flags()
+	var pt admin.TenantPatch
+	if f.Changed("name") {
+		pt.Name = &rf.name
+	}
+	if f.Changed("status") {
+		st := registry.Status(rf.status)
+		pt.Status = &st
+	}
+	end, trial, err := rf.trial(cmd, now)
+	if err != nil {
+		return pt, err
+	}
+	if trial {
+		st := registry.StatusTrial
+		pt.TrialEndsAt, pt.Status = &end, &st
+	}
+	if f.Changed("rate-limit") {
+		pt.RateLimit = &rf.rateLimit
+	}
+	if f.Changed("burst") {
+		pt.RateBurst = &rf.burst
+	}
+	if f.Changed("allowed-tools") {
+		tools := rf.tools()
+		pt.AllowedTools = &tools
+	}
+	pt.Flags, pt.Config, err = rf.flagValues(cmd)
+	return pt, err
 }
 
 // tools is --allowed-tools without blanks.
@@ -178,7 +238,67 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func newTenantAddCmd(e *env) *cobra.Command {
+// adminRun is an admin command in progress: the deployment, the admin
+// service recording into the audit trail as the CLI's user, and the
+// target the flags named.
+type adminRun struct {
+	t   *target
+	a   *app.App
+	svc *admin.Service
+	p   admin.Principal
+}
+
+// withAdmin opens the deployment the flags name (with its stores when
+// stores is set, to provision new tenants), runs fn with the admin
+// service, and writes fn's audit events before it returns.
+func withAdmin(cmd *cobra.Command, e *env, tf *targetFlags, stores bool, fn func(*adminRun) error) (err error) {
+	t, err := tf.load(cmd, e)
+	if err != nil {
+		return err
+	}
+	open := app.OpenRegistry
+	if stores {
+		open = app.Open
+	}
+	a, err := open(cmd.Context(), t.cfg, e.appOptions(t.dev, nil))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	aud, flush, err := a.CommandAuditor(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, flush()) }()
+	svc, err := a.AdminService(cmd.Context(), aud)
+	if err != nil {
+		return err
+	}
+	return fn(&adminRun{t: t, a: a, svc: svc, p: app.CLIPrincipal()})
+}
+
+// resolve finds the tenant ref names: an internal id, or an external id
+// under the deployment's issuer.
+func (r *adminRun) resolve(cmd *cobra.Command, e *env, tf *targetFlags, ref string) (tenant.ID, error) {
+	if id, err := tenant.ParseID(ref); err == nil {
+		return id, nil
+	}
+	rec, err := r.a.Registry.Lookup(cmd.Context(), r.a.Issuer(), ref)
+	if err != nil {
+		return "", notFound(fmt.Errorf("tenant %q: %w", ref, err), e, tf, r, ref)
+	}
+	return rec.ID, nil
+}
+
+// notFound rewrites the registry's not-found error with advice.
+func notFound(err error, e *env, tf *targetFlags, r *adminRun, ref string) error {
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", ref, e.command(), tf.flagsFor(r.t))
+	}
+	return err
+}
+
+func newTenantCreateCmd(e *env) *cobra.Command {
 	var (
 		tf         targetFlags
 		rf         recordFlags
@@ -187,44 +307,35 @@ func newTenantAddCmd(e *env) *cobra.Command {
 		asJSON     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "add --external-id ID [--name NAME] [flags]",
-		Short: "Register a tenant and provision its storage",
-		Example: `  tenantmcp tenant add --data ./tenantmcp-data --external-id initech --name Initech
-  tenantmcp tenant add --config deploy.toml --external-id org_9fQ2 --name "Acme" --trial-days 14 --rate-limit 300
-  tenantmcp tenant add --config deploy.toml --external-id org_x --allowed-tools list_documents,get_document --flag beta=true`,
+		Use:     "create --external-id ID [--name NAME] [flags]",
+		Aliases: []string{"add"},
+		Short:   "Register a tenant and provision its storage",
+		Example: `  tenantmcp tenant create --data ./tenantmcp-data --external-id initech --name Initech
+  tenantmcp tenant create --config deploy.toml --external-id org_9fQ2 --name "Acme" --trial-days 14 --rate-limit 300
+  tenantmcp tenant create --config deploy.toml --external-id org_x --allowed-tools list_documents,get_document --flag beta=true`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if externalID == "" {
 				return usagef(cmd, "--external-id is required: the tenant id your identity provider puts in tokens (e.g. Auth0 org_id)")
 			}
-			t, err := tf.load(cmd, e)
+			spec, err := rf.spec(cmd, externalID, issuer, time.Now())
 			if err != nil {
 				return err
 			}
-			a, err := app.Open(cmd.Context(), t.cfg, e.appOptions(t.dev, nil))
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if issuer == "" {
-				issuer = a.Issuer()
-			}
-			rec := registry.Tenant{Issuer: issuer, ExternalID: externalID, Status: registry.StatusActive}
-			if err := rf.checkTools(cmd, a.Tools()); err != nil {
-				return err
-			}
-			if err := rf.apply(cmd, &rec, time.Now()); err != nil {
-				return err
-			}
-			added, err := a.AddTenant(cmd.Context(), rec)
-			if err != nil {
-				return err
-			}
-			return printRecord(e.stdout, added, asJSON)
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
+				if err := rf.checkTools(cmd, r.a.Tools()); err != nil {
+					return err
+				}
+				added, _, err := r.svc.CreateTenant(cmd.Context(), r.p, spec, "")
+				if err != nil {
+					return err
+				}
+				return printRecord(e.stdout, added, asJSON)
+			})
 		},
 	}
 	tf.add(cmd)
-	rf.add(cmd)
+	rf.add(cmd, true)
 	cmd.Flags().StringVar(&externalID, "external-id", "", "the identity provider's tenant id (org_id, tid, custom:tenant_id value)")
 	cmd.Flags().StringVar(&issuer, "issuer", "", "issuer the tenant's tokens come from (default: the deployment's)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
@@ -234,50 +345,67 @@ func newTenantAddCmd(e *env) *cobra.Command {
 func newTenantListCmd(e *env) *cobra.Command {
 	var (
 		tf     targetFlags
+		status string
+		name   string
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--status S] [--name TEXT]",
 		Short: "List tenants",
-		Args:  cobra.NoArgs,
+		Example: `  tenantmcp tenant list --data ./tenantmcp-data
+  tenantmcp tenant list --config deploy.toml --status suspended --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, a, err := tf.openRegistry(cmd, e)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			recs, err := a.Registry.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(e.stdout, recs)
-			}
-			// An external id is unique per issuer: with tenants of several
-			// issuers, the issuer column tells two "acme" apart.
-			issuers := map[string]bool{}
-			for _, r := range recs {
-				issuers[r.Issuer] = true
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			if len(issuers) > 1 {
-				fmt.Fprintln(tw, "ID\tISSUER\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
-			} else {
-				fmt.Fprintln(tw, "ID\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
-			}
-			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t", r.ID)
-				if len(issuers) > 1 {
-					fmt.Fprintf(tw, "%s\t", r.Issuer)
+			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+				recs := []*registry.Tenant{}
+				f := admin.TenantFilter{Status: registry.Status(status), Name: name, Limit: admin.MaxPageSize}
+				for {
+					page, err := r.svc.ListTenants(cmd.Context(), r.p, f)
+					if err != nil {
+						return err
+					}
+					recs = append(recs, page.Tenants...)
+					if page.Next == "" {
+						break
+					}
+					f.After = page.Next
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ExternalID, r.Name, statusText(r), rateText(r.RateLimit), toolsText(r.AllowedTools))
-			}
-			return tw.Flush()
+				if asJSON {
+					return writeJSON(e.stdout, recs)
+				}
+				return printTenantTable(e.stdout, recs)
+			})
 		},
 	}
 	tf.add(cmd)
+	cmd.Flags().StringVar(&status, "status", "", "only tenants with this status: active, trial or suspended")
+	cmd.Flags().StringVar(&name, "name", "", "only tenants whose name or external id contains this text")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printTenantTable prints tenants one per line.
+func printTenantTable(w io.Writer, recs []*registry.Tenant) error {
+	// An external id is unique per issuer: with tenants of several
+	// issuers, the issuer column tells two "acme" apart.
+	issuers := map[string]bool{}
+	for _, r := range recs {
+		issuers[r.Issuer] = true
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(issuers) > 1 {
+		fmt.Fprintln(tw, "ID\tISSUER\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
+	} else {
+		fmt.Fprintln(tw, "ID\tEXTERNAL ID\tNAME\tSTATUS\tRATE/MIN\tTOOLS")
+	}
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t", r.ID)
+		if len(issuers) > 1 {
+			fmt.Fprintf(tw, "%s\t", r.Issuer)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ExternalID, r.Name, statusText(r), rateText(r.RateLimit), toolsText(r.AllowedTools))
+	}
+	return tw.Flush()
 }
 
 func newTenantShowCmd(e *env) *cobra.Command {
@@ -290,7 +418,15 @@ func newTenantShowCmd(e *env) *cobra.Command {
 		Short: "Show one tenant (by internal id or external id)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRecord(cmd, e, &tf, args[0], func(a *app.App, rec *registry.Tenant) error {
+			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+				id, err := r.resolve(cmd, e, &tf, args[0])
+				if err != nil {
+					return err
+				}
+				rec, err := r.svc.GetTenant(cmd.Context(), r.p, id)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
+				}
 				return printRecord(e.stdout, rec, asJSON)
 			})
 		},
@@ -312,72 +448,105 @@ func newTenantUpdateCmd(e *env) *cobra.Command {
 		Example: `  tenantmcp tenant update acme --data ./tenantmcp-data --allowed-tools list_documents --flag beta=true`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRecord(cmd, e, &tf, args[0], func(a *app.App, rec *registry.Tenant) error {
-				if err := rf.checkTools(cmd, a.Tools()); err != nil {
+			pt, err := rf.patch(cmd, time.Now())
+			if err != nil {
+				return err
+			}
+			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+				if err := rf.checkTools(cmd, r.a.Tools()); err != nil {
 					return err
 				}
-				updated, err := a.Registry.Update(cmd.Context(), rec.ID, func(r *registry.Tenant) error {
-					return rf.apply(cmd, r, time.Now())
-				})
+				id, err := r.resolve(cmd, e, &tf, args[0])
 				if err != nil {
 					return err
+				}
+				updated, err := r.svc.UpdateTenant(cmd.Context(), r.p, id, pt)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
 				}
 				return printRecord(e.stdout, updated, asJSON)
 			})
 		},
 	}
 	tf.add(cmd)
-	rf.add(cmd)
+	rf.add(cmd, false)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
 	return cmd
 }
 
-func newTenantStatusCmd(e *env, verb string, status registry.Status) *cobra.Command {
-	var tf targetFlags
+func newTenantStatusCmd(e *env, verb string) *cobra.Command {
+	var (
+		tf     targetFlags
+		reason string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
-		Use:   verb + " ID",
-		Short: map[string]string{"suspend": "Suspend a tenant: its requests are refused (data is kept)", "activate": "Make a tenant active again"}[verb],
-		Args:  cobra.ExactArgs(1),
+		Use: verb + " ID [--reason TEXT]",
+		Short: map[string]string{
+			"suspend": "Suspend a tenant: its requests are refused at once, on every replica (data is kept)",
+			"resume":  "Resume a suspended tenant (status active)",
+		}[verb],
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRecord(cmd, e, &tf, args[0], func(a *app.App, rec *registry.Tenant) error {
-				updated, err := a.Registry.Update(cmd.Context(), rec.ID, func(r *registry.Tenant) error {
-					r.Status = status
-					if status == registry.StatusActive {
-						r.TrialEndsAt = time.Time{}
-					}
-					return nil
-				})
+			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+				id, err := r.resolve(cmd, e, &tf, args[0])
 				if err != nil {
 					return err
+				}
+				op := r.svc.SuspendTenant
+				if verb == "resume" {
+					op = r.svc.ResumeTenant
+				}
+				updated, err := op(cmd.Context(), r.p, id, reason)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
+				}
+				if asJSON {
+					return writeJSON(e.stdout, updated)
 				}
 				fmt.Fprintf(e.stdout, "tenant %s (%s) is now %s\n", updated.ExternalID, updated.ID, updated.Status)
 				return nil
 			})
 		},
 	}
+	if verb == "resume" {
+		cmd.Aliases = []string{"activate"}
+	}
 	tf.add(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the tenant's audit trail)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
 	return cmd
 }
 
 func newTenantDeleteCmd(e *env) *cobra.Command {
 	var (
-		tf  targetFlags
-		yes bool
+		tf     targetFlags
+		yes    bool
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "delete ID --yes",
 		Short: "Remove a tenant from the registry (its stored data is kept)",
 		Long: `Remove a tenant's registry record: its tokens are refused from then on.
 Its stored data (database file, schema, objects) is kept so nothing is lost by
-mistake; suspend first if you only want to block access.`,
+mistake; a tenant registered again with the same external id gets a new
+internal id and never sees it. Suspend instead to block access reversibly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
 				return usagef(cmd, "deleting a tenant refuses all its requests from then on: pass --yes to confirm (or 'tenant suspend' to block access reversibly)")
 			}
-			return withRecord(cmd, e, &tf, args[0], func(a *app.App, rec *registry.Tenant) error {
-				if err := a.Registry.Delete(cmd.Context(), rec.ID); err != nil {
+			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+				id, err := r.resolve(cmd, e, &tf, args[0])
+				if err != nil {
 					return err
+				}
+				rec, err := r.svc.DeleteTenant(cmd.Context(), r.p, id)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
+				}
+				if asJSON {
+					return writeJSON(e.stdout, rec)
 				}
 				fmt.Fprintf(e.stdout, "deleted tenant %s (%s); its stored data is kept\n", rec.ExternalID, rec.ID)
 				return nil
@@ -386,30 +555,8 @@ mistake; suspend first if you only want to block access.`,
 	}
 	tf.add(cmd)
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the deleted record as JSON")
 	return cmd
-}
-
-// withRecord opens the registry and finds ref: an internal id, or an
-// external id under the deployment's issuer.
-func withRecord(cmd *cobra.Command, e *env, tf *targetFlags, ref string, fn func(*app.App, *registry.Tenant) error) error {
-	t, a, err := tf.openRegistry(cmd, e)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	var rec *registry.Tenant
-	if id, perr := tenant.ParseID(ref); perr == nil {
-		rec, err = a.Registry.Get(cmd.Context(), id)
-	} else {
-		rec, err = a.Registry.Lookup(cmd.Context(), a.Issuer(), ref)
-	}
-	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", ref, e.command(), tf.flagsFor(t))
-	}
-	if err != nil {
-		return fmt.Errorf("tenant %q: %w", ref, err)
-	}
-	return fn(a, rec)
 }
 
 // flagsFor repeats the flags that name deployment t, for advice such as

@@ -21,9 +21,10 @@ func newTokenCmd(e *env) *cobra.Command {
 		ttl          time.Duration
 		audience     string
 		allowUnknown bool
+		asAdmin      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "token --data DIR --tenant ID [--user U] [--scope S]... [--ttl D]",
+		Use:   "token --data DIR (--tenant ID | --admin) [--user U] [--scope S]... [--ttl D]",
 		Short: "Mint a development token (prints only the token)",
 		Long: `Mint a token from the development issuer of a "tenantmcp dev" data directory.
 Only the token is printed on standard output, so scripts can capture it:
@@ -31,15 +32,22 @@ Only the token is printed on standard output, so scripts can capture it:
   TOKEN=$(tenantmcp token --data ./tenantmcp-data --tenant acme --user alice)
 
 --tenant is the tenant's identifier as the identity provider would send it
-(the org_id claim), e.g. "acme". Tokens for deployments made with --config come
-from your identity provider, not from here.`,
+(the org_id claim), e.g. "acme". --admin mints an admin token instead: no
+tenant claim and the admin scope (admin.scope, "admin:global" by default), for
+the admin tools and the admin API (/admin/v1/). Tokens for deployments made
+with --config come from your identity provider, not from here.
+
+  ADMIN=$(tenantmcp token --data ./tenantmcp-data --admin --user ops@example.com)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tf.config != "" {
 				return usagef(cmd, "tokens for a --config deployment come from its identity provider; token works with a dev data directory (--data DIR)")
 			}
-			if tenantID == "" {
-				return usagef(cmd, "--tenant is required (e.g. --tenant acme)")
+			switch {
+			case asAdmin && tenantID != "":
+				return usagef(cmd, "give --tenant or --admin, not both: an admin token carries no tenant")
+			case !asAdmin && tenantID == "":
+				return usagef(cmd, "--tenant is required (e.g. --tenant acme), or --admin for an admin token")
 			}
 			if ttl <= 0 {
 				return usagef(cmd, "--ttl must be positive, e.g. 1h")
@@ -53,19 +61,28 @@ from your identity provider, not from here.`,
 				return err
 			}
 			defer a.Close()
-			if !allowUnknown {
-				if err := checkTenantKnown(cmd, e, a, t, tenantID); err != nil {
-					return err
-				}
-			}
-			if !cmd.Flags().Changed("scope") {
-				scopes = devScopes(a.Tools())
-			}
 			if audience == "" {
 				audience = t.state.Resource
 			}
-			if user == "" {
-				user = "user@" + tenantID
+			if asAdmin {
+				if !cmd.Flags().Changed("scope") {
+					scopes = []string{t.cfg.Admin.Scope}
+				}
+				if user == "" {
+					user = "admin"
+				}
+			} else {
+				if !allowUnknown {
+					if err := checkTenantKnown(cmd, e, a, t, tenantID); err != nil {
+						return err
+					}
+				}
+				if !cmd.Flags().Changed("scope") {
+					scopes = devScopes(a.Tools())
+				}
+				if user == "" {
+					user = "user@" + tenantID
+				}
 			}
 			tok, err := t.dev.Mint(auth.TokenRequest{
 				Audience: audience, TenantID: tenantID, TenantName: name, UserID: user, Scopes: scopes, TTL: ttl,
@@ -86,6 +103,7 @@ from your identity provider, not from here.`,
 	f.DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
 	f.StringVar(&audience, "audience", "", "audience (default: the dev server's MCP URL)")
 	f.BoolVar(&allowUnknown, "allow-unknown", false, "mint even if the tenant is not registered (to test refusals)")
+	f.BoolVar(&asAdmin, "admin", false, "mint an admin token (no tenant, the admin scope; default user \"admin\")")
 	return cmd
 }
 

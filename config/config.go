@@ -2,8 +2,10 @@ package config
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -54,7 +56,62 @@ type Config struct {
 	RateLimit RateLimitConfig
 	Storage   StorageConfig
 	Audit     AuditConfig
+	Admin     AdminConfig
+	Tracing   TracingConfig
 	Log       LogConfig
+}
+
+// AdminConfig is the [admin] section: who may administer the deployment.
+type AdminConfig struct {
+	Enabled             bool
+	Issuer              string
+	Audience            string
+	JWKSURL             string
+	Scope               string
+	ImpersonationTTL    time.Duration
+	MaxImpersonationTTL time.Duration
+}
+
+// AdminWithoutIssuer explains why admin.enabled has no effect, or is "":
+// with a multi-directory Entra domain every customer directory issues its
+// own tokens (and could grant itself the admin scope), so admins must
+// sign in at an admin.issuer of their own.
+func (c *Config) AdminWithoutIssuer() string {
+	if c.Admin.Enabled && c.Admin.Issuer == "" && c.Auth.Enabled && auth.IsMultiDirectory(c.Auth.Provider, c.Auth.Domain) {
+		return fmt.Sprintf("administration is off: with the multi-directory Entra domain %q every customer directory issues its own tokens and could grant itself %q; set admin.issuer to your operators' own tenant to enable it", c.Auth.Domain, c.Admin.Scope)
+	}
+	return ""
+}
+
+// SeparateAdminIssuer reports whether admins sign in at an identity
+// provider of their own (admin.issuer set) rather than the tenants'.
+func (c *Config) SeparateAdminIssuer() bool { return c.Admin.Issuer != "" }
+
+// EffectiveAdminIssuer is the iss of admin tokens: admin.issuer, else the
+// tenants' issuer.
+func (c *Config) EffectiveAdminIssuer() string {
+	if c.Admin.Issuer != "" {
+		return c.Admin.Issuer
+	}
+	return c.EffectiveIssuer()
+}
+
+// EffectiveAdminAudience is the audience admin tokens must carry when
+// admin.issuer is set: admin.audience, else the resource URL.
+func (c *Config) EffectiveAdminAudience() string {
+	if c.Admin.Audience != "" {
+		return c.Admin.Audience
+	}
+	return c.ResourceURL()
+}
+
+// EffectiveAdminJWKSURL is where the admin issuer's keys are fetched:
+// admin.jwks_url, else admin.issuer + "/.well-known/jwks.json".
+func (c *Config) EffectiveAdminJWKSURL() string {
+	if c.Admin.JWKSURL != "" {
+		return c.Admin.JWKSURL
+	}
+	return strings.TrimRight(c.Admin.Issuer, "/") + "/.well-known/jwks.json"
 }
 
 // AuditConfig is the [audit] section.
@@ -71,6 +128,23 @@ type AuditConfig struct {
 	MaxWait            time.Duration
 	CheckpointInterval time.Duration
 	StoreTimeout       time.Duration
+}
+
+// TracingConfig is the [tracing] section.
+type TracingConfig struct {
+	// Enabled is tracing.enabled: export OpenTelemetry spans of MCP
+	// requests and tool calls.
+	Enabled bool
+	// Endpoint is tracing.endpoint: the collector's OTLP/HTTP URL. Use
+	// TracesURL for the URL spans are sent to.
+	Endpoint string
+	// SampleRatio is tracing.sample_ratio, from 0 to 1.
+	SampleRatio float64
+	// ServiceName is tracing.service_name (service.name of the spans).
+	ServiceName string
+	// Headers is tracing.headers: "Name=value" entries sent with every
+	// export. Use TracingHeaders for the parsed map.
+	Headers []string
 }
 
 // ServerConfig is the [server] section.
@@ -306,10 +380,59 @@ func Default() *Config {
 			CheckpointInterval: audit.DefaultCheckpointInterval,
 			StoreTimeout:       audit.DefaultStoreTimeout,
 		},
+		Admin: AdminConfig{
+			Enabled:             true,
+			Scope:               server.DefaultAdminScope,
+			ImpersonationTTL:    30 * time.Minute,
+			MaxImpersonationTTL: 8 * time.Hour,
+		},
+		Tracing: TracingConfig{
+			SampleRatio: 1,
+			ServiceName: DefaultTracingServiceName,
+			Headers:     []string{},
+		},
 		Log: LogConfig{
 			Level: "info",
 		},
 	}
+}
+
+// DefaultTracingServiceName is tracing.service_name's default.
+const DefaultTracingServiceName = "tenantmcp"
+
+// tracesPath is the OTLP/HTTP path of traces, added to a tracing.endpoint
+// without a path.
+const tracesPath = "/v1/traces"
+
+// TracesURL is the URL spans are exported to: tracing.endpoint, with
+// "/v1/traces" added when it has no path (as OTEL_EXPORTER_OTLP_ENDPOINT
+// is read), else as it is.
+func (c *Config) TracesURL() string {
+	e := c.Tracing.Endpoint
+	u, err := url.Parse(e)
+	if err != nil || strings.TrimSuffix(u.Path, "/") != "" {
+		return e
+	}
+	u.Path = tracesPath
+	return u.String()
+}
+
+// TracingHeaders parses tracing.headers into header name → value. Entries
+// that are not "Name=value" are skipped (Validate reports them); nil when
+// there are none.
+func (c *Config) TracingHeaders() map[string]string {
+	var out map[string]string
+	for _, e := range c.Tracing.Headers {
+		name, value, ok := strings.Cut(e, "=")
+		if name = strings.TrimSpace(name); !ok || !validHeaderName(name) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = strings.TrimSpace(value)
+	}
+	return out
 }
 
 // DefaultAuditRetention is audit.retention's default: 400 days.

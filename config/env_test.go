@@ -67,6 +67,8 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			value, check = "4242", func() bool { return *p == 4242 }
 		case *int64:
 			value, check = "4242", func() bool { return *p == 4242 }
+		case *float64:
+			value, check = "0.25", func() bool { return *p == 0.25 }
 		case *time.Duration:
 			value, check = "42s", func() bool { return *p == 42*time.Second }
 		case *[]string:

@@ -47,7 +47,7 @@ func EnvConfigures(environ []string) bool {
 type keyDef struct {
 	path string
 	// field returns a pointer to the key's field: *string, *bool, *int,
-	// *int64, *time.Duration or *[]string.
+	// *int64, *float64, *time.Duration or *[]string.
 	field func(*Config) any
 	doc   string
 	// secret values (credentials may be embedded) are never echoed in
@@ -65,6 +65,8 @@ var sectionDocs = []struct{ path, doc string }{
 	{"ratelimit", "Where rate-limit budgets live and what happens when that store is down."},
 	{"storage", "Blob and key/value storage used by prefix isolation and tools."},
 	{"audit", "The tamper-evident audit trail: one hash chain of events per tenant with signed checkpoints, in the registry's database (see docs/audit.md)."},
+	{"admin", "Cross-tenant administration: who is an admin (a token with the admin scope from the admin issuer), and impersonation limits (see docs/admin.md)."},
+	{"tracing", "OpenTelemetry tracing of MCP requests and tool calls, exported over OTLP/HTTP (see docs/operations.md, Tracing)."},
 	{"log", "Structured logs (log/slog) on standard error."},
 }
 
@@ -222,6 +224,34 @@ var keyTable = []keyDef{
 	{path: "audit.store_timeout", field: func(c *Config) any { return &c.Audit.StoreTimeout },
 		doc: "Bounds each call to the audit store; a slower call counts as failed and is retried (events stay queued, so a slow store turns into backpressure, never into lost events). Must be > 0."},
 
+	// [admin]
+	{path: "admin.enabled", field: func(c *Config) any { return &c.Admin.Enabled },
+		doc: "Serve the admin MCP tools and the admin HTTP API (`/admin/v1/`) to admin tokens, and accept impersonation credentials. Off: admin tokens are refused like any token without a tenant."},
+	{path: "admin.issuer", field: func(c *Config) any { return &c.Admin.Issuer },
+		doc: "Issuer of admin tokens when operators sign in at an identity provider of their own. Empty: admins sign in at the tenants' identity provider, and an admin token must carry no tenant claim (a tenant's user is never an admin). Needed with a multi-directory Entra domain (`common`, `organizations`), where every customer directory issues its own tokens: without it administration is off there."},
+	{path: "admin.audience", field: func(c *Config) any { return &c.Admin.Audience },
+		doc: "Audience admin tokens must carry when `admin.issuer` is set. Default: the MCP resource URL."},
+	{path: "admin.jwks_url", field: func(c *Config) any { return &c.Admin.JWKSURL },
+		doc: "Where the admin issuer's signing keys are fetched. Default: `admin.issuer` + `/.well-known/jwks.json`."},
+	{path: "admin.scope", field: func(c *Config) any { return &c.Admin.Scope },
+		doc: "The scope that makes a token from the admin issuer an admin token."},
+	{path: "admin.impersonation_ttl", field: func(c *Config) any { return &c.Admin.ImpersonationTTL },
+		doc: "How long an impersonation credential lasts when the admin does not say. Must be > 0 and at most `admin.max_impersonation_ttl`."},
+	{path: "admin.max_impersonation_ttl", field: func(c *Config) any { return &c.Admin.MaxImpersonationTTL },
+		doc: "The longest impersonation an admin may ask for. Must be > 0."},
+
+	// [tracing]
+	{path: "tracing.enabled", field: func(c *Config) any { return &c.Tracing.Enabled },
+		doc: "Trace MCP requests with OpenTelemetry: a span per request to the MCP endpoint (served or refused) and one per tool call, each with the tenant's internal id (`tenant.id`), exported to `tracing.endpoint`. Never tokens, tool arguments or results. Off: nothing is traced and the request path does no tracing work."},
+	{path: "tracing.endpoint", field: func(c *Config) any { return &c.Tracing.Endpoint },
+		doc: "OTLP/HTTP URL of the collector, such as `http://127.0.0.1:4318` (an OpenTelemetry Collector's default). `/v1/traces` is added to a URL without a path; a URL with a path is used as it is. `http://` sends spans unencrypted: use `https://` beyond a private network. Required when `tracing.enabled = true`."},
+	{path: "tracing.sample_ratio", field: func(c *Config) any { return &c.Tracing.SampleRatio },
+		doc: "Fraction of traces recorded, from 0 (none) to 1 (all). A request whose trace context says whether its trace is sampled (the flag of `traceparent`) follows that decision instead, so a trace is recorded whole or not at all."},
+	{path: "tracing.service_name", field: func(c *Config) any { return &c.Tracing.ServiceName },
+		doc: "`service.name` of the spans, under which the tracing backend lists them. Must not be empty."},
+	{path: "tracing.headers", field: func(c *Config) any { return &c.Tracing.Headers }, secret: true,
+		doc: "HTTP headers sent with every export, as `\"Name=value\"` entries, such as `[\"Authorization=Bearer KEY\"]` for a collector that wants a key. In the environment variable, separate entries with commas. Values are never echoed in errors, and `Encode` redacts them."},
+
 	// [log]
 	{path: "log.level", field: func(c *Config) any { return &c.Log.Level },
 		doc: "`debug`, `info`, `warn` or `error`."},
@@ -268,6 +298,8 @@ func (k *keyDef) typeName() string {
 		return "bool"
 	case *int, *int64:
 		return "integer"
+	case *float64:
+		return "number"
 	case *time.Duration:
 		return "duration"
 	case *[]string:
@@ -287,6 +319,8 @@ func (k *keyDef) literal(c *Config) string {
 		return strconv.Itoa(*p)
 	case *int64:
 		return strconv.FormatInt(*p, 10)
+	case *float64:
+		return formatFloat(*p)
 	case *time.Duration:
 		return tomlQuote(formatDuration(*p))
 	case *[]string:
@@ -306,7 +340,8 @@ type Key struct {
 	// Env is the environment variable that overrides it, e.g.
 	// "TENANTMCP_AUTH_MULTI_TENANT_TENANT_CLAIM".
 	Env string
-	// Type is "string", "bool", "integer", "duration" or "array of strings".
+	// Type is "string", "bool", "integer", "number", "duration" or "array
+	// of strings".
 	Type string
 	// Default is the built-in default as a TOML literal.
 	Default string
@@ -325,6 +360,16 @@ func Keys() []Key {
 		out[i] = Key{Name: k.path, Env: k.env(), Type: k.typeName(), Default: k.literal(d), Doc: k.doc, Secret: k.secret}
 	}
 	return out
+}
+
+// formatFloat prints f as a TOML float ("1.0", "0.25"), never as an
+// integer.
+func formatFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEnN") { // NaN, Inf
+		s += ".0"
+	}
+	return s
 }
 
 // formatDuration prints d the way a person writes it: "15s", "1m", "1h30m".
@@ -382,11 +427,29 @@ func (c *Config) Encode(redact bool) []byte {
 		}
 		v := k.literal(c)
 		if redact && k.secret {
-			v = tomlQuote(redactURL(*k.field(c).(*string)))
+			v = k.redacted(c)
 		}
 		fmt.Fprintf(&b, "%s = %s\n", k.name(), v)
 	}
 	return []byte(b.String())
+}
+
+// redacted is a secret key's value in c as a TOML literal, its
+// credentials replaced by "REDACTED": a URL's password, the values of
+// "Name=value" entries.
+func (k *keyDef) redacted(c *Config) string {
+	switch p := k.field(c).(type) {
+	case *string:
+		return tomlQuote(redactURL(*p))
+	case *[]string:
+		q := make([]string, len(*p))
+		for i, e := range *p {
+			name, _, _ := strings.Cut(e, "=")
+			q[i] = tomlQuote(name + "=REDACTED")
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	panic("config: secret key " + k.path + " of unsupported type")
 }
 
 // nearest returns the candidate closest to s by edit distance, if it is

@@ -403,6 +403,16 @@ func (l *loader) set(k *keyDef, fileKey []string, v any) {
 			return
 		}
 		*p = n
+	case *float64:
+		switch n := v.(type) {
+		case float64:
+			*p = n
+		case int64:
+			*p = float64(n)
+		default:
+			fail(fmt.Sprintf("must be a number, not %s%s", valueTypeName(v), shown()))
+			return
+		}
 	case *time.Duration:
 		s, ok := v.(string)
 		if !ok {
@@ -491,6 +501,12 @@ func (k *keyDef) setString(c *Config, value string) error {
 			return fmt.Errorf("%s is not an integer", shown)
 		}
 		*p = n
+	case *float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return fmt.Errorf("%s is not a number", shown)
+		}
+		*p = f
 	case *time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(value))
 		if err != nil {

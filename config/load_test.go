@@ -532,6 +532,10 @@ func TestKeysTable(t *testing.T) {
 		"audit.enabled": "true", "audit.signing_key_file": `""`, "audit.retention": `"9600h"`, "audit.store_arguments": "false",
 		"audit.log_tool": "false", "audit.log_tool_scope": `"audit:read"`, "audit.queue_size": "65536", "audit.batch_size": "256",
 		"audit.flush_interval": `"100ms"`, "audit.max_wait": `"100ms"`, "audit.checkpoint_interval": `"1m"`, "audit.store_timeout": `"10s"`,
+		"admin.enabled": "true", "admin.issuer": `""`, "admin.audience": `""`, "admin.jwks_url": `""`,
+		"admin.scope": `"admin:global"`, "admin.impersonation_ttl": `"30m"`, "admin.max_impersonation_ttl": `"8h"`,
+		"tracing.enabled": "false", "tracing.endpoint": `""`, "tracing.sample_ratio": "1.0", "tracing.service_name": `"tenantmcp"`,
+		"tracing.headers": "[]",
 	}
 	got := map[string]string{}
 	for _, k := range keys {

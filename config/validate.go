@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/server"
 )
 
 // maxLeeway bounds auth.leeway: a larger skew would accept long-expired
@@ -119,6 +120,8 @@ func (c *Config) validate() []*Error {
 	c.validateAuth(v)
 	c.validateStorage(v)
 	c.validateAudit(v)
+	c.validateTracing(v)
+	c.validateAdmin(v)
 
 	mt := c.Auth.MultiTenant
 	if c.Database.DSN != "" && !c.UsesPostgres() {
@@ -355,6 +358,76 @@ func (c *Config) validateAudit(v *validator) {
 	if a.LogTool && !a.Enabled {
 		v.add("audit.log_tool", "needs audit.enabled = true")
 	}
+}
+
+func (c *Config) validateAdmin(v *validator) {
+	a := c.Admin
+	v.positiveDuration("admin.impersonation_ttl", a.ImpersonationTTL)
+	v.positiveDuration("admin.max_impersonation_ttl", a.MaxImpersonationTTL)
+	if a.ImpersonationTTL > a.MaxImpersonationTTL && a.MaxImpersonationTTL > 0 {
+		v.add("admin.impersonation_ttl", "must be at most admin.max_impersonation_ttl (%s), not %s", a.MaxImpersonationTTL, a.ImpersonationTTL)
+	}
+	if a.Scope == "" {
+		v.add("admin.scope", "must name the admin scope (default %q)", server.DefaultAdminScope)
+	} else if strings.ContainsAny(a.Scope, " \t\n") {
+		v.add("admin.scope", "must be one scope, without spaces, not %q", a.Scope)
+	}
+	if a.Issuer != "" {
+		v.issuerURL("admin.issuer", a.Issuer)
+		if a.JWKSURL != "" {
+			v.httpURL("admin.jwks_url", a.JWKSURL, false)
+		}
+		if a.Issuer == c.EffectiveIssuer() {
+			v.add("admin.issuer", "is the tenants' issuer: leave it empty to use the tenants' identity provider, or name the operators' own")
+		}
+	}
+}
+
+func (c *Config) validateTracing(v *validator) {
+	t := c.Tracing
+	switch {
+	case t.Endpoint != "":
+		v.httpURL("tracing.endpoint", t.Endpoint, false)
+	case t.Enabled:
+		v.add("tracing.endpoint", `required when tracing.enabled = true: set it (or TENANTMCP_TRACING_ENDPOINT) to the collector's OTLP/HTTP URL, such as "http://127.0.0.1:4318"`)
+	}
+	if !(t.SampleRatio >= 0 && t.SampleRatio <= 1) { // NaN too
+		v.add("tracing.sample_ratio", "must be between 0 and 1 (a fraction of traces, such as 0.1), not %s", formatFloat(t.SampleRatio))
+	}
+	if strings.TrimSpace(t.ServiceName) == "" {
+		v.add("tracing.service_name", "must not be empty (default %q)", DefaultTracingServiceName)
+	}
+	// Values are credentials: entries are named by position, never shown.
+	seen := map[string]bool{}
+	for i, e := range t.Headers {
+		name, value, ok := strings.Cut(e, "=")
+		name = strings.TrimSpace(name)
+		switch {
+		case !ok || !validHeaderName(name) || strings.TrimSpace(value) == "":
+			v.add("tracing.headers", `entry %d is not "Name=value" with an HTTP header name, such as "Authorization=Bearer KEY"`, i+1)
+		case strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }):
+			v.add("tracing.headers", "entry %d (%s): the value has control characters", i+1, name)
+		case seen[strings.ToLower(name)]:
+			v.add("tracing.headers", "entry %d: header %s is listed twice", i+1, name)
+		default:
+			seen[strings.ToLower(name)] = true
+		}
+	}
+}
+
+// validHeaderName reports whether s is an HTTP field name (RFC 9110
+// token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) validateStorage(v *validator) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // key identifies a tenant as tokens do: issuer and external id. A struct
@@ -82,11 +84,13 @@ type cache struct {
 	shards    [nShards]shard
 
 	// While a Refresh reads the store, invalidated keys are noted in
-	// dirty so that its (possibly older) snapshot of them is not
-	// installed. Admin paths only; Resolve never takes mu.
+	// dirty (dirtyAll: any key may have changed) so that its (possibly
+	// older) snapshot of them is not installed. Admin and watch paths
+	// only; Resolve never takes mu.
 	mu         sync.Mutex
 	refreshing int
 	dirty      map[key]struct{}
+	dirtyAll   bool
 }
 
 func newCache(max int) *cache {
@@ -191,6 +195,50 @@ func (c *cache) invalidate(issuer, externalID string) {
 	s.mu.Unlock()
 }
 
+// invalidateAll drops every entry and detaches every lookup in flight,
+// for when any record may have changed.
+func (c *cache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refreshing > 0 {
+		c.dirtyAll = true
+	}
+	for i := range c.shards {
+		c.clearShard(&c.shards[i], func(entry) bool { return true })
+	}
+}
+
+// invalidateID drops the records with id (whatever their key) and
+// detaches every lookup in flight, whose keys are not known to be
+// another tenant's.
+func (c *cache) invalidateID(id tenant.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refreshing > 0 {
+		c.dirtyAll = true // its snapshot may hold the record under a key we do not know
+	}
+	for i := range c.shards {
+		c.clearShard(&c.shards[i], func(e entry) bool { return e.t != nil && e.t.ID == id })
+	}
+}
+
+// clearShard drops the entries of s that drop selects and detaches all of
+// s's lookups in flight.
+func (c *cache) clearShard(s *shard, drop func(entry) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.m {
+		if drop(e) {
+			delete(s.m, k)
+			c.count.Add(-1)
+		}
+	}
+	for k, cl := range s.calls {
+		cl.stale = true
+		delete(s.calls, k)
+	}
+}
+
 // beginRefresh starts noting invalidated keys for a Refresh; every call
 // must be followed by one call of replace or endRefresh.
 func (c *cache) beginRefresh() {
@@ -211,7 +259,7 @@ func (c *cache) endRefresh() {
 
 func (c *cache) endRefreshLocked() {
 	if c.refreshing--; c.refreshing == 0 {
-		c.dirty = nil
+		c.dirty, c.dirtyAll = nil, false
 	}
 }
 
@@ -223,6 +271,11 @@ func (c *cache) replace(fresh *[nShards]map[key]entry) {
 	defer c.mu.Unlock()
 	for k := range c.dirty {
 		delete(fresh[c.index(k.issuer, k.externalID)], k)
+	}
+	if c.dirtyAll { // the whole snapshot may be older than a change
+		for i := range fresh {
+			clear(fresh[i])
+		}
 	}
 	c.endRefreshLocked()
 	for i := range c.shards {

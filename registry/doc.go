@@ -33,6 +33,13 @@
 // operations (Add, Get, Lookup, Update, Delete, List) go to the store and
 // drop the affected cache entry, so changes made through a Registry apply
 // to its next request. Changes made by another process (a CLI beside a
-// running server) apply within Options.TTL (or NegativeTTL for a newly
-// added tenant), or at once after Refresh.
+// running server, another replica) reach a Registry that runs Watch
+// within about a second: pgstore broadcasts every write with
+// LISTEN/NOTIFY and sqlitestore polls the file for writes of other
+// processes, and the Registry drops the changed entries. Without a
+// watcher (MemoryStore, or while the watcher reconnects) they apply
+// within Options.TTL (or NegativeTTL for a newly added tenant), or at
+// once after Refresh.
+//
+//	go reg.Watch(ctx) // until ctx ends
 package registry

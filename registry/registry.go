@@ -16,12 +16,16 @@ import (
 // Options configures a Registry. A nil *Options means all defaults.
 type Options struct {
 	// TTL is how long a resolved record is served from memory before the
-	// store is asked again. 0 (or less) means 30s.
+	// store is asked again. 0 (or less) means 30s. Changes made through
+	// this Registry apply at once, and changes made elsewhere as soon as
+	// Watch hears of them; TTL bounds how stale a record can be when
+	// nothing watches (or the watcher is disconnected).
 	TTL time.Duration
 	// NegativeTTL is how long "not registered" is remembered, so a flood
 	// of tokens from an unregistered organisation does not reach the
 	// store on every request. 0 (or less) means 5s. Add through this
-	// Registry forgets it at once; other processes wait up to NegativeTTL.
+	// Registry forgets it at once, and an Add elsewhere once Watch hears
+	// of it; otherwise it lasts up to NegativeTTL.
 	NegativeTTL time.Duration
 	// MaxEntries bounds the cache (records and "not registered" answers
 	// together); when it is full an older or random entry is evicted.

@@ -103,9 +103,10 @@ func (h *ctxHandler) WithGroup(name string) slog.Handler {
 }
 
 // decodesBodies reports whether serveMCP decodes POST bodies (rpcPeek):
-// for scope checks, the audit event, or the access log's method and tool.
+// for scope checks, the audit event, the trace span, or the access log's
+// method and tool.
 func (s *Server) decodesBodies(ctx context.Context) bool {
-	return s.scoped || s.opts.Audit != nil || s.log.Enabled(ctx, slog.LevelInfo)
+	return s.scoped || s.opts.Audit != nil || s.tracer != nil || s.log.Enabled(ctx, slog.LevelInfo)
 }
 
 // finished counts a finished MCP request in the metrics and writes its
@@ -115,7 +116,11 @@ func (s *Server) finished(r *http.Request, tr *trail) {
 	outcome, reason := s.outcomeOf(r, tr)
 	s.metrics.observe(tr.tenant, outcome, tr.refusal, latency.Seconds())
 	ctx := r.Context()
-	if !s.log.Enabled(ctx, slog.LevelInfo) {
+	level := slog.LevelInfo
+	if tr.imp != nil {
+		level = slog.LevelWarn // made by an admin as this tenant: it stands out
+	}
+	if !s.log.Enabled(ctx, level) {
 		return
 	}
 	status := tr.status
@@ -138,7 +143,7 @@ func (s *Server) finished(r *http.Request, tr *trail) {
 	case r.Method != http.MethodPost:
 		method = r.Method // a stateful session's GET stream or DELETE
 	}
-	var buf [14]slog.Attr
+	var buf [16]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("tenant_id", tenantID),
 		slog.String("external_tenant_id", external),
@@ -156,10 +161,15 @@ func (s *Server) finished(r *http.Request, tr *trail) {
 		slog.Duration("latency", latency),
 		slog.String("protocol", tr.protocol(r.Header)),
 	)
-	if id := traceID(r.Header.Get("Traceparent")); id != "" {
+	if id := s.traceIDOf(r, tr); id != "" {
 		attrs = append(attrs, slog.String("trace_id", id))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	msg := "request"
+	if tr.imp != nil {
+		msg = "impersonated request"
+		attrs = append(attrs, slog.String("impersonation_id", tr.imp.ID), slog.String("admin", tr.imp.Actor.Sub))
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // outcomeOf is a finished request's outcome (audit.OutcomeOK, …Error or

@@ -16,6 +16,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
@@ -55,8 +56,9 @@ type trail struct {
 	peek     rpcPeek
 	peeked   bool
 	slot     *audit.Slot
-	noWait   bool   // the queue is known to be full: record the refusal without waiting
-	refusal  string // classify's reason, when refused
+	noWait   bool           // the queue is known to be full: record the refusal without waiting
+	imp      *Impersonation // the grant of an impersonation credential
+	refusal  string         // classify's reason, when refused
 	// Set while the request is served: by the tool handler and the
 	// protocol library's hooks (outcome, class) and the response (status).
 	outcome, class string
@@ -64,6 +66,8 @@ type trail struct {
 	// rq is what an admitted request's tools see, allocated with the
 	// trail: one allocation per request for both.
 	rq request
+	// span is the request's trace span; nil with tracing off (tracing.go).
+	span trace.Span
 }
 
 // newTrail starts the record of a request.
@@ -115,6 +119,7 @@ func (s *Server) record(r *http.Request, tr *trail) {
 	if tr == nil {
 		return
 	}
+	s.endSpan(r, tr)  // tracing.go: first, for the trace id below and in the log
 	s.finished(r, tr) // metrics and the access log
 	if s.opts.Audit == nil {
 		return
@@ -123,13 +128,15 @@ func (s *Server) record(r *http.Request, tr *trail) {
 		Time:          tr.start,
 		RequestID:     tr.requestID(s.idPrefix),
 		LatencyMicros: max(s.opts.Now().Sub(tr.start).Microseconds(), 1),
-		TraceID:       traceID(r.Header.Get("Traceparent")),
+		TraceID:       s.traceIDOf(r, tr),
 		Protocol:      tr.protocol(r.Header),
 	}
 	if tr.ident != nil { // a verified token: never anything from an unverified one
 		e.Issuer, e.ExternalID, e.User = tr.ident.Issuer, tr.external, tr.ident.UserID
-		// e.Actor stays nil until tokens can carry an impersonating admin
-		// (RFC 8693 act): auth.Identity has no actor yet.
+	}
+	if tr.imp != nil { // made by an admin as this tenant (RFC 8693 act)
+		e.Actor = &audit.Actor{Sub: tr.imp.Actor.Sub, Issuer: tr.imp.Actor.Issuer}
+		e.Detail = map[string]string{"impersonation_id": tr.imp.ID}
 	}
 	if rec := tr.tenant; rec != nil {
 		e.Tenant, e.Issuer, e.ExternalID = string(rec.ID), rec.Issuer, rec.ExternalID

@@ -148,11 +148,18 @@ func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, tr *trail, b
 	s.refuseID(w, r, tr, requestIDOf(body), err)
 }
 
-// refuseID answers a refused request: status, WWW-Authenticate challenge
-// where the MCP authorization spec wants one, and a JSON-RPC error body
-// carrying the request's id (null when unknown). The request's audit
-// trail (nil = none) records the refusal and its reason.
+// refuseID answers a refused request: the headers of refusalHeaders and a
+// JSON-RPC error body carrying the request's id (null when unknown).
 func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, tr *trail, id json.RawMessage, err error) {
+	ref := s.refusalHeaders(w, r, tr, err)
+	writeJSONRPCError(w, ref.status, ref.rpcCode, id, ref.message)
+}
+
+// refusalHeaders classifies a refusal, counts it, records it in the
+// request's trail (nil = none) and sets its headers: a WWW-Authenticate
+// challenge where the MCP authorization spec wants one, Retry-After and
+// Allow. The caller writes the body.
+func (s *Server) refusalHeaders(w http.ResponseWriter, r *http.Request, tr *trail, err error) refusal {
 	ref := classify(err)
 	s.metrics.refused.WithLabelValues(ref.reason).Inc()
 	tr.refused(ref.reason)
@@ -184,7 +191,7 @@ func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, tr *trail, id 
 	if ref.allow != "" {
 		h.Set("Allow", ref.allow)
 	}
-	writeJSONRPCError(w, ref.status, ref.rpcCode, id, ref.message)
+	return ref
 }
 
 // rpcError is a JSON-RPC 2.0 error response.

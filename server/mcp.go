@@ -71,7 +71,7 @@ func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 	}
 	out := tools[:0:0]
 	for _, spec := range tools {
-		if t, ok := s.tools[spec.Name]; ok && allowedTool(rq.tenant, t) {
+		if t, ok := s.tools[spec.Name]; ok && rq.mayUse(t) {
 			out = append(out, spec)
 		}
 	}
@@ -83,7 +83,7 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 	latency := s.metrics.toolDuration.WithLabelValues(t.Name)
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		rq := requestFrom(ctx)
-		if rq == nil || !allowedTool(rq.tenant, t) {
+		if rq == nil || !rq.mayUse(t) {
 			// Unreachable through serveMCP and the filter; refuse anyway.
 			return nil, mcpserver.ErrToolNotFound
 		}

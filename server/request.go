@@ -43,6 +43,10 @@ type request struct {
 	// tr is the request's record (audit event, access log, metrics): the
 	// tool handler and the protocol library's hooks say how it ended.
 	tr *trail
+	// imp is the grant of a request made with an impersonation
+	// credential; admin the admin of an admin's request. Nil otherwise.
+	imp   *Impersonation
+	admin *AdminCaller
 	// log is the server's logger for Logger(ctx).
 	log *slog.Logger
 }
@@ -118,7 +122,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 
 	// 1. Who is calling: a verified token, nothing else.
-	ident, err := s.authenticate(ctx, r)
+	ident, admin, err := s.authenticate(ctx, r, tr)
 	if err != nil {
 		s.refuse(w, r, tr, err)
 		return
@@ -126,6 +130,11 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// The token has done its job: nothing past this point (the protocol
 	// library, tools, logs) sees it, so nothing can forward it.
 	r.Header.Del("Authorization")
+	if admin { // an admin's request: the admin tools, no tenant
+		tr.verified(ident, "")
+		s.serveAdminMCP(w, r, tr, ident)
+		return
+	}
 
 	// 2. Which tenant: the configured claim, resolved in the registry.
 	externalID := ident.TenantID
@@ -134,10 +143,16 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	tr.verified(ident, externalID)
 	if externalID == "" {
-		s.refuse(w, r, tr, &auth.ClaimError{Claim: "tenant"})
+		s.refuse(w, r, tr, &auth.ClaimError{Claim: s.tenantClaim(), Problem: auth.ClaimMissing})
 		return
 	}
 	rec, err := s.opts.Registry.Resolve(ctx, ident.Issuer, externalID)
+	if tr != nil && tr.imp != nil {
+		err = checkImpersonation(tr.imp, rec, err)
+		if errors.Is(err, errImpersonatedTenant) {
+			rec = nil // not the grant's tenant: nothing goes to its chain
+		}
+	}
 	tr.resolved(rec) // a suspended tenant's refusals go to its own chain
 	if err != nil {
 		s.refuse(w, r, tr, err)
@@ -185,6 +200,9 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// The request's span, now that its _meta is known (tracing.go; a no-op
+	// with tracing off). A refusal before here gets its span in record.
+	ctx = s.startSpan(ctx, r, tr)
 
 	// 5. Sessions (stateful mode only) belong to the tenant and user that
 	// opened them. Stateless, and on every 2026-07-28 request (which has no
@@ -211,7 +229,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// 7. A request is served only with its audit event's place reserved,
 	// so its event cannot be lost to a full queue (503 instead).
 	rq := &tr.rq
-	*rq = request{tenant: rec, ident: ident, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog}
+	*rq = request{tenant: rec, ident: ident, imp: tr.imp, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog}
 	if s.opts.Audit != nil {
 		slot, err := s.opts.Audit.Reserve(ctx)
 		if err != nil {
@@ -268,15 +286,17 @@ func putBuffer(b *bytes.Buffer) {
 	bodyPool.Put(b)
 }
 
-func (s *Server) authenticate(ctx context.Context, r *http.Request) (*auth.Identity, error) {
+// authenticate verifies the request's bearer token and reports whether it
+// is an admin's (see AdminOptions).
+func (s *Server) authenticate(ctx context.Context, r *http.Request, tr *trail) (*auth.Identity, bool, error) {
 	if s.opts.LocalIdentity != nil {
-		return s.opts.LocalIdentity, nil
+		return s.opts.LocalIdentity, false, nil
 	}
 	token, err := auth.BearerToken(r.Header)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.opts.Verifier.Verify(ctx, token)
+	return s.verify(ctx, tr, token)
 }
 
 // allow applies the tenant's and the user's rate limits, writing the

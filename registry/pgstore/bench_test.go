@@ -10,8 +10,10 @@ import (
 	"github.com/tenantmcp/tenantmcp/registry/registrytest"
 )
 
-func benchStore(b *testing.B) *pgstore.Store {
-	s, err := pgstore.Open(context.Background(), testenv.Postgres(b), nil)
+func benchStore(b *testing.B) *pgstore.Store { return benchStoreOn(b, testenv.Postgres(b)) }
+
+func benchStoreOn(b *testing.B, dsn string) *pgstore.Store {
+	s, err := pgstore.Open(context.Background(), dsn, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,4 +53,13 @@ func BenchmarkStoreGet(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkChangeReachesWatcher measures how long an Update through one
+// replica's store takes to reach another replica's watcher (one UPDATE
+// with its NOTIFY, committed, then delivered): how soon every replica
+// drops the stale record.
+func BenchmarkChangeReachesWatcher(b *testing.B) {
+	dsn := testenv.Postgres(b)
+	registrytest.BenchWatcher(b, benchStoreOn(b, dsn), benchStoreOn(b, dsn))
 }

@@ -19,4 +19,11 @@
 // versioned (table tenantmcp_registry_version) and run under a
 // transaction-scoped advisory lock, so replicas starting together apply
 // each migration once. Identifiers are quoted, so any schema name is safe.
+//
+// Every Create, Update and Delete sends a NOTIFY in its own statement
+// (on Store.Channel, one channel per schema), and Store.Watch LISTENs on a
+// connection of its own, so every replica whose Registry runs Watch drops
+// a changed tenant's cached record as soon as the change commits:
+//
+//	go reg.Watch(ctx)
 package pgstore

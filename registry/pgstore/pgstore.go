@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ type Store struct {
 	log    *slog.Logger
 
 	table, versions string // quoted, schema-qualified
+	channel         string // of the notifications of writes, see Watch
 	q               queries
 }
 
@@ -111,17 +113,31 @@ func New(pool *pgxpool.Pool, opts *Options) *Store {
 	}
 	const cols = `id, issuer, external_id, name, status, trial_ends_at, rate_limit, rate_burst,
 		allowed_tools, flags, config, created_at, updated_at`
+	s.channel = channelName(o.Schema)
 	s.q = queries{
 		get:     `SELECT ` + cols + ` FROM ` + s.table + ` WHERE issuer = $1 AND external_id = $2`,
 		getByID: `SELECT ` + cols + ` FROM ` + s.table + ` WHERE id = $1`,
 		list:    `SELECT ` + cols + ` FROM ` + s.table + ` WHERE id > $1 ORDER BY id LIMIT $2`,
-		create: `INSERT INTO ` + s.table + ` (` + cols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		update: `UPDATE ` + s.table + ` SET name = $2, status = $3, trial_ends_at = $4, rate_limit = $5,
-			rate_burst = $6, allowed_tools = $7, flags = $8, config = $9, updated_at = $10 WHERE id = $1`,
-		delete: `DELETE FROM ` + s.table + ` WHERE id = $1`,
+		create: notifying(`INSERT INTO ` + s.table + ` (` + cols + `)
+			VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`),
+		update: notifying(`UPDATE ` + s.table + ` SET name = $3, status = $4, trial_ends_at = $5, rate_limit = $6,
+			rate_burst = $7, allowed_tools = $8, flags = $9, config = $10, updated_at = $11 WHERE id = $2`),
+		delete: notifying(`DELETE FROM ` + s.table + ` WHERE id = $2`),
 	}
 	return s
+}
+
+// notifying wraps a write of tenant rows (whose parameters start at $2)
+// so that the same statement, and so the same transaction, sends one
+// notification per row written on channel $1 (see Watch), and returns the
+// number of rows written. The payload names the tenant by id, issuer and
+// external id in JSON, or by id alone where that would not fit within
+// NOTIFY's limit (payloads must be shorter than 8000 bytes).
+func notifying(write string) string {
+	return `WITH w AS (` + write + ` RETURNING id, issuer, external_id),
+	p AS (SELECT id, json_build_object('id', id, 'issuer', issuer, 'external_id', external_id)::text AS msg FROM w)
+	SELECT count(pg_notify($1, CASE WHEN octet_length(msg) < ` + strconv.Itoa(maxPayload) + ` THEN msg
+		ELSE json_build_object('id', id)::text END)) FROM p`
 }
 
 // Close closes the pool if Open created it.
@@ -183,7 +199,7 @@ func (s *Store) Create(ctx context.Context, t *registry.Tenant) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, s.q.create, string(t.ID), t.Issuer, t.ExternalID, t.Name, string(t.Status),
+	_, err = s.write(ctx, s.q.create, string(t.ID), t.Issuer, t.ExternalID, t.Name, string(t.Status),
 		trialArg(t.TrialEndsAt), t.RateLimit, t.RateBurst, tools, flags, config, t.CreatedAt, t.UpdatedAt)
 	var pe *pgconn.PgError
 	switch {
@@ -203,22 +219,30 @@ func (s *Store) Update(ctx context.Context, t *registry.Tenant) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, s.q.update, string(t.ID), t.Name, string(t.Status), trialArg(t.TrialEndsAt),
+	n, err := s.write(ctx, s.q.update, string(t.ID), t.Name, string(t.Status), trialArg(t.TrialEndsAt),
 		t.RateLimit, t.RateBurst, tools, flags, config, t.UpdatedAt)
-	return affected(tag, err, "update tenant")
+	return affected(n, err, "update tenant")
 }
 
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id tenant.ID) error {
-	tag, err := s.pool.Exec(ctx, s.q.delete, string(id))
-	return affected(tag, err, "delete tenant")
+	n, err := s.write(ctx, s.q.delete, string(id))
+	return affected(n, err, "delete tenant")
 }
 
-func affected(tag pgconn.CommandTag, err error, op string) error {
+// write runs a notifying statement with the channel as $1 and returns how
+// many rows it wrote.
+func (s *Store) write(ctx context.Context, sql string, args ...any) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, sql, append([]any{s.channel}, args...)...).Scan(&n)
+	return n, err
+}
+
+func affected(n int64, err error, op string) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return registry.ErrNotFound
 	}
 	return nil

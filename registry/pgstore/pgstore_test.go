@@ -174,10 +174,11 @@ func TestGrantTo(t *testing.T) {
 		t.Fatalf("Open as the granted role: %v", err)
 	}
 	defer app.Close()
-	rec := registrytest.Record("https://idp.example.com/", "org_1")
-	if err := app.Create(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
+	// The role may listen for changes and its writes notify (LISTEN and
+	// NOTIFY need no grant).
+	changes := registrytest.Watch(t, app)
+	changes.Ready(t)
+	rec := changes.ExpectCreate(t, app, "org_1")
 	if _, err := app.Get(ctx, rec.Issuer, rec.ExternalID); err != nil {
 		t.Fatal(err)
 	}

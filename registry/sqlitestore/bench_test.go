@@ -42,3 +42,11 @@ func BenchmarkStoreGet(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkChangeReachesWatcher measures how long an Update through one
+// handle on the file (the CLI, say) takes to reach another handle's
+// watcher: about half of Options.WatchInterval on average.
+func BenchmarkChangeReachesWatcher(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "registry.db")
+	registrytest.BenchWatcher(b, open(b, path), open(b, path))
+}

@@ -18,4 +18,11 @@
 //
 // Lists and maps are stored as JSON text, times as Unix microseconds (UTC).
 // (issuer, external_id) is UNIQUE and compared exactly (binary collation).
+//
+// Triggers record every write of a tenant in table tenant_changes, and
+// Store.Watch polls the file for writes of other connections (every
+// 250ms by default), so a server whose Registry runs Watch sees a tenant
+// that the CLI adds or suspends within a second:
+//
+//	go reg.Watch(ctx)
 package sqlitestore

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -28,7 +29,36 @@ var migrations = []string{
 		updated_at    INTEGER NOT NULL,
 		UNIQUE (issuer, external_id)
 	) STRICT`,
+
+	// 2: the change log Watch reads. Triggers write it in the transaction
+	// of every write of a tenant row, whoever writes; it keeps the last
+	// changeLogSize changes.
+	`CREATE TABLE tenant_changes (
+		seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id   TEXT    NOT NULL,
+		issuer      TEXT    NOT NULL,
+		external_id TEXT    NOT NULL,
+		at          INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)) -- Unix milliseconds
+	) STRICT;
+	CREATE TRIGGER tenants_inserted AFTER INSERT ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id, issuer, external_id) VALUES (NEW.id, NEW.issuer, NEW.external_id);
+	END;
+	CREATE TRIGGER tenants_updated AFTER UPDATE ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id, issuer, external_id) VALUES (OLD.id, OLD.issuer, OLD.external_id);
+		INSERT INTO tenant_changes (tenant_id, issuer, external_id) SELECT NEW.id, NEW.issuer, NEW.external_id
+			WHERE NEW.issuer IS NOT OLD.issuer OR NEW.external_id IS NOT OLD.external_id;
+	END;
+	CREATE TRIGGER tenants_deleted AFTER DELETE ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id, issuer, external_id) VALUES (OLD.id, OLD.issuer, OLD.external_id);
+	END;
+	CREATE TRIGGER tenant_changes_pruned AFTER INSERT ON tenant_changes BEGIN
+		DELETE FROM tenant_changes WHERE seq <= NEW.seq - ` + strconv.Itoa(changeLogSize) + `;
+	END`,
 }
+
+// changeLogSize is how many changes tenant_changes keeps: a watcher that
+// falls further behind than that reports that anything may have changed.
+const changeLogSize = 1000
 
 // migrate applies the migrations the file lacks, in one BEGIN IMMEDIATE
 // transaction (the DSN's _txlock), so concurrent openers serialise.

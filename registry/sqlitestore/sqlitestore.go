@@ -29,6 +29,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// MaxConns bounds the connections to the file. 0 means 4.
 	MaxConns int
+	// WatchInterval is how often Watch asks the file whether another
+	// connection or process wrote to it. 0 means 250ms.
+	WatchInterval time.Duration
 	// Logger receives migration notices. nil discards.
 	Logger *slog.Logger
 }
@@ -36,9 +39,10 @@ type Options struct {
 // Store is a registry.Store in one SQLite file. It is safe for concurrent
 // use.
 type Store struct {
-	db   *sql.DB
-	path string
-	log  *slog.Logger
+	db         *sql.DB
+	path, dsn  string
+	watchEvery time.Duration
+	log        *slog.Logger
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -53,14 +57,17 @@ func Open(path string, opts *Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlitestore: empty path; pass the registry file's path (e.g. <data dir>/registry.db)")
 	}
-	if o.BusyTimeout < 0 || o.MaxConns < 0 {
-		return nil, errors.New("sqlitestore: BusyTimeout and MaxConns must not be negative")
+	if o.BusyTimeout < 0 || o.MaxConns < 0 || o.WatchInterval < 0 {
+		return nil, errors.New("sqlitestore: BusyTimeout, MaxConns and WatchInterval must not be negative")
 	}
 	if o.BusyTimeout == 0 {
 		o.BusyTimeout = 5 * time.Second
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = 4
+	}
+	if o.WatchInterval == 0 {
+		o.WatchInterval = DefaultWatchInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -101,7 +108,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
 	}
-	return &Store{db: db, path: abs, log: o.Logger}, nil
+	return &Store{db: db, path: abs, dsn: u.String(), watchEvery: o.WatchInterval, log: o.Logger}, nil
 }
 
 // Path returns the absolute path of the registry file.

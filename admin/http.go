@@ -1,0 +1,316 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/tenant"
+)
+
+// The admin HTTP API, for sign-up and billing systems: JSON over HTTP
+// under server.AdminAPIPath, documented in docs/admin-api.yaml (OpenAPI
+// 3.1). The server authenticates every request (admins only) before it
+// reaches these handlers.
+
+// IdempotencyKeyHeader names the header of an idempotent create.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// maxAPIBody bounds a request body of the admin API.
+const maxAPIBody = 1 << 20
+
+// Handler returns the admin HTTP API over s, to be served by the server
+// (server.AdminOptions.API).
+func Handler(s *Service) http.Handler {
+	h := &api{s: s}
+	mux := http.NewServeMux()
+	p := strings.TrimSuffix(server.AdminAPIPath, "/")
+	mux.HandleFunc("GET "+p+"/tenants", h.listTenants)
+	mux.HandleFunc("POST "+p+"/tenants", h.createTenant)
+	mux.HandleFunc("GET "+p+"/tenants/{id}", h.getTenant)
+	mux.HandleFunc("PATCH "+p+"/tenants/{id}", h.updateTenant)
+	mux.HandleFunc("DELETE "+p+"/tenants/{id}", h.deleteTenant)
+	mux.HandleFunc("POST "+p+"/tenants/{id}/suspend", h.suspendTenant)
+	mux.HandleFunc("POST "+p+"/tenants/{id}/resume", h.resumeTenant)
+	mux.HandleFunc("POST "+p+"/tenants/{id}/impersonations", h.impersonate)
+	mux.HandleFunc("GET "+p+"/impersonations", h.listImpersonations)
+	mux.HandleFunc("POST "+p+"/impersonations/{id}/end", h.endImpersonation)
+	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		server.WriteAPIError(w, http.StatusNotFound, "not_found", "no such admin API endpoint: see docs/admin-api.yaml")
+	})
+	return mux
+}
+
+type api struct{ s *Service }
+
+// fail answers an operation's error.
+func fail(w http.ResponseWriter, err error) {
+	var v *registry.ValidationError
+	switch {
+	case errors.As(err, &v):
+		server.WriteAPIError(w, http.StatusBadRequest, "invalid_request", strings.Join(v.Problems, "; "))
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, ErrNotFound):
+		server.WriteAPIError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, registry.ErrExists):
+		server.WriteAPIError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, ErrIdempotencyConflict):
+		server.WriteAPIError(w, http.StatusConflict, "idempotency_conflict", err.Error())
+	case isAuditUnavailable(err):
+		w.Header().Set("Retry-After", "1")
+		server.WriteAPIError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+	default:
+		server.WriteAPIError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body into v, refusing unknown fields and trailing
+// data; an empty body leaves v as it is when optional.
+func decode(r *http.Request, v any, optional bool) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAPIBody+1))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	switch {
+	case errors.Is(err, io.EOF) && optional:
+		return nil
+	case errors.Is(err, io.EOF):
+		return invalid("body: a JSON object is required")
+	case err != nil:
+		return invalid("body: " + err.Error())
+	case dec.More():
+		return invalid("body: one JSON object, nothing after it")
+	}
+	return nil
+}
+
+// limitParam parses the limit query parameter.
+func limitParam(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, invalid(fmt.Sprintf("limit: %q is not a number from 1 to %d", v, MaxPageSize))
+	}
+	return n, nil
+}
+
+func (h *api) principal(w http.ResponseWriter, r *http.Request) (Principal, bool) {
+	p, err := principalFrom(r.Context(), ViaHTTP)
+	if err != nil {
+		fail(w, err)
+		return p, false
+	}
+	return p, true
+}
+
+func (h *api) listTenants(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q := r.URL.Query()
+	page, err := h.s.ListTenants(r.Context(), p, TenantFilter{
+		Status: registry.Status(q.Get("status")), Name: q.Get("name"), After: tenant.ID(q.Get("after")), Limit: limit,
+	})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, page)
+}
+
+func (h *api) createTenant(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	var spec TenantSpec
+	if err := decode(r, &spec, false); err != nil {
+		fail(w, err)
+		return
+	}
+	t, replayed, err := h.s.CreateTenant(r.Context(), p, spec, r.Header.Get(IdempotencyKeyHeader))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	w.Header().Set("Location", server.AdminAPIPath+"tenants/"+string(t.ID))
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		reply(w, http.StatusOK, t)
+		return
+	}
+	reply(w, http.StatusCreated, t)
+}
+
+func (h *api) getTenant(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	t, err := h.s.GetTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+func (h *api) updateTenant(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	var patch TenantPatch
+	if err := decode(r, &patch, false); err != nil {
+		fail(w, err)
+		return
+	}
+	t, err := h.s.UpdateTenant(r.Context(), p, tenant.ID(r.PathValue("id")), patch)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+func (h *api) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	t, err := h.s.DeleteTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+type reasonBody struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (h *api) suspendTenant(w http.ResponseWriter, r *http.Request) {
+	h.setStatus(w, r, h.s.SuspendTenant)
+}
+
+func (h *api) resumeTenant(w http.ResponseWriter, r *http.Request) {
+	h.setStatus(w, r, h.s.ResumeTenant)
+}
+
+func (h *api) setStatus(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, p Principal, id tenant.ID, reason string) (*registry.Tenant, error)) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	var b reasonBody
+	if err := decode(r, &b, true); err != nil {
+		fail(w, err)
+		return
+	}
+	t, err := op(r.Context(), p, tenant.ID(r.PathValue("id")), b.Reason)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+// impersonateBody is ImpersonationRequest with the duration as text.
+type impersonateBody struct {
+	Reason           string   `json:"reason"`
+	Ticket           string   `json:"ticket,omitempty"`
+	Scopes           []string `json:"scopes,omitempty"`
+	Write            bool     `json:"write,omitempty"`
+	Duration         string   `json:"duration,omitempty"`
+	User             string   `json:"user,omitempty"`
+	IncludeSuspended bool     `json:"include_suspended,omitempty"`
+}
+
+func (h *api) impersonate(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	var b impersonateBody
+	if err := decode(r, &b, false); err != nil {
+		fail(w, err)
+		return
+	}
+	d, err := ParseDuration(b.Duration)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	g, err := h.s.Impersonate(r.Context(), p, ImpersonationRequest{
+		Tenant: tenant.ID(r.PathValue("id")), Reason: b.Reason, Ticket: b.Ticket, Scopes: b.Scopes,
+		Write: b.Write, Duration: d, User: b.User, IncludeSuspended: b.IncludeSuspended,
+	})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusCreated, g)
+}
+
+func (h *api) listImpersonations(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q := r.URL.Query()
+	f := ImpersonationFilter{Tenant: tenant.ID(q.Get("tenant")), Admin: q.Get("admin"), Before: q.Get("before"), Limit: limit}
+	switch q.Get("active") {
+	case "", "false":
+	case "true":
+		f.ActiveAt = h.s.o.Now()
+	default:
+		fail(w, invalid("active: true or false"))
+		return
+	}
+	gs, err := h.s.ListImpersonations(r.Context(), p, f)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, impersonationsOut{Impersonations: orEmpty(gs)})
+}
+
+func (h *api) endImpersonation(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	g, err := h.s.EndImpersonation(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, g)
+}

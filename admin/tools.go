@@ -1,0 +1,224 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/tenant"
+)
+
+// The MCP admin tools: each is a thin translation of its arguments into a
+// Service call. The server serves them to admins only (server.AdminOptions).
+
+// principalFrom is the admin a tool call or API request comes from.
+func principalFrom(ctx context.Context, via string) (Principal, error) {
+	a := server.AdminFrom(ctx)
+	if a == nil || a.Identity == nil {
+		// Unreachable through the server: it serves admin tools and the
+		// API to admins only.
+		return Principal{}, errors.New("admin: no admin identity in the request")
+	}
+	return Principal{Subject: a.Identity.UserID, Issuer: a.Identity.Issuer, Via: via, RequestID: a.RequestID}, nil
+}
+
+// toolError makes the errors meant for the admin visible to it; anything
+// else stays an internal error (logged with the request id).
+func toolError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if callerError(err) {
+		return server.UserError(err)
+	}
+	return err
+}
+
+// callerError reports whether err's message is meant for the admin.
+func callerError(err error) bool {
+	return errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExists) ||
+		errors.Is(err, registry.ErrInvalid) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrIdempotencyConflict) || isAuditUnavailable(err)
+}
+
+type listTenantsIn struct {
+	Status string `json:"status,omitempty" jsonschema:"only tenants with this status: active, trial or suspended"`
+	Name   string `json:"name,omitempty" jsonschema:"only tenants whose name or external id contains this text (case-insensitive)"`
+	After  string `json:"after,omitempty" jsonschema:"next of the previous page"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"tenants per page, 1 to 1000 (default 100)"`
+}
+
+type tenantIn struct {
+	Tenant string `json:"tenant" jsonschema:"the tenant's internal id (t…)"`
+}
+
+type statusIn struct {
+	Tenant string `json:"tenant" jsonschema:"the tenant's internal id (t…)"`
+	Reason string `json:"reason,omitempty" jsonschema:"why (recorded in the tenant's audit trail)"`
+}
+
+type createIn struct {
+	TenantSpec
+	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"a retry with the same key returns the tenant the first call created"`
+}
+
+type updateIn struct {
+	Tenant string `json:"tenant" jsonschema:"the tenant's internal id (t…)"`
+	TenantPatch
+}
+
+type impersonateIn struct {
+	Tenant           string   `json:"tenant" jsonschema:"the tenant's internal id (t…)"`
+	Reason           string   `json:"reason" jsonschema:"why (required; shown in the tenant's own audit trail)"`
+	Ticket           string   `json:"ticket,omitempty" jsonschema:"support ticket reference"`
+	Scopes           []string `json:"scopes,omitempty" jsonschema:"scopes to grant (default: those of the read-only tools); never an admin scope"`
+	Write            bool     `json:"write,omitempty" jsonschema:"also allow tools that are not read-only"`
+	Duration         string   `json:"duration,omitempty" jsonschema:"how long, e.g. 30m or 2h (default 30m)"`
+	User             string   `json:"user,omitempty" jsonschema:"user id to act as inside the tenant (default impersonator:<you>)"`
+	IncludeSuspended bool     `json:"include_suspended,omitempty" jsonschema:"allow a suspended tenant"`
+}
+
+type endIn struct {
+	ID string `json:"impersonation_id" jsonschema:"the impersonation's id (imp_…)"`
+}
+
+type listImpersonationsIn struct {
+	Tenant string `json:"tenant,omitempty" jsonschema:"only this tenant's impersonations"`
+	Admin  string `json:"admin,omitempty" jsonschema:"only this admin's (subject)"`
+	Active bool   `json:"active,omitempty" jsonschema:"only those active now"`
+	Before string `json:"before,omitempty" jsonschema:"id of the last impersonation of the previous page"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"per page, 1 to 1000 (default 100)"`
+}
+
+type impersonationsOut struct {
+	Impersonations []*Impersonation `json:"impersonations"`
+}
+
+// ParseDuration parses an impersonation duration ("30m", "2h"); "" is 0.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, invalid(fmt.Sprintf("duration: %q is not a duration (e.g. 30m or 2h)", s))
+	}
+	return d, nil
+}
+
+// Tools returns the MCP admin tools over s.
+func Tools(s *Service) []server.Tool {
+	return []server.Tool{
+		server.NewTool("list_all_tenants", "List every tenant of the deployment, paged, optionally filtered by status and name.",
+			func(ctx context.Context, in listTenantsIn) (*TenantPage, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				page, err := s.ListTenants(ctx, p, TenantFilter{Status: registry.Status(in.Status), Name: in.Name, After: tenant.ID(in.After), Limit: in.Limit})
+				return page, toolError(err)
+			}, server.ReadOnly()),
+		server.NewTool("get_tenant", "Show one tenant's record.",
+			func(ctx context.Context, in tenantIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.GetTenant(ctx, p, tenant.ID(in.Tenant))
+				return t, toolError(err)
+			}, server.ReadOnly()),
+		server.NewTool("create_tenant", "Register a tenant (its identity provider's tenant id, name, limits, tools, flags, trial) and create its storage.",
+			func(ctx context.Context, in createIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, _, err := s.CreateTenant(ctx, p, in.TenantSpec, in.IdempotencyKey)
+				return t, toolError(err)
+			}),
+		server.NewTool("update_tenant", "Change a tenant's name, rate limit, burst, allowed tools, trial end, flags or config; fields not given stay as they are.",
+			func(ctx context.Context, in updateIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.UpdateTenant(ctx, p, tenant.ID(in.Tenant), in.TenantPatch)
+				return t, toolError(err)
+			}),
+		server.NewTool("suspend_tenant", "Suspend a tenant: every request of it is refused, on every replica, from now on.",
+			func(ctx context.Context, in statusIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.SuspendTenant(ctx, p, tenant.ID(in.Tenant), in.Reason)
+				return t, toolError(err)
+			}),
+		server.NewTool("resume_tenant", "Resume a suspended tenant (status active).",
+			func(ctx context.Context, in statusIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.ResumeTenant(ctx, p, tenant.ID(in.Tenant), in.Reason)
+				return t, toolError(err)
+			}),
+		server.NewTool("delete_tenant", "Remove a tenant's registration. Its data is kept; a tenant registered again gets a new id and never sees it.",
+			func(ctx context.Context, in tenantIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.DeleteTenant(ctx, p, tenant.ID(in.Tenant))
+				return t, toolError(err)
+			}),
+		server.NewTool("impersonate_tenant", "Get a short-lived credential that acts as one tenant (read-only tools by default), for a stated reason shown in the tenant's audit trail. Use it as the bearer token; it never carries admin scope.",
+			func(ctx context.Context, in impersonateIn) (*Grant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				d, err := ParseDuration(in.Duration)
+				if err != nil {
+					return nil, toolError(err)
+				}
+				g, err := s.Impersonate(ctx, p, ImpersonationRequest{
+					Tenant: tenant.ID(in.Tenant), Reason: in.Reason, Ticket: in.Ticket, Scopes: in.Scopes,
+					Write: in.Write, Duration: d, User: in.User, IncludeSuspended: in.IncludeSuspended,
+				})
+				return g, toolError(err)
+			}),
+		server.NewTool("end_impersonation", "End an impersonation now (yours, or revoke another admin's); its credential is refused from its next request.",
+			func(ctx context.Context, in endIn) (*Impersonation, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				g, err := s.EndImpersonation(ctx, p, in.ID)
+				return g, toolError(err)
+			}),
+		server.NewTool("list_impersonations", "List impersonations, newest first: active and past, optionally of one tenant or admin.",
+			func(ctx context.Context, in listImpersonationsIn) (*impersonationsOut, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				f := ImpersonationFilter{Tenant: tenant.ID(in.Tenant), Admin: in.Admin, Before: in.Before, Limit: in.Limit}
+				if in.Active {
+					f.ActiveAt = s.o.Now()
+				}
+				gs, err := s.ListImpersonations(ctx, p, f)
+				return &impersonationsOut{Impersonations: orEmpty(gs)}, toolError(err)
+			}, server.ReadOnly()),
+	}
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
