@@ -60,6 +60,9 @@ func fail(w http.ResponseWriter, err error) {
 		server.WriteAPIError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, registry.ErrExists):
 		server.WriteAPIError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, ErrIdempotencyInProgress):
+		w.Header().Set("Retry-After", "1")
+		server.WriteAPIError(w, http.StatusConflict, "idempotency_conflict", err.Error())
 	case errors.Is(err, ErrIdempotencyConflict):
 		server.WriteAPIError(w, http.StatusConflict, "idempotency_conflict", err.Error())
 	case isAuditUnavailable(err):

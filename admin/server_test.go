@@ -22,6 +22,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/examples/documents"
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
@@ -65,26 +66,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logBuffer collects the server's log lines (JSON) safely across
-// goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the log lines decoded.
-func (b *logBuffer) lines(t *testing.T) []map[string]any {
+// logLines decodes the server's JSON log lines.
+func logLines(t *testing.T, b *testenv.SyncBuffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line is not JSON: %q", line)
@@ -94,21 +80,88 @@ func (b *logBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// wantClientTools connects an MCP client of protocol revision version
+// ("" = the newest) with token and wants it shown exactly want.
+func (f *fixture) wantClientTools(t *testing.T, token, version string, want []string) *tenanttest.Client {
+	t.Helper()
+	c := tenanttest.Dial(t, f.h.URL, token, version)
+	got := c.ToolNames(t)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("client (protocol %q) tools/list: %v, want %v", version, got, want)
+	}
+	return c
+}
+
 // fixture is a real server with tenants, administration enabled and an
 // audit trail.
 type fixture struct {
 	h        *tenanttest.Harness
 	reg      *registry.Registry
-	svc      *admin.Service
 	grants   *admin.MemoryStore
 	events   *audit.MemoryStore
 	w        *audit.Writer
 	clock    *clock
-	logs     *logBuffer
+	logs     *testenv.SyncBuffer
 	base     string          // http://host:port
 	issuer   string          // the tenants' issuer
 	adminIss *auth.DevIssuer // mints admin tokens: h.Issuer unless separate
 	client   *http.Client
+	gate     *gate // closed: the audit store stops storing
+}
+
+// gate holds the audit store's writes while closed.
+type gate struct {
+	mu      sync.Mutex
+	closed  bool
+	release chan struct{}
+}
+
+// close makes every write wait until open.
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed, g.release = true, make(chan struct{})
+	}
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		g.closed = false
+		close(g.release)
+	}
+}
+
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	closed, release := g.closed, g.release
+	g.mu.Unlock()
+	if !closed {
+		return nil
+	}
+	select {
+	case <-release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// gatedStore is an audit store whose writes wait at its gate: a store
+// that is not keeping up.
+type gatedStore struct {
+	*audit.MemoryStore
+	gate *gate
+}
+
+func (s *gatedStore) Append(ctx context.Context, recs []audit.Record) error {
+	if err := s.gate.wait(ctx); err != nil {
+		return err
+	}
+	return s.MemoryStore.Append(ctx, recs)
 }
 
 type setupOptions struct {
@@ -116,6 +169,13 @@ type setupOptions struct {
 	tenants int
 	// separateIssuer gives admins an identity provider of their own.
 	separateIssuer bool
+	// impersonation, if set, wraps the service as the server's
+	// impersonation authenticator.
+	impersonation func(server.ImpersonationAuthenticator) server.ImpersonationAuthenticator
+	// writer adjusts the audit writer's options.
+	writer *audit.WriterOptions
+	// server, if set, adjusts the server options last.
+	server func(*server.Options)
 }
 
 var auditKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
@@ -128,12 +188,17 @@ func setup(t *testing.T, so setupOptions) *fixture {
 	f := &fixture{
 		grants: admin.NewMemoryStore(),
 		events: audit.NewMemoryStore(),
+		gate:   &gate{},
 		clock:  &clock{t: time.Now().UTC()},
-		logs:   &logBuffer{},
+		logs:   &testenv.SyncBuffer{},
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 	}
 	t.Cleanup(f.client.CloseIdleConnections)
-	w, err := audit.NewWriter(f.events, auditKey, &audit.WriterOptions{FlushInterval: time.Millisecond})
+	wopts := audit.WriterOptions{FlushInterval: time.Millisecond}
+	if so.writer != nil {
+		wopts = *so.writer
+	}
+	w, err := audit.NewWriter(&gatedStore{MemoryStore: f.events, gate: f.gate}, auditKey, &wopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +212,7 @@ func setup(t *testing.T, so setupOptions) *fixture {
 			t.Error(err)
 		}
 	})
+	t.Cleanup(f.gate.open) // before the writer closes
 	f.h = tenanttest.New(t, so.tenants, &tenanttest.Options{
 		Tools: documents.Tools(),
 		Server: func(o *server.Options) {
@@ -164,7 +230,6 @@ func setup(t *testing.T, so setupOptions) *fixture {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.svc = svc
 			// The harness does not stop its rate limiter's sweeper; goleak
 			// (main_test.go) would report it.
 			if m, ok := o.Limiter.(*ratelimit.Memory); ok {
@@ -178,7 +243,30 @@ func setup(t *testing.T, so setupOptions) *fixture {
 				API:           admin.Handler(svc),
 				Impersonation: svc,
 			}
-			if so.separateIssuer {
+			if so.impersonation != nil {
+				ao.Impersonation = so.impersonation(svc)
+			}
+			if !so.separateIssuer {
+				// Admins share the tenants' issuer: its verifier accepts a
+				// token without a tenant claim, as the app configures it
+				// (the harness's own does not).
+				dev, ok := o.Routes["GET /dev/jwks.json"].(*auth.DevIssuer)
+				if !ok {
+					t.Fatal("the harness serves no dev issuer JWKS")
+				}
+				v, err := auth.NewVerifier(context.Background(), &auth.Options{
+					Issuer:         f.issuer,
+					Audience:       o.ResourceURL,
+					JWKS:           dev.JWKS(),
+					Claims:         auth.DevClaimMap(),
+					TenantOptional: true,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(v.Close)
+				o.Verifier = v
+			} else {
 				key, err := auth.GenerateDevKey()
 				if err != nil {
 					t.Fatal(err)
@@ -200,6 +288,9 @@ func setup(t *testing.T, so setupOptions) *fixture {
 				ao.Verifier, ao.Issuer = v, f.adminIss.Issuer()
 			}
 			o.Admin = ao
+			if so.server != nil {
+				so.server(o)
+			}
 		},
 	})
 	if f.adminIss == nil {
@@ -582,12 +673,12 @@ func testAdminToolsOverMCP(t *testing.T, f *fixture) {
 	if got := f.toolsList(t, tok); !slices.Equal(got, adminToolNames) {
 		t.Fatalf("admin tools/list: %v, want %v", got, adminToolNames)
 	}
-	// A real MCP client (initialize, then the calls) sees the same.
-	c := f.h.Connect(tok)
-	got := c.ToolNames(t)
-	slices.Sort(got)
-	if !slices.Equal(got, adminToolNames) {
-		t.Fatalf("admin client tools/list: %v", got)
+	// So do real MCP clients, of this protocol revision and of the
+	// previous one (with initialize).
+	f.wantClientTools(t, tok, "", adminToolNames)
+	old := f.wantClientTools(t, tok, "2025-11-25", adminToolNames)
+	if res := old.Call(t, "list_all_tenants", map[string]any{"limit": 1}); res.IsError || !strings.Contains(res.Text, `"next"`) {
+		t.Fatalf("admin 2025-11-25 client list_all_tenants: %+v", res)
 	}
 	// An admin has no tenant: the tenants' tools are not there.
 	if _, err := f.callTool(t, tok, "list_documents", map[string]any{}); err == nil {
@@ -708,8 +799,8 @@ func testAdminToolsOverMCP(t *testing.T, f *fixture) {
 			}
 		}
 	}
-	if lists != pages+7 {
-		t.Errorf("%d list_all_tenants events, want %d", lists, pages+7)
+	if lists != pages+8 {
+		t.Errorf("%d list_all_tenants events, want %d", lists, pages+8)
 	}
 
 	// get_tenant
@@ -815,27 +906,19 @@ func adminEndpoints(victim string) []struct{ method, path, body string } {
 // in the answer.
 func (f *fixture) wantForbidden(t *testing.T, token string) {
 	t.Helper()
-	victim := string(f.h.Tenant(1).Record.ID)
-	for _, ep := range adminEndpoints(victim) {
-		resp, b := f.do(t, ep.method, ep.path, token, ep.body)
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("%s %s: status %d, want 403: %s", ep.method, ep.path, resp.StatusCode, b)
-			continue
-		}
+	f.eachRefusal(t, token, func(resp *http.Response, b []byte) string {
 		ch := resp.Header.Get("WWW-Authenticate")
-		if !strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `scope="`+adminScope+`"`) {
-			t.Errorf("%s %s: WWW-Authenticate %q", ep.method, ep.path, ch)
-		}
 		var e apiError
-		if err := json.Unmarshal(b, &e); err != nil || e.Error.Code != "insufficient_scope" {
-			t.Errorf("%s %s: body %s", ep.method, ep.path, b)
+		switch {
+		case resp.StatusCode != http.StatusForbidden:
+			return "want 403"
+		case !strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `scope="`+adminScope+`"`):
+			return "want a challenge naming the admin scope"
+		case json.Unmarshal(b, &e) != nil || e.Error.Code != "insufficient_scope":
+			return "want error code insufficient_scope"
 		}
-		for _, leak := range []string{victim, "test-tenant-1", "Test Tenant"} {
-			if bytes.Contains(b, []byte(leak)) {
-				t.Errorf("%s %s: refusal mentions %q: %s", ep.method, ep.path, leak, b)
-			}
-		}
-	}
+		return ""
+	})
 }
 
 // wantNotAdmin wants every admin endpoint refused for a token that has no
@@ -844,15 +927,27 @@ func (f *fixture) wantForbidden(t *testing.T, token string) {
 // the answer.
 func (f *fixture) wantNotAdmin(t *testing.T, token string) {
 	t.Helper()
-	victim := string(f.h.Tenant(1).Record.ID)
-	for _, ep := range adminEndpoints(victim) {
-		resp, b := f.do(t, ep.method, ep.path, token, ep.body)
+	f.eachRefusal(t, token, func(resp *http.Response, b []byte) string {
 		ch := resp.Header.Get("WWW-Authenticate")
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && strings.Contains(ch, `error="invalid_token"`):
 		case resp.StatusCode == http.StatusForbidden && strings.Contains(ch, `error="insufficient_scope"`):
 		default:
-			t.Errorf("%s %s: status %d, WWW-Authenticate %q, want 401 or 403: %s", ep.method, ep.path, resp.StatusCode, ch, b)
+			return "want 401 invalid_token or 403 insufficient_scope"
+		}
+		return ""
+	})
+}
+
+// eachRefusal calls every admin endpoint with token; check says what is
+// wrong with an answer ("" = nothing). No answer may mention a tenant.
+func (f *fixture) eachRefusal(t *testing.T, token string, check func(*http.Response, []byte) string) {
+	t.Helper()
+	victim := string(f.h.Tenant(1).Record.ID)
+	for _, ep := range adminEndpoints(victim) {
+		resp, b := f.do(t, ep.method, ep.path, token, ep.body)
+		if problem := check(resp, b); problem != "" {
+			t.Errorf("%s %s: status %d, WWW-Authenticate %q: %s: %s", ep.method, ep.path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), problem, b)
 		}
 		for _, leak := range []string{victim, "test-tenant-1", "Test Tenant"} {
 			if bytes.Contains(b, []byte(leak)) {
@@ -1342,12 +1437,7 @@ func testImpersonation(t *testing.T, f *fixture) {
 			t.Fatalf("impersonated tools/list: %v, want %v", got, readOnlyTools)
 		}
 		// A real MCP client works with it too.
-		c := f.h.Connect(cred)
-		got := c.ToolNames(t)
-		slices.Sort(got)
-		if !slices.Equal(got, readOnlyTools) {
-			t.Fatalf("impersonated client tools/list: %v", got)
-		}
+		f.wantClientTools(t, cred, "", readOnlyTools)
 		// Reads the tenant's own data, never another's.
 		var doc documents.Document
 		f.callOK(t, cred, "get_document", map[string]any{"key": "notes/plan"}, &doc)
@@ -1421,7 +1511,7 @@ func testImpersonation(t *testing.T, f *fixture) {
 		}
 		// Each such request is logged at warn with both identities.
 		warned := 0
-		for _, l := range f.logs.lines(t) {
+		for _, l := range logLines(t, f.logs) {
 			if l["msg"] == "impersonated request" {
 				warned++
 				if l["level"] != "WARN" || l["impersonation_id"] != g.ID || l["admin"] != ops || l["tenant_id"] != id0 {
@@ -1443,6 +1533,10 @@ func testImpersonation(t *testing.T, f *fixture) {
 		writeGrant = g
 		if got := f.toolsList(t, g.Credential); !slices.Equal(got, documentTools) {
 			t.Fatalf("write impersonation's tools/list: %v", got)
+		}
+		old := f.wantClientTools(t, g.Credential, "2025-11-25", documentTools)
+		if res := old.Call(t, "list_documents", map[string]any{}); res.IsError || !strings.Contains(res.Text, "notes/plan") {
+			t.Fatalf("impersonating 2025-11-25 client list_documents: %+v", res)
 		}
 		f.callOK(t, g.Credential, "put_document", map[string]any{"key": "notes/restored", "content": "back"}, nil)
 		if res := t2.Call(t, "get_document", map[string]any{"key": "notes/restored"}); !strings.Contains(res.Text, "back") {
@@ -1552,7 +1646,11 @@ func testImpersonation(t *testing.T, f *fixture) {
 	})
 
 	t.Run("expiry", func(t *testing.T) {
-		g := f.impersonate(t, tok, id0, `{"reason":"quick check","duration":"5m"}`)
+		var g admin.Grant
+		f.callOK(t, tok, "impersonate_tenant", map[string]any{"tenant": id0, "reason": "quick check", "duration": "5m"}, &g)
+		if g.ExpiresAt.Sub(g.CreatedAt) != 5*time.Minute {
+			t.Fatalf("grant %+v", g.Impersonation)
+		}
 		if got := f.toolsList(t, g.Credential); !slices.Equal(got, readOnlyTools) {
 			t.Fatalf("fresh grant: %v", got)
 		}
@@ -1627,9 +1725,30 @@ func testImpersonation(t *testing.T, f *fixture) {
 		if len(one.Impersonations) != 0 {
 			t.Fatalf("admin=%s: %+v", other, one.Impersonations)
 		}
-		f.apiJSON(t, "GET", "/admin/v1/impersonations?limit=2", tok, "", http.StatusOK, &one)
-		if len(one.Impersonations) != 2 {
-			t.Fatalf("limit=2: %d", len(one.Impersonations))
+		var paged []string
+		before := ""
+		for range len(stored) {
+			var page struct {
+				Impersonations []*admin.Impersonation `json:"impersonations"`
+			}
+			f.apiJSON(t, "GET", "/admin/v1/impersonations?limit=2&before="+before, tok, "", http.StatusOK, &page)
+			if len(page.Impersonations) > 2 {
+				t.Fatalf("limit=2: %d", len(page.Impersonations))
+			}
+			for _, g := range page.Impersonations {
+				paged = append(paged, g.ID)
+			}
+			if len(page.Impersonations) < 2 {
+				break
+			}
+			before = page.Impersonations[1].ID
+		}
+		var storedIDs []string
+		for _, g := range stored {
+			storedIDs = append(storedIDs, g.ID)
+		}
+		if !slices.Equal(paged, storedIDs) {
+			t.Fatalf("paged by 2: %v, want %v", paged, storedIDs)
 		}
 		f.apiRefusal(t, "GET", "/admin/v1/impersonations?active=yes", tok, "", http.StatusBadRequest, "invalid_request")
 	})
@@ -1663,4 +1782,149 @@ func testImpersonation(t *testing.T, f *fixture) {
 			}
 		}
 	})
+}
+
+// staleAuthenticator answers every credential with what the service said
+// the first time: an authenticator that read a grant's tenant just before
+// the tenant was deleted and registered again.
+type staleAuthenticator struct {
+	next server.ImpersonationAuthenticator
+	mu   sync.Mutex
+	seen map[string]*server.Impersonation
+}
+
+func (a *staleAuthenticator) AuthenticateImpersonation(ctx context.Context, credential string) (*server.Impersonation, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if imp, ok := a.seen[credential]; ok {
+		return imp, nil
+	}
+	imp, err := a.next.AuthenticateImpersonation(ctx, credential)
+	if err == nil {
+		a.seen[credential] = imp
+	}
+	return imp, err
+}
+
+// TestImpersonationOfReplacedTenant: the server itself serves an
+// impersonation only for the internal id its grant names, even if the
+// authenticator's view of the tenant is stale: a tenant deleted and
+// registered again under the same external id is not reachable.
+func TestImpersonationOfReplacedTenant(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{separateIssuer: true, impersonation: func(next server.ImpersonationAuthenticator) server.ImpersonationAuthenticator {
+		return &staleAuthenticator{next: next, seen: map[string]*server.Impersonation{}}
+	}})
+	tok := f.adminToken(t, "ops@example.com")
+	old := f.h.Tenant(0)
+	g := f.impersonate(t, tok, string(old.Record.ID), `{"reason":"check"}`)
+	if got := f.toolsList(t, g.Credential); !slices.Equal(got, readOnlyTools) {
+		t.Fatalf("tools/list: %v", got)
+	}
+	f.apiJSON(t, "DELETE", "/admin/v1/tenants/"+string(old.Record.ID), tok, "", http.StatusOK, nil)
+	var again registry.Tenant
+	f.apiJSON(t, "POST", "/admin/v1/tenants", tok, `{"external_id":"test-tenant-0"}`, http.StatusCreated, &again)
+	if msg := f.wantRefused(t, g.Credential, http.StatusUnauthorized, "invalid_token"); !strings.Contains(msg, "no longer exists") {
+		t.Errorf("stale credential: %q", msg)
+	}
+	// The refusal is recorded, but not in the new tenant's trail.
+	f.waitEvents(t, audit.SystemChain, 1, func(e *audit.Event) bool {
+		return e.Kind == audit.KindRefusal && e.Detail["impersonation_id"] == g.ID
+	})
+	for _, e := range f.chain(t, string(again.ID)) {
+		if e.Detail["impersonation_id"] == g.ID {
+			t.Errorf("the old credential reached the new tenant's chain: %+v", e)
+		}
+	}
+}
+
+// TestAdminRefusedWhenAuditCannotRecord: with the audit queue full, an
+// admin operation is refused (503, Retry-After) and not done, never done
+// unrecorded; once the audit store keeps up it is served again.
+func TestAdminRefusedWhenAuditCannotRecord(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{writer: &audit.WriterOptions{QueueSize: 2, MaxWait: 20 * time.Millisecond, FlushInterval: time.Millisecond}})
+	tok := f.adminToken(t, "ops@example.com")
+	f.chain(t, audit.SystemChain) // everything so far is stored
+	f.gate.close()
+	// Two served requests fill the queue: their events cannot be stored.
+	for range 2 {
+		if got := f.toolsList(t, f.h.Tenant(0).Token); !slices.Equal(got, documentTools) {
+			t.Fatalf("tools/list: %v", got)
+		}
+	}
+	before := f.snapshot(t)
+	id := string(f.h.Tenant(1).Record.ID)
+	for _, ep := range []struct{ method, path, body string }{
+		{"POST", "/admin/v1/tenants", `{"external_id":"org_unrecorded"}`},
+		{"POST", "/admin/v1/tenants/" + id + "/suspend", `{"reason":"x"}`},
+		{"DELETE", "/admin/v1/tenants/" + id, ""},
+		{"POST", "/admin/v1/tenants/" + id + "/impersonations", `{"reason":"x"}`},
+	} {
+		resp, _ := f.apiRefusal(t, ep.method, ep.path, tok, ep.body, http.StatusServiceUnavailable, "audit_unavailable")
+		if resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", ep.method, ep.path)
+		}
+	}
+	// Over MCP the request itself cannot be recorded: refused before any tool runs.
+	resp, r := f.rpc(t, tok, "tools/call", map[string]any{"name": "suspend_tenant", "arguments": map[string]any{"tenant": id}})
+	if resp.StatusCode != http.StatusServiceUnavailable || r.Error == nil {
+		t.Fatalf("suspend_tenant over MCP with the audit queue full: %d %+v", resp.StatusCode, r.Error)
+	}
+	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+		t.Fatalf("unrecorded admin operations changed the registry (-before +after):\n%s", diff)
+	}
+	if gs := f.grantsList(t); len(gs) != 0 {
+		t.Fatalf("an unrecorded impersonation was started: %+v", gs)
+	}
+	f.gate.open()
+	var rec registry.Tenant
+	f.apiJSON(t, "POST", "/admin/v1/tenants", tok, `{"external_id":"org_unrecorded"}`, http.StatusCreated, &rec)
+	f.adminEvent(t, string(rec.ID), "create_tenant", "ops@example.com", admin.ViaHTTP)
+}
+
+// TestTenantSeesImpersonationInOwnTrail: the customer reads its own audit
+// trail (the audit_log tool) and finds who impersonated it, why, and what
+// was done, with both identities.
+func TestTenantSeesImpersonationInOwnTrail(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{server: func(o *server.Options) { o.AuditLogTool = true }})
+	const ops = "ops@example.com"
+	tok := f.adminToken(t, ops)
+	t0 := f.h.Tenant(0)
+	id0 := string(t0.Record.ID)
+	g := f.impersonate(t, tok, id0, `{"reason":"customer asked why sync fails","ticket":"SUP-9"}`)
+	f.callOK(t, g.Credential, "list_documents", map[string]any{}, nil)
+	f.waitEvents(t, id0, 1, func(e *audit.Event) bool { return e.Tool == "list_documents" })
+
+	reader := f.h.Token(0, auth.TokenRequest{Scopes: append(slices.Clone(tenanttest.DefaultScopes), server.DefaultAuditLogScope)})
+	var log struct {
+		Events []struct {
+			Event audit.Event `json:"event"`
+		} `json:"events"`
+	}
+	f.callOK(t, reader, "audit_log", map[string]any{}, &log)
+	var started, listed bool
+	for _, e := range log.Events {
+		ev := e.Event
+		switch {
+		case ev.Method == "admin/impersonate_tenant":
+			started = ev.Actor != nil && ev.Actor.Sub == ops && ev.Detail["reason"] == "customer asked why sync fails" &&
+				ev.Detail["ticket"] == "SUP-9" && ev.Detail["impersonation_id"] == g.ID
+		case ev.Tool == "list_documents":
+			listed = ev.Actor != nil && ev.Actor.Sub == ops && ev.User == "impersonator:"+ops && ev.Detail["impersonation_id"] == g.ID
+		}
+	}
+	if !started || !listed {
+		t.Fatalf("the tenant's audit_log: start seen %v, request seen %v: %+v", started, listed, log.Events)
+	}
+	// Another tenant's trail shows nothing of it.
+	other := f.h.Token(1, auth.TokenRequest{Scopes: append(slices.Clone(tenanttest.DefaultScopes), server.DefaultAuditLogScope)})
+	res, err := f.callTool(t, other, "audit_log", map[string]any{})
+	if err != nil || res.IsError {
+		t.Fatalf("tenant 1's audit_log: %v %+v", err, res)
+	}
+	if strings.Contains(string(res.Structured), g.ID) || strings.Contains(string(res.Structured), ops) {
+		t.Fatalf("tenant 1's trail shows tenant 0's impersonation: %s", res.Structured)
+	}
 }

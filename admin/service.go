@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -72,6 +73,10 @@ type Options struct {
 	ReadOnlyScopes []string
 	// AdminScopes are scopes no impersonation may carry (the admin scope).
 	AdminScopes []string
+	// Tools are the names of the tools the deployment serves: a tenant's
+	// allowed tools must be among them (a typo would silently hide a tool
+	// from the tenant). Nil accepts any well-formed name.
+	Tools []string
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	// Logger receives a line per operation; nil discards.
@@ -140,6 +145,9 @@ var (
 	// ErrIdempotencyConflict: the idempotency key was used for a
 	// different request, or that request is still running.
 	ErrIdempotencyConflict = errors.New("admin: idempotency key conflict")
+	// ErrIdempotencyInProgress: the request with that key is still
+	// running; it wraps ErrIdempotencyConflict. Retry shortly.
+	ErrIdempotencyInProgress = fmt.Errorf("%w: the request with this key is still running; retry shortly", ErrIdempotencyConflict)
 	// ErrInvalidCredential: an impersonation credential that is unknown,
 	// ended or expired.
 	ErrInvalidCredential = errors.New("impersonation credential is not valid")
@@ -365,6 +373,23 @@ type TenantSpec struct {
 	Config      map[string]string `json:"config,omitempty"`
 }
 
+// checkTools refuses allowed tools the deployment does not serve.
+func (s *Service) checkTools(tools []string) error {
+	if s.o.Tools == nil {
+		return nil
+	}
+	var unknown []string
+	for _, t := range tools {
+		if !slices.Contains(s.o.Tools, t) {
+			unknown = append(unknown, strconv.Quote(t))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return invalid(fmt.Sprintf("allowed_tools: %s not served here; the tools are: %s", strings.Join(unknown, ", "), strings.Join(s.o.Tools, ", ")))
+}
+
 // record turns the spec into a registry record at time now.
 func (sp *TenantSpec) record(defaultIssuer string, now time.Time) (registry.Tenant, error) {
 	var p []string
@@ -385,8 +410,8 @@ func (sp *TenantSpec) record(defaultIssuer string, now time.Time) (registry.Tena
 			rec.Status = registry.StatusTrial
 		}
 	}
-	if rec.Status == registry.StatusSuspended {
-		p = append(p, "status: a new tenant is active or trial; suspend it afterwards")
+	if rec.Status != registry.StatusActive && rec.Status != registry.StatusTrial {
+		p = append(p, fmt.Sprintf("status: a new tenant is active or trial, not %q", rec.Status))
 	}
 	if rec.Status == registry.StatusTrial && rec.TrialEndsAt.IsZero() {
 		p = append(p, "trial: give trial_days or trial_ends_at")
@@ -431,6 +456,9 @@ func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*reg
 	if err != nil {
 		return nil, false, err
 	}
+	if err := s.checkTools(rec.AllowedTools); err != nil {
+		return nil, false, err
+	}
 	if key == "" {
 		t, err := s.addAndProvision(ctx, rec)
 		return t, false, err
@@ -448,7 +476,7 @@ func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*reg
 		case prev.Request != h:
 			return nil, false, fmt.Errorf("%w: key %q was used for a different request; use a new key for a new tenant", ErrIdempotencyConflict, key)
 		case prev.Tenant == "":
-			return nil, false, fmt.Errorf("%w: the request with key %q is still running; retry shortly", ErrIdempotencyConflict, key)
+			return nil, false, fmt.Errorf("%w (key %q)", ErrIdempotencyInProgress, key)
 		}
 		t, err := s.o.Registry.Get(ctx, prev.Tenant)
 		if err != nil {
@@ -533,13 +561,19 @@ func (pt *TenantPatch) apply(t *registry.Tenant) error {
 		t.Name = *pt.Name
 	}
 	if pt.Status != nil {
-		switch *pt.Status {
-		case registry.StatusActive, registry.StatusTrial:
-			t.Status = *pt.Status
-		case registry.StatusSuspended:
+		switch st := *pt.Status; {
+		case st == t.Status:
+		case st == registry.StatusSuspended:
 			return invalid("status: use suspend_tenant (tenant suspend) to suspend a tenant, with a reason")
+		case t.Status == registry.StatusSuspended:
+			return invalid("status: the tenant is suspended; use resume_tenant (tenant resume) to serve it again, with a reason")
+		case st != registry.StatusActive && st != registry.StatusTrial:
+			return invalid(fmt.Sprintf("status: %q is not active or trial", st))
 		default:
-			return invalid(fmt.Sprintf("status: %q is not active or trial", *pt.Status))
+			if err := registry.Transition(t.Status, st); err != nil {
+				return err
+			}
+			t.Status = st
 		}
 	}
 	if pt.RateLimit != nil {
@@ -589,6 +623,11 @@ func (s *Service) UpdateTenant(ctx context.Context, p Principal, id tenant.ID, p
 		if patch.empty() {
 			return invalid("nothing to change: give at least one field")
 		}
+		if patch.AllowedTools != nil {
+			if err := s.checkTools(*patch.AllowedTools); err != nil {
+				return err
+			}
+		}
 		return patch.apply(t)
 	})
 	return t, o.end(err)
@@ -634,6 +673,15 @@ func (s *Service) setStatus(ctx context.Context, p Principal, id tenant.ID, meth
 			return err
 		}
 		o.detail("previous_status", string(t.Status))
+		switch {
+		case st == registry.StatusActive && (t.Status == registry.StatusActive || t.Status == registry.StatusTrial):
+			return nil // served already: resuming changes nothing
+		case st == registry.StatusActive && t.Status != registry.StatusSuspended:
+			return invalid(fmt.Sprintf("status: a %s tenant cannot be resumed (only a suspended one)", t.Status))
+		}
+		if err := registry.Transition(t.Status, st); err != nil {
+			return err
+		}
 		t.Status = st
 		return nil
 	})
@@ -756,7 +804,7 @@ func (s *Service) impersonate(ctx context.Context, o *op, p Principal, req Imper
 		return nil, err
 	}
 	if t.Status == registry.StatusSuspended && !req.IncludeSuspended {
-		return nil, invalid("tenant: it is suspended; say include_suspended to act on a suspended tenant")
+		return nil, invalid("tenant: it is suspended; ask with include_suspended (--include-suspended in the CLI) to act on a suspended tenant")
 	}
 	cred, h := newCredential()
 	now := s.o.Now().UTC().Truncate(time.Microsecond)

@@ -36,8 +36,19 @@ func (a *App) AdminService(ctx context.Context, aud admin.Auditor) (*admin.Servi
 		MaxImpersonationTTL: cfg.Admin.MaxImpersonationTTL,
 		ReadOnlyScopes:      readOnlyScopes(a.Tools()),
 		AdminScopes:         []string{cfg.Admin.Scope},
+		Tools:               toolNames(a.Tools()),
 		Logger:              a.log,
 	})
+}
+
+// toolNames are the names of the tools served.
+func toolNames(tools []server.Tool) []string {
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.Name
+	}
+	slices.Sort(names)
+	return names
 }
 
 // readOnlyScopes are the scopes the read-only tools require: what an

@@ -102,17 +102,6 @@ type Event struct {
 // Chain is the chain the event belongs to: its tenant, or SystemChain.
 func (e *Event) Chain() string { return e.Tenant }
 
-// Encode returns the event's canonical record bytes: compact JSON with the
-// fields in declaration order and the time in UTC with microseconds.
-func (e *Event) Encode() ([]byte, error) {
-	c := *e
-	c.Time = c.Time.UTC().Truncate(time.Microsecond)
-	if c.Kind == "" || c.Outcome == "" {
-		return nil, errors.New("audit: event needs a kind and an outcome")
-	}
-	return json.Marshal(&c)
-}
-
 // Hash is a SHA-256 chain hash.
 type Hash [sha256.Size]byte
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,7 +206,11 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 
 // printAdmin prints the dev admin token and how to use it.
 func printAdmin(w io.Writer, resource, token string) {
-	api := strings.TrimSuffix(resource, "/mcp") + server.AdminAPIPath
+	api := resource // the admin API is at the server's root, whatever the MCP path
+	if u, err := neturl.Parse(resource); err == nil {
+		u.Path = server.AdminAPIPath
+		api = u.String()
+	}
 	fmt.Fprintf(w, "Admin (user admin): the admin tools over MCP at %s, and the admin API at %s\n", resource, api)
 	fmt.Fprintf(w, "  ADMIN_TOKEN=%s\n", token)
 	fmt.Fprintf(w, "  curl -H \"Authorization: Bearer $ADMIN_TOKEN\" %stenants\n\n", api)

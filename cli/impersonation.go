@@ -58,7 +58,7 @@ func newImpersonationStartCmd(e *env) *cobra.Command {
 					return writeJSON(e.stdout, g)
 				}
 				fmt.Fprintf(e.stdout, "impersonation %s of tenant %s until %s (scopes: %s; %s)\n",
-					g.ID, g.Tenant, g.ExpiresAt.Format(time.RFC3339), strings.Join(g.Scopes, " "), accessText(g.Impersonation))
+					g.ID, g.Tenant, g.ExpiresAt.Format(time.RFC3339), scopesText(g.Scopes), accessText(g.Impersonation))
 				fmt.Fprintf(e.stdout, "use as the bearer token:\n%s\n", g.Credential)
 				fmt.Fprintf(e.stdout, "end it with: %s impersonation end %s %s\n", e.command(), g.ID, tf.flagsFor(r.t))
 				return nil
@@ -76,6 +76,13 @@ func newImpersonationStartCmd(e *env) *cobra.Command {
 	f.BoolVar(&includeSuspended, "include-suspended", false, "allow impersonating a suspended tenant (support for a locked-out customer)")
 	f.BoolVar(&asJSON, "json", false, "print the grant and credential as JSON")
 	return cmd
+}
+
+func scopesText(scopes []string) string {
+	if len(scopes) == 0 {
+		return "none"
+	}
+	return strings.Join(scopes, " ")
 }
 
 func accessText(g *admin.Impersonation) string {

@@ -166,7 +166,7 @@ var keyTable = []keyDef{
 
 	// [registry]
 	{path: "registry.cache_ttl", field: func(c *Config) any { return &c.Registry.CacheTTL },
-		doc: "How long a tenant record is cached; status changes (suspend, delete) reach every replica within this time. Must be > 0."},
+		doc: "How long a tenant record is cached at most. Changes made through tenantmcp (the tenant commands, the admin API and tools) reach every replica within about a second whatever this is (PostgreSQL LISTEN/NOTIFY, or the SQLite file's change log; see docs/operations.md); this bounds only changes made by hand in the database. Must be > 0."},
 	{path: "registry.negative_cache_ttl", field: func(c *Config) any { return &c.Registry.NegativeCacheTTL },
 		doc: "How long an unknown tenant stays cached as unknown (shields the registry from floods of made-up tenants). Must be > 0."},
 	{path: "registry.cache_size", field: func(c *Config) any { return &c.Registry.CacheSize },

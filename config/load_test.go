@@ -462,6 +462,11 @@ redis_url = "redis://cache:6379/1"
 [storage]
 blob = "s3"
 s3_bucket = "tenant-blobs"
+[tracing]
+enabled = true
+endpoint = "http://127.0.0.1:4318"
+sample_ratio = 0.25
+headers = ["Authorization=Bearer s3cret"]
 [log]
 format = "json"
 `
@@ -477,7 +482,8 @@ format = "json"
 		t.Errorf("round trip (-first +second):\n%s", diff)
 	}
 	red := string(cfg.Encode(true))
-	if strings.Contains(red, "s3cret") || !strings.Contains(red, `dsn = "postgres://app:REDACTED@db:5432/app"`) {
+	if strings.Contains(red, "s3cret") || !strings.Contains(red, `dsn = "postgres://app:REDACTED@db:5432/app"`) ||
+		!strings.Contains(red, `headers = ["Authorization=REDACTED"]`) || !strings.Contains(red, "sample_ratio = 0.25\n") {
 		t.Errorf("redacted output:\n%s", red)
 	}
 	if got := redactURL("postgres://%zz:pw@h"); got != "REDACTED" {

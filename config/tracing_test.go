@@ -122,26 +122,10 @@ func TestTracingDefaultsAndDerived(t *testing.T) {
 	}
 }
 
-// TestTracingEncode: the ratio round-trips as a number, and Encode(true)
-// redacts header values but keeps their names.
-func TestTracingEncode(t *testing.T) {
+// TestFormatFloat: numbers are written as TOML floats (TestEncodeRoundTrip
+// reads them back).
+func TestFormatFloat(t *testing.T) {
 	t.Parallel()
-	src := base + "[tracing]\nenabled = true\nendpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\nheaders = [\"Authorization=Bearer s3cret\"]\n"
-	cfg, err := Parse([]byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := Parse(cfg.Encode(false), nil)
-	if err != nil {
-		t.Fatalf("Encode output does not load: %v\n%s", err, cfg.Encode(false))
-	}
-	if diff := cmp.Diff(cfg.Tracing, again.Tracing); diff != "" {
-		t.Errorf("round trip (-first +second):\n%s", diff)
-	}
-	red := string(cfg.Encode(true))
-	if strings.Contains(red, "s3cret") || !strings.Contains(red, `headers = ["Authorization=REDACTED"]`) || !strings.Contains(red, "sample_ratio = 0.25\n") {
-		t.Errorf("redacted output:\n%s", red)
-	}
 	for f, want := range map[float64]string{1: "1.0", 0: "0.0", 0.1: "0.1", 1e-7: "1e-07"} {
 		if got := formatFloat(f); got != want {
 			t.Errorf("formatFloat(%v) = %s, want %s", f, got, want)

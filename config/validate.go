@@ -364,6 +364,9 @@ func (c *Config) validateAdmin(v *validator) {
 	a := c.Admin
 	v.positiveDuration("admin.impersonation_ttl", a.ImpersonationTTL)
 	v.positiveDuration("admin.max_impersonation_ttl", a.MaxImpersonationTTL)
+	if a.ImpersonationTTL > 0 && a.ImpersonationTTL < time.Minute {
+		v.add("admin.impersonation_ttl", "must be at least 1m, not %s", a.ImpersonationTTL)
+	}
 	if a.ImpersonationTTL > a.MaxImpersonationTTL && a.MaxImpersonationTTL > 0 {
 		v.add("admin.impersonation_ttl", "must be at most admin.max_impersonation_ttl (%s), not %s", a.MaxImpersonationTTL, a.ImpersonationTTL)
 	}

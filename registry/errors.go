@@ -29,6 +29,14 @@ var (
 	// ErrSuspended: the tenant is registered but suspended. Safe to show.
 	ErrSuspended = errors.New("tenant is suspended: contact the operator of this server")
 
+	// ErrProvisioning: the tenant's storage is still being created. Safe
+	// to show; the client should retry shortly.
+	ErrProvisioning = errors.New("tenant is being set up: retry in a few seconds")
+
+	// ErrArchived: the tenant's data has been archived (or purged). Safe
+	// to show to that tenant.
+	ErrArchived = errors.New("tenant's data has been archived: contact the operator of this server")
+
 	// ErrTrialExpired: the tenant's trial has ended. The error Check returns
 	// wraps it with the end date ("tenant's trial ended on 2026-10-01").
 	// Safe to show to that tenant.

@@ -118,8 +118,9 @@ func (r *Registry) Store() Store { return r.store }
 //
 //   - not registered: ErrUnknownTenant (and a nil record);
 //   - suspended: ErrSuspended; trial ended: an error wrapping
-//     ErrTrialExpired. The record is returned with these two errors so
-//     the refusal can be audited under the tenant's id;
+//     ErrTrialExpired; provisioning: ErrProvisioning; archived or purged:
+//     ErrArchived. The record is returned with these errors so the
+//     refusal can be audited under the tenant's id;
 //   - store failure: an error wrapping it (and a nil record). Nothing is
 //     served from an expired cache entry.
 //

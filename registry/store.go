@@ -48,7 +48,7 @@ const DefaultPageSize = 100
 // ExistsError returns the error a Store reports when (issuer, externalID)
 // is already registered: it wraps ErrExists and names both.
 func ExistsError(issuer, externalID string) error {
-	return fmt.Errorf("%w: issuer %q already has a tenant with external id %q (see `tenant list`)", ErrExists, issuer, externalID)
+	return fmt.Errorf("%w: issuer %q already has a tenant with external id %q", ErrExists, issuer, externalID)
 }
 
 // MemoryStore is a Store that keeps records in memory, for tests and
@@ -81,6 +81,7 @@ func normalize(t *Tenant) *Tenant {
 		c.Config = nil
 	}
 	c.TrialEndsAt = utc(c.TrialEndsAt)
+	c.Lifecycle = c.Lifecycle.UTC()
 	c.CreatedAt = utc(c.CreatedAt)
 	c.UpdatedAt = utc(c.UpdatedAt)
 	return c

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -14,20 +16,86 @@ import (
 // Status is a tenant's lifecycle state.
 type Status string
 
-// Statuses.
+// Statuses: the tenant lifecycle
+//
+//	provisioning → active | trial → suspended → archived → purged
+//
+// (see Transition for every allowed step).
 const (
+	// StatusProvisioning: the tenant's storage is being created; requests
+	// are refused with ErrProvisioning until it is done.
+	StatusProvisioning Status = "provisioning"
 	// StatusActive: requests are served.
 	StatusActive Status = "active"
-	// StatusSuspended: every request is refused with ErrSuspended.
-	StatusSuspended Status = "suspended"
 	// StatusTrial: requests are served until TrialEndsAt, then refused
 	// with ErrTrialExpired.
 	StatusTrial Status = "trial"
+	// StatusSuspended: every request is refused with ErrSuspended.
+	StatusSuspended Status = "suspended"
+	// StatusArchived: the tenant's data has been written to an archive
+	// (Lifecycle.Archive) and is purged after Lifecycle.PurgeAfter;
+	// requests are refused with ErrArchived.
+	StatusArchived Status = "archived"
+	// StatusPurged: every trace of the tenant's data is gone; the record
+	// remains so that the tenant's history (and archive) can be found.
+	// Requests are refused with ErrArchived.
+	StatusPurged Status = "purged"
 )
 
+// Statuses lists every status, in lifecycle order.
+var Statuses = []Status{StatusProvisioning, StatusActive, StatusTrial, StatusSuspended, StatusArchived, StatusPurged}
+
 // Valid reports whether s is one of the defined statuses.
-func (s Status) Valid() bool {
-	return s == StatusActive || s == StatusSuspended || s == StatusTrial
+func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
+
+// transitions are the lifecycle's allowed steps (besides staying put).
+var transitions = map[Status][]Status{
+	StatusProvisioning: {StatusActive, StatusTrial},
+	StatusActive:       {StatusTrial, StatusSuspended, StatusArchived},
+	StatusTrial:        {StatusActive, StatusSuspended, StatusArchived},
+	StatusSuspended:    {StatusActive, StatusTrial, StatusArchived},
+	StatusArchived:     {StatusPurged, StatusActive, StatusTrial, StatusSuspended}, // back out of an archive: a restore
+	StatusPurged:       {StatusActive, StatusTrial, StatusSuspended},               // a restore from the archive
+}
+
+// Transition reports whether a tenant may go from status from to status
+// to: nil, or an error (ErrInvalid) saying which steps are allowed.
+func Transition(from, to Status) error {
+	if from == to || slices.Contains(transitions[from], to) {
+		return nil
+	}
+	allowed := make([]string, len(transitions[from]))
+	for i, s := range transitions[from] {
+		allowed[i] = string(s)
+	}
+	return &ValidationError{Problems: []string{fmt.Sprintf("status: a %s tenant cannot become %s (it can become: %s)", from, to, strings.Join(allowed, ", "))}}
+}
+
+// Lifecycle is where a tenant is in its lifecycle beyond its status: the
+// step of an operation in progress (persisted before the step runs, so an
+// interrupted operation resumes where it stopped) and its archive.
+type Lifecycle struct {
+	// Operation and Step name the lifecycle operation in progress and the
+	// step it is at ("provision"/"schema", "purge"/"blobs", ...); empty
+	// when none is.
+	Operation string `json:"operation,omitempty"`
+	Step      string `json:"step,omitempty"`
+	// Archive names the tenant's latest archive in the archive store.
+	Archive string `json:"archive,omitempty"`
+	// ArchivedAt is when it was archived; PurgeAfter when its data is
+	// purged (archived tenants); PurgedAt when it was.
+	ArchivedAt time.Time `json:"archived_at,omitzero"`
+	PurgeAfter time.Time `json:"purge_after,omitzero"`
+	PurgedAt   time.Time `json:"purged_at,omitzero"`
+}
+
+// IsZero reports whether l holds nothing.
+func (l Lifecycle) IsZero() bool { return l == Lifecycle{} }
+
+// UTC returns l with its times in UTC, as stores return them.
+func (l Lifecycle) UTC() Lifecycle {
+	l.ArchivedAt, l.PurgeAfter, l.PurgedAt = utc(l.ArchivedAt), utc(l.PurgeAfter), utc(l.PurgedAt)
+	return l
 }
 
 // Limits enforced by Validate.
@@ -78,6 +146,9 @@ type Tenant struct {
 	Flags map[string]bool `json:"flags,omitempty"`
 	// Config is free-form per-tenant configuration.
 	Config map[string]string `json:"config,omitempty"`
+	// Lifecycle is the state of lifecycle operations (the lifecycle
+	// package sets it).
+	Lifecycle Lifecycle `json:"lifecycle,omitzero"`
 	// CreatedAt and UpdatedAt are set by the registry (UTC).
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -98,6 +169,10 @@ func (t *Tenant) Check(now time.Time) error {
 		return &trialExpiredError{ended: t.TrialEndsAt}
 	case StatusSuspended:
 		return ErrSuspended
+	case StatusProvisioning:
+		return ErrProvisioning
+	case StatusArchived, StatusPurged:
+		return ErrArchived
 	}
 	return ErrSuspended // fail closed on a status this version does not know
 }
@@ -142,7 +217,7 @@ func (t *Tenant) Validate() error {
 		add("name: must be at most %d characters, not %d", MaxNameLen, utf8.RuneCountInString(t.Name))
 	}
 	if !t.Status.Valid() {
-		add("status: must be %q, %q or %q, not %q", StatusActive, StatusSuspended, StatusTrial, t.Status)
+		add("status: must be one of %s, not %q", statusList(), t.Status)
 	}
 	if t.Status == StatusTrial && t.TrialEndsAt.IsZero() {
 		add("trial_ends_at: required when status is %q", StatusTrial)
@@ -176,6 +251,15 @@ func (t *Tenant) Validate() error {
 
 // validExternalID is the cheap check Resolve applies before asking the
 // store, so that junk claim values never reach the database or the cache.
+// statusList is the statuses for messages: "active", "trial", ...
+func statusList() string {
+	q := make([]string, len(Statuses))
+	for i, s := range Statuses {
+		q[i] = strconv.Quote(string(s))
+	}
+	return strings.Join(q, ", ")
+}
+
 func validExternalID(s string) bool {
 	return s != "" && len(s) <= MaxExternalIDLen && utf8.ValidString(s) && !hasControl(s)
 }

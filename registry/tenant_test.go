@@ -96,7 +96,10 @@ func TestCheck(t *testing.T) {
 		{status: registry.StatusTrial, end: now, want: registry.ErrTrialExpired},
 		{status: registry.StatusTrial, end: end, want: registry.ErrTrialExpired, wantMsg: "tenant's trial ended on 2026-10-01"},
 		{status: registry.StatusTrial, want: registry.ErrTrialExpired}, // no end date: fail closed
-		{status: "archived", want: registry.ErrSuspended},              // unknown status: fail closed
+		{status: registry.StatusProvisioning, want: registry.ErrProvisioning},
+		{status: registry.StatusArchived, want: registry.ErrArchived},
+		{status: registry.StatusPurged, want: registry.ErrArchived},
+		{status: "deleted", want: registry.ErrSuspended}, // unknown status: fail closed
 	}
 	for _, tc := range tests {
 		rec := registry.Tenant{Status: tc.status, TrialEndsAt: tc.end}
@@ -155,4 +158,27 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("Validate accepted external id %q", ext)
 		}
 	})
+}
+
+func TestTransition(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		from, to registry.Status
+		ok       bool
+	}{
+		{registry.StatusProvisioning, registry.StatusActive, true},
+		{registry.StatusProvisioning, registry.StatusSuspended, false},
+		{registry.StatusActive, registry.StatusSuspended, true},
+		{registry.StatusSuspended, registry.StatusArchived, true},
+		{registry.StatusArchived, registry.StatusPurged, true},
+		{registry.StatusActive, registry.StatusPurged, false}, // purge only what is archived
+		{registry.StatusPurged, registry.StatusArchived, false},
+		{registry.StatusActive, registry.StatusProvisioning, false},
+		{registry.StatusTrial, registry.StatusTrial, true},
+	} {
+		err := registry.Transition(tc.from, tc.to)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("Transition(%s, %s) = %v, want ok=%v", tc.from, tc.to, err, tc.ok)
+		}
+	}
 }

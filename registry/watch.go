@@ -48,7 +48,7 @@ type Watcher interface {
 // Run it in a goroutine of its own and cancel ctx to stop it.
 func (r *Registry) Watch(ctx context.Context) error {
 	w, ok := r.store.(Watcher)
-	if ok || !ok {
+	if !ok {
 		return nil
 	}
 	return w.Watch(ctx, func(c Change) { r.Invalidate(ctx, c) })

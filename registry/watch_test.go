@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/registry/registrytest"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -70,9 +71,15 @@ func watchSetup(t *testing.T) *watchEnv {
 // send reports c and returns once the Registry has handled it: Watch
 // reports one change at a time, so it has when it takes the next (an
 // empty Change, which drops nothing).
-func (w *watchEnv) send(c registry.Change) {
-	w.fw.changes <- c
-	w.fw.changes <- registry.Change{}
+func (w *watchEnv) send(t *testing.T, c registry.Change) {
+	t.Helper()
+	for _, c := range []registry.Change{c, {}} {
+		select {
+		case w.fw.changes <- c:
+		case <-time.After(registrytest.ReportWithin):
+			t.Fatal("Registry.Watch does not take the store's changes")
+		}
+	}
 }
 
 func (w *watchEnv) resolve(ext string) error {
@@ -114,8 +121,8 @@ func TestWatchDropsChangedKey(t *testing.T) {
 	w := watchSetup(t)
 	a, b := w.cached(t)
 	added := w.behind(t, a, b)
-	w.send(registry.Change{ID: a.ID, Issuer: iss, ExternalID: "org_a"})
-	w.send(registry.Change{ID: added.ID, Issuer: iss, ExternalID: "org_new"})
+	w.send(t, registry.Change{ID: a.ID, Issuer: iss, ExternalID: "org_a"})
+	w.send(t, registry.Change{ID: added.ID, Issuer: iss, ExternalID: "org_new"})
 	if err := w.resolve("org_a"); !errors.Is(err, registry.ErrSuspended) {
 		t.Errorf("org_a after its change: %v, want ErrSuspended", err)
 	}
@@ -139,7 +146,7 @@ func TestWatchDropsChangedID(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []tenant.ID{a.ID, b.ID, added.ID} {
-		w.send(registry.Change{ID: id})
+		w.send(t, registry.Change{ID: id})
 	}
 	if err := w.resolve("org_a"); !errors.Is(err, registry.ErrSuspended) {
 		t.Errorf("org_a (updated): %v, want ErrSuspended", err)
@@ -172,7 +179,7 @@ func TestWatchDropsAll(t *testing.T) {
 			w.fw.mu.Lock()
 			w.fw.failByID = c.fail
 			w.fw.mu.Unlock()
-			w.send(c.change(a))
+			w.send(t, c.change(a))
 			if n := w.reg.Stats().Entries; n != 0 {
 				t.Errorf("%d entries cached after the change, want none", n)
 			}
@@ -211,7 +218,7 @@ func TestWatchDuringLookupInFlight(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			w.direct(t, a.ID, func(r *registry.Tenant) { r.Status = registry.StatusSuspended })
-			w.send(c.change(a))
+			w.send(t, c.change(a))
 			release()
 			if err := <-done; err != nil {
 				t.Fatalf("in-flight Resolve: %v (it read the record before the change)", err)
@@ -239,7 +246,7 @@ func TestWatchDuringRefresh(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	w.direct(t, a.ID, func(r *registry.Tenant) { r.Status = registry.StatusSuspended })
-	w.send(registry.Change{All: true})
+	w.send(t, registry.Change{All: true})
 	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)

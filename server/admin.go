@@ -187,7 +187,7 @@ func (s *Server) verify(ctx context.Context, tr *trail, token string) (ident *au
 		}
 		if !s.scopes.grants(ident.Scopes, a.scope) {
 			tr.verified(ident, "")
-			return nil, false, &scopeError{missing: []string{a.scope}}
+			return nil, false, &scopeError{missing: []string{a.scope}, what: "administration"}
 		}
 		return ident, true, nil
 	}
@@ -394,7 +394,7 @@ func (s *Server) serveAdminAPI(w http.ResponseWriter, r *http.Request) {
 		tr.resolved(tr.imp.Tenant)
 	}
 	if !admin || strings.HasPrefix(token, ImpersonationPrefix) {
-		refuse(&scopeError{missing: []string{s.admin.scope}})
+		refuse(&scopeError{missing: []string{s.admin.scope}, what: "the admin API"})
 		return
 	}
 	r.Header.Del("Authorization")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -212,7 +213,9 @@ func (s *Server) auditArguments(e *audit.Event, tr *trail) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return
 	}
-	canon, err := json.Marshal(raw) // compact, escaped as the event encodes it
+	buf := getBuffer()
+	defer putBuffer(buf)
+	canon, err := compactArguments(buf, raw)
 	if err != nil {
 		return
 	}
@@ -225,8 +228,23 @@ func (s *Server) auditArguments(e *audit.Event, tr *trail) {
 		}
 	}
 	if store {
-		e.Args = canon
+		e.Args = bytes.Clone(canon)
 	}
+}
+
+// compactArguments returns raw as json.Marshal writes a json.RawMessage:
+// compact, with <, >, & and U+2028, U+2029 escaped (as the event encodes
+// it). Without those characters that is json.Compact's output, which
+// needs no reflection and only buf; the bytes are buf's or, with them,
+// Marshal's.
+func compactArguments(buf *bytes.Buffer, raw json.RawMessage) ([]byte, error) {
+	if bytes.ContainsAny(raw, "<>&\u2028\u2029") {
+		return json.Marshal(raw)
+	}
+	if err := json.Compact(buf, raw); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // protocol is the request's MCP protocol revision: its

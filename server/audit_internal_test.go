@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -55,6 +57,23 @@ func FuzzClip(f *testing.F) {
 		}
 		if len(s) > max && !utf8.ValidString(got) {
 			t.Fatalf("clip(%q, %d) = %q: not UTF-8", s, max, got)
+		}
+	})
+}
+
+// FuzzCompactArguments: the arguments an event hashes (and stores) are
+// exactly what json.Marshal writes for them, with or without the
+// reflection-free path.
+func FuzzCompactArguments(f *testing.F) {
+	for _, s := range []string{`{"message":"hello"}`, "{ \"a\" : [1, 2.5e3, true, null] ,\n\"b\":{}}", `{"h":"<b>&amp;</b>"}`,
+		"{\"s\":\"\u2028\"}", `{"a":"\u003c"}`, `"x"`, `{"a":`, `{"a":"\xff"}`, ``, `[]`, ` 1 `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		want, wantErr := json.Marshal(json.RawMessage(raw))
+		got, gotErr := compactArguments(new(bytes.Buffer), raw)
+		if (gotErr != nil) != (wantErr != nil) || wantErr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("compactArguments(%q) = %q, %v; json.Marshal %q, %v", raw, got, gotErr, want, wantErr)
 		}
 	})
 }

@@ -83,6 +83,11 @@ func classify(err error) refusal {
 	case errors.Is(err, registry.ErrSuspended):
 		ref.status, ref.reason = 403, "suspended"
 		ref.message = "tenant is suspended: contact the operator of this server"
+	case errors.Is(err, registry.ErrProvisioning):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "provisioning", "5"
+		ref.message = registry.ErrProvisioning.Error()
+	case errors.Is(err, registry.ErrArchived):
+		ref.status, ref.reason, ref.message = 403, "archived", registry.ErrArchived.Error()
 	case errors.Is(err, registry.ErrTrialExpired):
 		ref.status, ref.reason, ref.message = 403, "trial_expired", err.Error()
 	case errors.As(err, &scope):
@@ -112,6 +117,8 @@ func classify(err error) refusal {
 		ref.status, ref.rpcCode, ref.reason, ref.message = 400, codeHeaderMismatch, "header", err.Error()
 	case errors.Is(err, errHost):
 		ref.status, ref.reason, ref.message = 403, "host", err.Error()
+	case errors.Is(err, errNoAdminWithoutAuth):
+		ref.status, ref.reason, ref.message = 403, "no_admin", err.Error()
 	case errors.Is(err, errOrigin):
 		ref.status, ref.reason, ref.message = 403, "origin", err.Error()
 	case errors.As(err, &method):

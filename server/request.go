@@ -423,10 +423,17 @@ var (
 	errBodyTimeout  = errors.New("request body not received in time: send it without pauses")
 )
 
-type scopeError struct{ missing []string }
+type scopeError struct {
+	missing []string
+	what    string // what requires them; "" = "this tool"
+}
 
 func (e *scopeError) Error() string {
-	return "insufficient scope: this tool requires " + strings.Join(e.missing, " ")
+	what := e.what
+	if what == "" {
+		what = "this tool"
+	}
+	return "insufficient scope: " + what + " requires " + strings.Join(e.missing, " ")
 }
 
 type limitError struct {

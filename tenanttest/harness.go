@@ -156,12 +156,14 @@ func New(t testing.TB, n int, opts *Options) *Harness {
 		stores = &store.Set{Docs: docs, SQL: docs, Blobs: blobs}
 	}
 
+	limiter := ratelimit.NewMemory(nil)
+	t.Cleanup(func() { limiter.Close() })
 	sopts := server.Options{
 		ResourceURL:  base + "/mcp",
 		Verifier:     verifier,
 		Registry:     reg,
 		Metadata:     auth.ResourceMetadata{AuthorizationServers: []string{iss.Issuer()}},
-		Limiter:      ratelimit.NewMemory(nil),
+		Limiter:      limiter,
 		DefaultLimit: ratelimit.Limit{PerMinute: 6000, Burst: 1000},
 		Stores:       stores,
 		Tools:        o.Tools,

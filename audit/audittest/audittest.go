@@ -536,6 +536,84 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		}
 	})
 
+	t.Run("QueryLongChain", func(t *testing.T) {
+		// A chain long enough for a store's own time index (SQLite's
+		// spans) to matter, appended in batches of many sizes between
+		// another chain's, with times that are out of order: some far in
+		// the past, some in the future.
+		s := newStore(t)
+		var recs []audit.Record
+		var evs []audit.Event
+		next := 0 // the number of the next event
+		add := func(n int) {
+			first := len(evs)
+			for i := next; i < next+n; i++ {
+				e := Event("a", i)
+				switch {
+				case i%97 == 5:
+					e.Time = Base.Add(-48 * time.Hour)
+				case i%131 == 7:
+					e.Time = Base.Add(1000 * time.Hour)
+				}
+				evs = append(evs, e)
+			}
+			recs = append(recs, Append(t, s, "a", evs[first:]...)...)
+			AppendN(t, s, "b", next, 3)
+			next += n
+		}
+		for _, n := range []int{1, 3, 200, 7, 300, 1, 600, 255, 256, 257, 2} {
+			add(n)
+		}
+		at := func(i int) time.Time { return Base.Add(time.Duration(i) * time.Minute) }
+		filters := []audit.Filter{
+			{Since: at(1500)},
+			{Since: at(1700)},
+			{Since: at(1880), Limit: 500},
+			{Until: at(3)},
+			{Until: at(300)},
+			{Until: Base},
+			{Until: Base, Limit: 500},
+			{Since: at(400), Until: at(420)},
+			{Since: at(255), Until: at(258), Limit: 500},
+			{Since: at(700), Until: at(1300), Limit: 500},
+			{Since: at(700), Until: at(1300), User: "u1", Tool: "t2", Limit: 500},
+			{Since: at(700), Until: at(1300), BeforeSeq: 1000, Limit: 30},
+			{Since: Base.Add(-49 * time.Hour), Until: Base.Add(-47 * time.Hour), Limit: 500},
+			{Since: Base.Add(999 * time.Hour), Limit: 500},
+			{Since: Base.Add(2000 * time.Hour)},
+			{Until: Base.Add(-100 * time.Hour)},
+			{Since: at(10), Until: at(11)},
+		}
+		check := func(when string, recs []audit.Record, evs []audit.Event) {
+			t.Helper()
+			for _, f := range filters {
+				got, err := s.Query(ctx, "a", f)
+				if err != nil {
+					t.Fatalf("%s: Query(%+v): %v", when, f, err)
+				}
+				if d := Diff(seqs(reference(recs, evs, f)), seqs(got)); d != "" {
+					t.Errorf("%s: Query(%+v) seqs (-want +got):\n%s", when, f, d)
+				}
+			}
+		}
+		check("appended", recs, evs)
+		// Retention removes the oldest run before the cut; the records
+		// of the distant past that come after it stay.
+		cut := at(500)
+		k := 0
+		for k < len(evs) && evs[k].Time.Before(cut) {
+			k++
+		}
+		if _, err := s.DeleteBefore(ctx, cut); err != nil {
+			t.Fatal(err)
+		}
+		recs, evs = recs[k:], evs[k:]
+		check("after DeleteBefore", recs, evs)
+		add(300)
+		check("appended after DeleteBefore", recs, evs)
+		filters = append(filters, audit.Filter{Since: at(1880), Until: at(2000), Limit: 500})
+	})
+
 	t.Run("Checkpoints", func(t *testing.T) {
 		s := newStore(t)
 		key := Key()

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"os"
+	"strconv"
 	"time"
 )
 
@@ -34,8 +34,8 @@ var migrations = []string{
 		user_id TEXT    NOT NULL,
 		body    BLOB    NOT NULL,           -- the event's bytes, exactly as hashed
 		PRIMARY KEY (chain, seq)
-	) STRICT` + os.Getenv("XP_WR") + `;
-	` + timeIndex() + `
+	) STRICT;
+	CREATE INDEX audit_records_chain_time ON audit_records (chain, time);
 	CREATE TABLE audit_checkpoints (
 		id        INTEGER PRIMARY KEY,      -- order of storing
 		chain     TEXT    NOT NULL,
@@ -55,6 +55,21 @@ var migrations = []string{
 		seq   INTEGER NOT NULL,
 		hash  BLOB    NOT NULL CHECK (length(hash) = 32)
 	) STRICT;` + appendOnlyTriggers,
+	// 2: spans instead of the (chain, time) index, which cost each Append
+	// a page of the index per chain it wrote to. Existing records are
+	// covered in spans of spanLen.
+	`DROP INDEX audit_records_chain_time;
+	CREATE TABLE audit_spans (
+		chain    TEXT    NOT NULL,
+		seq_from INTEGER NOT NULL,
+		seq_to   INTEGER NOT NULL CHECK (seq_to >= seq_from),
+		min_time INTEGER NOT NULL,          -- of the span's records, Unix microseconds
+		max_time INTEGER NOT NULL,
+		PRIMARY KEY (chain, seq_to)
+	) STRICT;
+	INSERT INTO audit_spans (chain, seq_from, seq_to, min_time, max_time)
+		SELECT chain, MIN(seq), MAX(seq), MIN(time), MAX(time) FROM audit_records
+		GROUP BY chain, (seq - 1) / ` + strconv.Itoa(spanLen) + `;`,
 }
 
 // migrate applies the migrations the file lacks, in one BEGIN IMMEDIATE
@@ -94,11 +109,4 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		log.Info("sqliteaudit: migrated audit tables", "version", i+1)
 	}
 	return tx.Commit()
-}
-
-func timeIndex() string {
-	if os.Getenv("XP_NOIDX") != "" {
-		return ""
-	}
-	return "CREATE INDEX audit_records_chain_time ON audit_records (chain, time);"
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/bits"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,9 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/audit/internal/batch"
@@ -46,56 +43,21 @@ type Store struct {
 	// wmu serialises the writes, on wc: w's one connection, held for the
 	// store's life, so that the statements prepared on it stay prepared
 	// and PRAGMA data_version keeps meaning "changed by another
-	// connection" (see heads).
+	// connection" (see chains).
 	wmu sync.Mutex
 	wc  *sql.Conn
-	// Statements prepared once: SQLite's parser is a good part of a
-	// small Append otherwise.
-	ins                           []*sql.Stmt // ins[k] inserts 1<<k records, on wc
-	begin, commit, version, headW *sql.Stmt   // on wc
-	headR                         *sql.Stmt   // on r
-	// heads are the chains' stored heads as this store last wrote or
-	// read them, valid while the file's data_version (which changes only
-	// when another connection, such as another process, commits) is
-	// still dataVersion: with it, an Append reads no head from the file
+	// Statements prepared once on wc: SQLite's parser is a good part of
+	// a small Append otherwise.
+	begin, commit, version, insert, insertSpan *sql.Stmt
+	headW, spanTo, spanTimes, dropSpans        *sql.Stmt
+	headR                                      *sql.Stmt // on r
+	// chains is what this store knows of the chains it wrote to: valid
+	// while the file's data_version (which changes only when another
+	// connection, such as another process, commits) is still
+	// dataVersion. With it, an Append reads nothing back from the file
 	// unless someone else wrote to it. nil = not valid.
-	heads       map[string]audit.Head
+	chains      map[string]chainState
 	dataVersion int64
-}
-
-// maxHeads bounds the heads a Store remembers; past it, a random one is
-// forgotten for each new one (and read from the file when next needed).
-const maxHeads = 1 << 17
-
-// insertRows is how many records one INSERT statement stores at most:
-// fewer statements for a batch, well within SQLite's limit of parameters.
-// Fewer go in by the statements for 32, 16, … 1 records.
-const insertRows = 64
-
-// insertSQL is an INSERT of n records.
-func insertSQL(n int) string {
-	var b strings.Builder
-	// OR ROLLBACK: a failing record ends the whole transaction (which
-	// Append would roll back anyway), so SQLite keeps no statement journal
-	// to undo one statement of a multi-row INSERT.
-	b.WriteString(`INSERT OR ROLLBACK INTO audit_records (chain, seq, prev, hash, time, outcome, tool, user_id, body) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	}
-	return b.String()
-}
-
-func insertArgs(recs []audit.Record, fields []batch.Fields) []any {
-	args := make([]any, 0, 9*len(recs))
-	for i := range recs {
-		r, f := &recs[i], &fields[i]
-		args = append(args, r.Chain, int64(r.Seq), r.Prev[:], r.Hash[:], f.Time.UnixMicro(),
-			f.Outcome, f.Tool, f.User, []byte(r.Body))
-	}
-	return args
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -173,17 +135,14 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.wc, err = s.w.Conn(ctx); err != nil {
 		return err
 	}
-	for n := 1; n <= insertRows; n *= 2 {
-		st, err := s.wc.PrepareContext(ctx, insertSQL(n))
-		if err != nil {
-			return err
-		}
-		s.ins = append(s.ins, st)
-	}
 	for _, p := range []struct {
 		st **sql.Stmt
 		q  string
-	}{{&s.begin, `BEGIN IMMEDIATE`}, {&s.commit, `COMMIT`}, {&s.version, `PRAGMA data_version`}, {&s.headW, headSQL}} {
+	}{
+		{&s.begin, `BEGIN IMMEDIATE`}, {&s.commit, `COMMIT`}, {&s.version, `PRAGMA data_version`},
+		{&s.insert, insertSQL}, {&s.insertSpan, insertSpanSQL},
+		{&s.headW, headSQL}, {&s.spanTo, spanToSQL}, {&s.spanTimes, spanTimesSQL}, {&s.dropSpans, dropSpansSQL},
+	} {
 		if *p.st, err = s.wc.PrepareContext(ctx, p.q); err != nil {
 			return err
 		}
@@ -192,23 +151,26 @@ func (s *Store) prepare(ctx context.Context) error {
 	return err
 }
 
+// writerCache is the page cache of the writer's connection, in KiB: a
+// batch across many chains dirties a page of the primary key per chain,
+// and SQLite's default (2 MiB, 125 pages of 16 KiB) spilled them to the
+// WAL before the commit.
+const writerCache = 32 << 10
+
 // openDB opens a pool of n connections to the file at abs.
 func openDB(abs string, busy time.Duration, n int, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	// The driver runs _pragma values (sorted) before the shorthand keys,
 	// so that page_size applies to a new file before WAL fixes it.
-	q.Add("_pragma", "page_size("+envOr("XP_PAGE", "16384")+")")
-	if !readOnly && os.Getenv("XP_CACHE") != "" {
-		q.Add("_pragma", "cache_size("+os.Getenv("XP_CACHE")+")")
-	}
-	if os.Getenv("XP_MMAP") != "" {
-		q.Add("_pragma", "mmap_size("+os.Getenv("XP_MMAP")+")")
+	q.Add("_pragma", "page_size(16384)")   // fewer, larger writes for batches (4 KiB: a quarter fewer events/s at 1,000 a batch)
+	if !readOnly {
+		q.Add("_pragma", "cache_size(-"+strconv.Itoa(writerCache)+")")
 	}   // fewer, larger writes for batches (4 KiB: a quarter fewer events/s at 1,000 a batch)
 	q.Add("_pragma", "temp_store(MEMORY)") // statement journals of multi-row INSERTs stay off the disk
 	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	q.Set("_journal_mode", "WAL")
 	// FULL: a batch Append reported stored survives a power cut too.
-	q.Set("_synchronous", envOr("XP_SYNC", "FULL"))
+	q.Set("_synchronous", "FULL")
 	if readOnly {
 		q.Set("_query_only", "1")
 	}
@@ -234,18 +196,18 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	for _, st := range slices.Concat(s.ins, []*sql.Stmt{s.begin, s.commit, s.version, s.headW, s.headR}) {
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.version, s.insert, s.insertSpan,
+		s.headW, s.spanTo, s.spanTimes, s.dropSpans, s.headR} {
 		if st != nil {
 			st.Close()
 		}
 	}
-	s.ins, s.begin, s.commit, s.version, s.headW, s.headR = nil, nil, nil, nil, nil, nil
 	var errs []error
 	if s.wc != nil {
 		errs = append(errs, s.wc.Close())
 		s.wc = nil
 	}
-	s.heads = nil
+	s.chains = nil
 	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
@@ -278,116 +240,6 @@ func head(ctx context.Context, st *sql.Stmt, chain string) (audit.Head, error) {
 		return h, err
 	}
 	return h, nil
-}
-
-// Append implements audit.Store: one BEGIN IMMEDIATE transaction, in
-// which each chain's head is checked before the batch goes in. The heads
-// come from what this store last wrote, unless another connection (a
-// second process, or anything else writing the file) has committed since:
-// then they are read from the file again, inside the transaction, so a
-// batch that does not follow what the file holds is refused
-// (audit.ErrConflict) however the file was changed.
-func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	firsts, err := batch.Check(recs)
-	if err != nil {
-		return fmt.Errorf("sqliteaudit: append: %w", err)
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.wc == nil {
-		return fmt.Errorf("sqliteaudit: append: %w", errClosed)
-	}
-	if _, err := s.begin.ExecContext(ctx); err != nil { // the write lock, now
-		return fmt.Errorf("sqliteaudit: append: begin: %w", err)
-	}
-	if err := s.appendTx(ctx, recs, firsts); err != nil {
-		s.rollback()
-		return fmt.Errorf("sqliteaudit: append: %w", err)
-	}
-	for i := range recs {
-		s.remember(recs[i].Chain, audit.Head{Seq: recs[i].Seq, Hash: recs[i].Hash})
-	}
-	return nil
-}
-
-// appendTx checks and inserts recs and commits, inside the transaction
-// Append began.
-func (s *Store) appendTx(ctx context.Context, recs []audit.Record, firsts []*audit.Record) error {
-	var v int64
-	if err := s.version.QueryRowContext(ctx).Scan(&v); err != nil {
-		return fmt.Errorf("data version: %w", err)
-	}
-	if s.heads == nil || v != s.dataVersion {
-		// First use, or another connection committed: forget every head.
-		s.heads, s.dataVersion = map[string]audit.Head{}, v
-	}
-	for _, f := range firsts {
-		h, ok := s.heads[f.Chain]
-		if !ok {
-			var err error
-			if h, err = head(ctx, s.headW, f.Chain); err != nil {
-				return fmt.Errorf("head of chain %q: %w", f.Chain, err)
-			}
-			s.remember(f.Chain, h)
-		}
-		if err := batch.Follows(f, h); err != nil {
-			return err
-		}
-	}
-	err := batch.Decode(recs, insertRows, func(recs []audit.Record, fields []batch.Fields) error {
-		for len(recs) > 0 {
-			k := bits.Len(uint(len(recs))) - 1 // the largest 1<<k <= len(recs)
-			if xpSingle {
-				k = 0
-			}
-			n := 1 << k
-			_, err := s.ins[k].ExecContext(ctx, insertArgs(recs[:n], fields[:n])...)
-			var se *sqlite.Error
-			if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-				// The head check above rules this out, since the write lock
-				// is held; the primary key is the last line of defence.
-				return fmt.Errorf("%w: records %d… of chain %q are stored already", audit.ErrConflict, recs[0].Seq, recs[0].Chain)
-			}
-			if err != nil {
-				return err
-			}
-			recs, fields = recs[n:], fields[n:]
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if _, err := s.commit.ExecContext(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// rollback ends a failed Append's transaction (if a statement's OR
-// ROLLBACK has not ended it already) and forgets the heads, whatever
-// state the failure left. It does not take the caller's context: a
-// cancelled one must not leave the connection inside a transaction.
-func (s *Store) rollback() {
-	s.wc.ExecContext(context.Background(), `ROLLBACK`) //nolint:errcheck // "no transaction is active" after OR ROLLBACK
-	s.heads = nil
-}
-
-// remember keeps h as chain's stored head (under wmu, heads valid).
-func (s *Store) remember(chain string, h audit.Head) {
-	if s.heads == nil {
-		return
-	}
-	if _, ok := s.heads[chain]; !ok && len(s.heads) >= maxHeads {
-		for c := range s.heads { // a random one
-			delete(s.heads, c)
-			break
-		}
-	}
-	s.heads[chain] = h
 }
 
 // Head implements audit.Store.
@@ -472,7 +324,9 @@ func (s *Store) records(ctx context.Context, query string, chain string, args ..
 	return batch.ScanRecords(rows, chain)
 }
 
-// Query implements audit.Store.
+// Query implements audit.Store. With a time bound it reads only the runs
+// of records whose spans can match (see timeRanges), newest first, until
+// the page is full.
 func (s *Store) Query(ctx context.Context, chain string, f audit.Filter) ([]audit.Record, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -484,14 +338,14 @@ func (s *Store) Query(ctx context.Context, chain string, f audit.Filter) ([]audi
 		where.WriteString(" AND " + c)
 		args = append(args, v)
 	}
-	if f.BeforeSeq != 0 {
-		cond("seq < ?", int64(min(f.BeforeSeq, 1<<63-1)))
-	}
+	since, until := int64(math.MinInt64), int64(math.MaxInt64)
 	if !f.Since.IsZero() {
-		cond("time >= ?", batch.Micros(f.Since))
+		since = batch.Micros(f.Since)
+		cond("time >= ?", since)
 	}
 	if !f.Until.IsZero() {
-		cond("time < ?", batch.Micros(f.Until))
+		until = batch.Micros(f.Until)
+		cond("time < ?", until)
 	}
 	if f.Outcome != "" {
 		cond("outcome = ?", f.Outcome)
@@ -502,13 +356,34 @@ func (s *Store) Query(ctx context.Context, chain string, f audit.Filter) ([]audi
 	if f.User != "" {
 		cond("user_id = ?", f.User)
 	}
-	args = append(args, limit)
-	rs, err := s.records(ctx, `SELECT seq, prev, hash, body FROM audit_records WHERE chain = ?`+where.String()+
-		` ORDER BY seq DESC LIMIT ?`, chain, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqliteaudit: query chain %q: %w", chain, err)
+	before := uint64(math.MaxInt64)
+	if f.BeforeSeq != 0 {
+		before = min(f.BeforeSeq-1, before)
 	}
-	return rs, nil
+	ranges := []seqRange{{from: 1, to: before}}
+	if !f.Since.IsZero() || !f.Until.IsZero() {
+		var err error
+		if ranges, err = s.timeRanges(ctx, chain, since, until); err != nil {
+			return nil, fmt.Errorf("sqliteaudit: query chain %q: spans: %w", chain, err)
+		}
+	}
+	query := `SELECT seq, prev, hash, body FROM audit_records WHERE chain = ? AND seq BETWEEN ? AND ?` + where.String() +
+		` ORDER BY seq DESC LIMIT ?`
+	var out []audit.Record
+	for _, rg := range ranges {
+		rg.to = min(rg.to, before)
+		if rg.from > rg.to {
+			continue
+		}
+		rs, err := s.records(ctx, query, chain, slices.Concat([]any{int64(rg.from), int64(rg.to)}, args, []any{limit - len(out)})...)
+		if err != nil {
+			return nil, fmt.Errorf("sqliteaudit: query chain %q: %w", chain, err)
+		}
+		if out = append(out, rs...); len(out) == limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 // PutCheckpoint implements audit.Store.
@@ -578,7 +453,7 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	}
 	// Heads do not change (floors keep them), but nothing is lost by
 	// reading them again after a rare retention run.
-	s.heads = nil
+	s.chains = nil
 	tx, err := s.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqliteaudit: delete before %s: begin: %w", t, err)
@@ -627,6 +502,9 @@ func deleteBefore(ctx context.Context, tx *sql.Tx, t time.Time) (int64, error) {
 			c, seq, hash); err != nil {
 			return 0, fmt.Errorf("chain %q: floor: %w", c, err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_spans WHERE chain = ? AND seq_to <= ?`, c, seq); err != nil {
+			return 0, fmt.Errorf("chain %q: spans: %w", c, err)
+		}
 		// Checkpoints that cover only removed records can no longer be
 		// compared with anything.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE chain = ? AND count <= ?`, c, seq); err != nil {
@@ -640,11 +518,3 @@ func deleteBefore(ctx context.Context, tx *sql.Tx, t time.Time) (int64, error) {
 	return n, nil
 }
 
-func envOr(k, d string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return d
-}
-
-var xpSingle = os.Getenv("XP_SINGLE") != ""

@@ -34,7 +34,12 @@ CREATE TABLE {table} (
 	updated_at    timestamptz NOT NULL,
 	CONSTRAINT tenantmcp_tenants_issuer_external_id_key UNIQUE (issuer, external_id)
 )`},
+	{2, "lifecycle state", `ALTER TABLE {table} ADD COLUMN lifecycle jsonb NOT NULL DEFAULT '{}'`},
 }
+
+// SchemaVersion is the version Migrate brings the registry's tables to:
+// its number of migrations, each recorded once.
+var SchemaVersion = len(migrations)
 
 // lockClass is the first key of the advisory lock Migrate takes; the
 // second is hashtext(schema). ("tmrg")

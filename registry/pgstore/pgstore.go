@@ -112,16 +112,17 @@ func New(pool *pgxpool.Pool, opts *Options) *Store {
 		versions: pgx.Identifier{o.Schema, versionTable}.Sanitize(),
 	}
 	const cols = `id, issuer, external_id, name, status, trial_ends_at, rate_limit, rate_burst,
-		allowed_tools, flags, config, created_at, updated_at`
+		allowed_tools, flags, config, created_at, updated_at, lifecycle`
 	s.channel = channelName(o.Schema)
 	s.q = queries{
 		get:     `SELECT ` + cols + ` FROM ` + s.table + ` WHERE issuer = $1 AND external_id = $2`,
 		getByID: `SELECT ` + cols + ` FROM ` + s.table + ` WHERE id = $1`,
 		list:    `SELECT ` + cols + ` FROM ` + s.table + ` WHERE id > $1 ORDER BY id LIMIT $2`,
 		create: notifying(`INSERT INTO ` + s.table + ` (` + cols + `)
-			VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`),
+			VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`),
 		update: notifying(`UPDATE ` + s.table + ` SET name = $3, status = $4, trial_ends_at = $5, rate_limit = $6,
-			rate_burst = $7, allowed_tools = $8, flags = $9, config = $10, updated_at = $11 WHERE id = $2`),
+			rate_burst = $7, allowed_tools = $8, flags = $9, config = $10, updated_at = $11, lifecycle = $12
+			WHERE id = $2`),
 		delete: notifying(`DELETE FROM ` + s.table + ` WHERE id = $2`),
 	}
 	return s
@@ -195,12 +196,12 @@ func (s *Store) List(ctx context.Context, after tenant.ID, limit int) ([]*regist
 
 // Create implements registry.Store.
 func (s *Store) Create(ctx context.Context, t *registry.Tenant) error {
-	tools, flags, config, err := encode(t)
+	tools, flags, config, lifecycle, err := encode(t)
 	if err != nil {
 		return err
 	}
 	_, err = s.write(ctx, s.q.create, string(t.ID), t.Issuer, t.ExternalID, t.Name, string(t.Status),
-		trialArg(t.TrialEndsAt), t.RateLimit, t.RateBurst, tools, flags, config, t.CreatedAt, t.UpdatedAt)
+		trialArg(t.TrialEndsAt), t.RateLimit, t.RateBurst, tools, flags, config, t.CreatedAt, t.UpdatedAt, lifecycle)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "23505" && strings.HasSuffix(pe.ConstraintName, "_pkey"):
@@ -215,12 +216,12 @@ func (s *Store) Create(ctx context.Context, t *registry.Tenant) error {
 
 // Update implements registry.Store.
 func (s *Store) Update(ctx context.Context, t *registry.Tenant) error {
-	tools, flags, config, err := encode(t)
+	tools, flags, config, lifecycle, err := encode(t)
 	if err != nil {
 		return err
 	}
 	n, err := s.write(ctx, s.q.update, string(t.ID), t.Name, string(t.Status), trialArg(t.TrialEndsAt),
-		t.RateLimit, t.RateBurst, tools, flags, config, t.UpdatedAt)
+		t.RateLimit, t.RateBurst, tools, flags, config, t.UpdatedAt, lifecycle)
 	return affected(n, err, "update tenant")
 }
 
@@ -256,7 +257,7 @@ func trialArg(t time.Time) *time.Time {
 }
 
 // encode returns the jsonb columns as JSON text.
-func encode(t *registry.Tenant) (tools, flags, config string, err error) {
+func encode(t *registry.Tenant) (tools, flags, config, lifecycle string, err error) {
 	enc := func(v any, n int, empty string) string {
 		if n == 0 || err != nil {
 			return empty
@@ -270,7 +271,12 @@ func encode(t *registry.Tenant) (tools, flags, config string, err error) {
 	tools = enc(t.AllowedTools, len(t.AllowedTools), "[]")
 	flags = enc(t.Flags, len(t.Flags), "{}")
 	config = enc(t.Config, len(t.Config), "{}")
-	return tools, flags, config, err
+	n := 1
+	if t.Lifecycle.IsZero() {
+		n = 0
+	}
+	lifecycle = enc(t.Lifecycle, n, "{}")
+	return tools, flags, config, lifecycle, err
 }
 
 func scan(row pgx.Row) (*registry.Tenant, error) {
@@ -279,9 +285,10 @@ func scan(row pgx.Row) (*registry.Tenant, error) {
 		id, status           string
 		trial                *time.Time
 		tools, flags, config []byte
+		lifecycle            []byte
 	)
 	if err := row.Scan(&id, &t.Issuer, &t.ExternalID, &t.Name, &status, &trial, &t.RateLimit, &t.RateBurst,
-		&tools, &flags, &config, &t.CreatedAt, &t.UpdatedAt); err != nil {
+		&tools, &flags, &config, &t.CreatedAt, &t.UpdatedAt, &lifecycle); err != nil {
 		return nil, err
 	}
 	t.ID, t.Status = tenant.ID(id), registry.Status(status)
@@ -298,6 +305,10 @@ func scan(row pgx.Row) (*registry.Tenant, error) {
 	if err := decode(config, &t.Config); err != nil {
 		return nil, fmt.Errorf("tenant %s: config: %w", id, err)
 	}
+	if err := decode(lifecycle, &t.Lifecycle); err != nil {
+		return nil, fmt.Errorf("tenant %s: lifecycle: %w", id, err)
+	}
+	t.Lifecycle = t.Lifecycle.UTC()
 	return &t, nil
 }
 

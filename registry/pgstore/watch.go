@@ -69,8 +69,8 @@ func (s *Store) Watch(ctx context.Context, changed func(registry.Change)) error 
 		if ctx.Err() != nil {
 			return nil
 		}
-		if listened {
-			delay = minBackoff
+		if listened { // it worked for a while: a new failure
+			delay, failing = minBackoff, false
 		}
 		if !failing {
 			s.log.WarnContext(ctx, "pgstore: listening for tenant changes failed; reconnecting (until then other replicas' changes apply within registry.cache_ttl)",

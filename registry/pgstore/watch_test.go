@@ -2,6 +2,8 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -51,19 +53,28 @@ func terminateListeners(t *testing.T, dsn string) int {
 
 // The listener's backend is killed (a failover, an idle-session timeout):
 // Watch reconnects, reports that anything may have changed, and goes on
-// reporting changes.
+// reporting changes. Each failure is logged at warn, each recovery at
+// info.
 func TestWatchReconnects(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.Postgres(t)
-	watched, other := openStore(t, dsn, nil), openStore(t, dsn, nil)
+	var logs testenv.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	watched, other := openStore(t, dsn, &pgstore.Options{Logger: log}), openStore(t, dsn, nil)
 	c := registrytest.Watch(t, watched)
 	c.Ready(t)
-	for i, ext := range []string{"org_1", "org_2", "org_3"} {
+	const rounds = 3
+	for i := range rounds {
 		if n := terminateListeners(t, dsn); n != 1 {
 			t.Fatalf("round %d: terminated %d listener backends, want 1", i, n)
 		}
 		c.Ready(t) // listening again
-		c.ExpectCreate(t, other, ext)
+		c.ExpectCreate(t, other, fmt.Sprintf("org_%d", i))
+	}
+	out := logs.String()
+	if w, i := strings.Count(out, "level=WARN msg=\"pgstore: listening for tenant changes failed"),
+		strings.Count(out, "level=INFO msg=\"pgstore: listening for tenant changes again"); w != rounds || i != rounds {
+		t.Errorf("%d warnings and %d recoveries logged, want %d each:\n%s", w, i, rounds, out)
 	}
 }
 

@@ -68,8 +68,12 @@ func Record(issuer, externalID string) *registry.Tenant {
 		AllowedTools: []string{"documents.list", "documents_get", "search-v2"},
 		Flags:        map[string]bool{"beta": true, "legacy": false},
 		Config:       map[string]string{"region": "eu-west-1", "quota": "10GiB", "note": `quotes " and \ and ünïcödé`},
-		CreatedAt:    now.Add(-time.Hour),
-		UpdatedAt:    now,
+		Lifecycle: registry.Lifecycle{
+			Operation: "purge", Step: "blobs", Archive: "archives/" + externalID + ".tar.gz",
+			ArchivedAt: now.Add(-time.Minute), PurgeAfter: now.Add(30 * 24 * time.Hour),
+		},
+		CreatedAt: now.Add(-time.Hour),
+		UpdatedAt: now,
 	}
 }
 

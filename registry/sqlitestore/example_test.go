@@ -38,7 +38,7 @@ func Example() {
 	fmt.Println(err)
 	// Output:
 	// true Example Org active <nil>
-	// registry: tenant already registered: issuer "https://login.example.com/" already has a tenant with external id "org_42" (see `tenant list`)
+	// registry: tenant already registered: issuer "https://login.example.com/" already has a tenant with external id "org_42"
 }
 
 // A server watches the file; the CLI, another handle on it, suspends a

@@ -54,6 +54,9 @@ var migrations = []string{
 	CREATE TRIGGER tenant_changes_pruned AFTER INSERT ON tenant_changes BEGIN
 		DELETE FROM tenant_changes WHERE seq <= NEW.seq - ` + strconv.Itoa(changeLogSize) + `;
 	END`,
+
+	// 3: the lifecycle state (registry.Lifecycle as a JSON object).
+	`ALTER TABLE tenants ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{}'`,
 }
 
 // changeLogSize is how many changes tenant_changes keeps: a watcher that

@@ -118,7 +118,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error { return s.db.Close() }
 
 const columns = `id, issuer, external_id, name, status, trial_ends_at, rate_limit, rate_burst,
-	allowed_tools, flags, config, created_at, updated_at`
+	allowed_tools, flags, config, created_at, updated_at, lifecycle`
 
 // Get implements registry.Store.
 func (s *Store) Get(ctx context.Context, issuer, externalID string) (*registry.Tenant, error) {
@@ -174,9 +174,9 @@ func (s *Store) Create(ctx context.Context, t *registry.Tenant) error {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (`+columns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		string(t.ID), t.Issuer, t.ExternalID, t.Name, string(t.Status), v.trialEndsAt, t.RateLimit, t.RateBurst,
-		v.tools, v.flags, v.config, micros(t.CreatedAt), micros(t.UpdatedAt))
+		v.tools, v.flags, v.config, micros(t.CreatedAt), micros(t.UpdatedAt), v.lifecycle)
 	var se *sqlite.Error
 	switch {
 	case errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
@@ -196,10 +196,11 @@ func (s *Store) Update(ctx context.Context, t *registry.Tenant) error {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE tenants SET name = $2, status = $3, trial_ends_at = $4,
-		rate_limit = $5, rate_burst = $6, allowed_tools = $7, flags = $8, config = $9, updated_at = $10
+		rate_limit = $5, rate_burst = $6, allowed_tools = $7, flags = $8, config = $9, updated_at = $10,
+		lifecycle = $11
 		WHERE id = $1`,
 		string(t.ID), t.Name, string(t.Status), v.trialEndsAt, t.RateLimit, t.RateBurst,
-		v.tools, v.flags, v.config, micros(t.UpdatedAt))
+		v.tools, v.flags, v.config, micros(t.UpdatedAt), v.lifecycle)
 	return affected(res, err, "update tenant")
 }
 
@@ -225,8 +226,8 @@ func affected(res sql.Result, err error, op string) error {
 
 // encoded holds the columns that need encoding.
 type encoded struct {
-	trialEndsAt          sql.NullInt64
-	tools, flags, config string
+	trialEndsAt                     sql.NullInt64
+	tools, flags, config, lifecycle string
 }
 
 func encode(t *registry.Tenant) (encoded, error) {
@@ -242,6 +243,13 @@ func encode(t *registry.Tenant) (encoded, error) {
 		return v, err
 	}
 	if v.config, err = jsonText(t.Config, len(t.Config), "{}"); err != nil {
+		return v, err
+	}
+	n := 1
+	if t.Lifecycle.IsZero() {
+		n = 0
+	}
+	if v.lifecycle, err = jsonText(t.Lifecycle, n, "{}"); err != nil {
 		return v, err
 	}
 	return v, nil
@@ -270,10 +278,11 @@ func scan(row scanner) (*registry.Tenant, error) {
 		id, status           string
 		trial                sql.NullInt64
 		tools, flags, config string
+		lifecycle            string
 		created, updated     int64
 	)
 	if err := row.Scan(&id, &t.Issuer, &t.ExternalID, &t.Name, &status, &trial, &t.RateLimit, &t.RateBurst,
-		&tools, &flags, &config, &created, &updated); err != nil {
+		&tools, &flags, &config, &created, &updated, &lifecycle); err != nil {
 		return nil, err
 	}
 	t.ID, t.Status = tenant.ID(id), registry.Status(status)
@@ -290,6 +299,10 @@ func scan(row scanner) (*registry.Tenant, error) {
 	if err := decode(config, "{}", &t.Config); err != nil {
 		return nil, fmt.Errorf("tenant %s: config: %w", id, err)
 	}
+	if err := decode(lifecycle, "{}", &t.Lifecycle); err != nil {
+		return nil, fmt.Errorf("tenant %s: lifecycle: %w", id, err)
+	}
+	t.Lifecycle = t.Lifecycle.UTC()
 	return &t, nil
 }
 

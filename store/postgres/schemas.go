@@ -221,9 +221,8 @@ func NewProvisioner(admin *pgxpool.Pool, o *ProvisionerOptions) (*Provisioner, e
 // (re)applies their grants, applies the schema's missing migrations
 // (recorded in the schema's own tenantmcp_migrations table) and records
 // the tenant in public.tenantmcp_schemas, all in one transaction. It is
-// idempotent and serialised per tenant by an advisory lock.
-// Deprovisioning is not implemented: drop the schema and role by hand
-// after the retention period.
+// idempotent and serialised per tenant by an advisory lock. Purge removes
+// the schema and role again.
 func (p *Provisioner) Provision(ctx context.Context, id tenant.ID) error {
 	_, err := p.provision(ctx, id)
 	return err
@@ -233,51 +232,86 @@ func (p *Provisioner) provision(ctx context.Context, id tenant.ID) (applied int,
 	if !id.Valid() {
 		return 0, fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if err := p.prepareSchema(ctx, tx, id); err != nil {
+			return err
+		}
+		var err error
+		if applied, err = p.migrateSchema(ctx, tx, id, nil); err != nil {
+			return err
+		}
+		return recordSchema(ctx, tx, id, applied > 0)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotMigrated) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("postgres: provision tenant %s: %w", id, err)
+	}
+	level := slog.LevelDebug
+	if applied > 0 {
+		level = slog.LevelInfo
+	}
+	p.log.Log(ctx, level, "tenant schema ready", "tenant_id", string(id), "schema", SchemaName(id), "applied", applied)
+	return applied, nil
+}
+
+// Components of the migrations recorded in a tenant schema.
+const (
+	componentTenantmcp = "tenantmcp" // tenantSchemaMigrations
+	componentApp       = "app"       // ProvisionerOptions.Migrations
+)
+
+// prepareSchema is the first part of provisioning tenant id in tx: under
+// the tenant's advisory lock it creates the role and schema if they are
+// missing, (re)applies their grants and creates the schema's migrations
+// table. It leaves tx acting as the owner role, with search_path set to
+// the schema.
+func (p *Provisioner) prepareSchema(ctx context.Context, tx pgx.Tx, id tenant.ID) error {
 	name := SchemaName(id)
 	q := ident(name)
 	owner := ident(p.roles.owner)
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", lockProvision, string(id)); err != nil {
-			return err
+	if err := lockTenant(ctx, tx, id); err != nil {
+		return err
+	}
+	var catalog, roleExists bool
+	var version int
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('public.tenantmcp_schemas') IS NOT NULL,
+		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+		current_setting('server_version_num')::int`, name).Scan(&catalog, &roleExists, &version); err != nil {
+		return err
+	}
+	if !catalog {
+		return ErrNotMigrated
+	}
+	if !roleExists {
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+q+" NOLOGIN NOINHERIT"); err != nil {
+			return fmt.Errorf("create tenant role: %w", err)
 		}
-		var catalog, roleExists bool
-		var version int
-		if err := tx.QueryRow(ctx, `SELECT to_regclass('public.tenantmcp_schemas') IS NOT NULL,
-			EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
-			current_setting('server_version_num')::int`, name).Scan(&catalog, &roleExists, &version); err != nil {
-			return err
-		}
-		if !catalog {
-			return ErrNotMigrated
-		}
-		if !roleExists {
-			if _, err := tx.Exec(ctx, "CREATE ROLE "+q+" NOLOGIN NOINHERIT"); err != nil {
-				return fmt.Errorf("create tenant role: %w", err)
-			}
-		}
-		grant := "GRANT " + q + " TO " + ident(p.roles.app)
-		if version >= 160000 {
-			grant += " WITH INHERIT FALSE, SET TRUE"
-		}
-		if _, err := tx.Exec(ctx, grant); err != nil {
-			return fmt.Errorf("grant tenant role to %q: %w", p.roles.app, err)
-		}
-		if err := setOwner(ctx, tx, p.roles.owner); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+q); err != nil {
-			return fmt.Errorf("create tenant schema: %w", err)
-		}
-		var schemaOwner string
-		if err := tx.QueryRow(ctx, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", name).Scan(&schemaOwner); err != nil {
-			return err
-		}
-		if schemaOwner != p.roles.owner {
-			return fmt.Errorf("schema %s exists but is owned by %q, not %q: refusing to use it", q, schemaOwner, p.roles.owner)
-		}
-		// The migrations table is created before the default privileges,
-		// so the tenant role gets no privilege on it.
-		if _, err := tx.Exec(ctx, `REVOKE ALL ON SCHEMA `+q+` FROM PUBLIC;
+	}
+	grant := "GRANT " + q + " TO " + ident(p.roles.app)
+	if version >= 160000 {
+		grant += " WITH INHERIT FALSE, SET TRUE"
+	}
+	if _, err := tx.Exec(ctx, grant); err != nil {
+		return fmt.Errorf("grant tenant role to %q: %w", p.roles.app, err)
+	}
+	if err := setOwner(ctx, tx, p.roles.owner); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+q); err != nil {
+		return fmt.Errorf("create tenant schema: %w", err)
+	}
+	var schemaOwner string
+	if err := tx.QueryRow(ctx, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", name).Scan(&schemaOwner); err != nil {
+		return err
+	}
+	if schemaOwner != p.roles.owner {
+		return fmt.Errorf("schema %s exists but is owned by %q, not %q: refusing to use it", q, schemaOwner, p.roles.owner)
+	}
+	// The migrations table is created before the default privileges,
+	// so the tenant role gets no privilege on it.
+	if _, err := tx.Exec(ctx, `REVOKE ALL ON SCHEMA `+q+` FROM PUBLIC;
 GRANT USAGE ON SCHEMA `+q+` TO `+q+`;
 CREATE TABLE IF NOT EXISTS `+q+`.tenantmcp_migrations (
 	component  text NOT NULL,
@@ -290,35 +324,46 @@ REVOKE ALL ON `+q+`.tenantmcp_migrations FROM PUBLIC, `+q+`;
 ALTER DEFAULT PRIVILEGES FOR ROLE `+owner+` IN SCHEMA `+q+` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO `+q+`;
 ALTER DEFAULT PRIVILEGES FOR ROLE `+owner+` IN SCHEMA `+q+` GRANT USAGE, SELECT ON SEQUENCES TO `+q+`;
 SET LOCAL search_path = `+q); err != nil {
-			return fmt.Errorf("prepare tenant schema: %w", err)
+		return fmt.Errorf("prepare tenant schema: %w", err)
+	}
+	return nil
+}
+
+// migrateSchema applies the migrations tenant id's schema is missing, in
+// tx after prepareSchema; with upTo, those of each component only up to
+// upTo[component] (none of a component upTo does not name).
+func (p *Provisioner) migrateSchema(ctx context.Context, tx pgx.Tx, id tenant.ID, upTo map[string]int) (applied int, err error) {
+	table := ident(SchemaName(id)) + ".tenantmcp_migrations"
+	for _, c := range []struct {
+		component string
+		ms        []Migration
+	}{{componentTenantmcp, tenantSchemaMigrations}, {componentApp, p.migrations}} {
+		ms := c.ms
+		if upTo != nil {
+			ms = migrationsUpTo(ms, upTo[c.component])
 		}
-		table := q + ".tenantmcp_migrations"
-		n, err := applyMigrations(ctx, tx, p.log, table, "tenantmcp", tenantSchemaMigrations)
+		n, err := applyMigrations(ctx, tx, p.log, table, c.component, ms)
 		applied += n
 		if err != nil {
-			return err
+			return applied, err
 		}
-		n, err = applyMigrations(ctx, tx, p.log, table, "app", p.migrations)
-		applied += n
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO public.tenantmcp_schemas (tenant_id, schema_name) VALUES ($1, $2)
-			ON CONFLICT (tenant_id) DO UPDATE SET migrated_at = now() WHERE $3`, string(id), name, applied > 0)
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, ErrNotMigrated) {
-			return 0, err
-		}
-		return 0, fmt.Errorf("postgres: provision tenant %s: %w", id, err)
 	}
-	level := slog.LevelDebug
-	if applied > 0 {
-		level = slog.LevelInfo
-	}
-	p.log.Log(ctx, level, "tenant schema ready", "tenant_id", string(id), "schema", name, "applied", applied)
 	return applied, nil
+}
+
+// recordSchema records tenant id in the catalog, with migrated_at set to
+// now if migrated.
+func recordSchema(ctx context.Context, tx pgx.Tx, id tenant.ID, migrated bool) error {
+	_, err := tx.Exec(ctx, `INSERT INTO public.tenantmcp_schemas (tenant_id, schema_name) VALUES ($1, $2)
+		ON CONFLICT (tenant_id) DO UPDATE SET migrated_at = now() WHERE $3`, string(id), SchemaName(id), migrated)
+	return err
+}
+
+// lockTenant takes tenant id's advisory lock for the rest of tx: it
+// serialises provisioning, imports and purges of one tenant.
+func lockTenant(ctx context.Context, tx pgx.Tx, id tenant.ID) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", lockProvision, string(id))
+	return err
 }
 
 // MigrateAll brings every tenant schema recorded in public.tenantmcp_schemas

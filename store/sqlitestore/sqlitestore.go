@@ -62,7 +62,8 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	open   map[tenant.ID]*handle
-	lru    list.List // of *handle, most recently used at the front
+	lru    list.List                   // of *handle, most recently used at the front
+	excl   map[tenant.ID]chan struct{} // tenants held by exclusive; closed when released
 }
 
 var (
@@ -79,6 +80,7 @@ type handle struct {
 	err   error
 	refs  int           // operations using the handle (guarded by Store.mu)
 	elem  *list.Element // position in Store.lru; nil once evicted
+	gone  chan struct{} // closed once the handle is closed
 }
 
 // Open returns a Store keeping tenant files in dir, which is created (mode
@@ -108,6 +110,7 @@ func Open(dir string, o *Options) (*Store, error) {
 		log:     o.Logger,
 		drv:     &sqlite.Driver{},
 		open:    map[tenant.ID]*handle{},
+		excl:    map[tenant.ID]chan struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -175,10 +178,8 @@ var errNoFile = errors.New("sqlitestore: tenant has no database file")
 // acquire returns id's handle with a reference taken; the caller must
 // release it. With create false a missing file yields errNoFile.
 func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
+	if err := s.lockFree(ctx, id); err != nil {
+		return nil, err
 	}
 	h := s.open[id]
 	if h == nil && !create {
@@ -187,10 +188,8 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 		if _, err := os.Stat(s.Path(id)); errors.Is(err, fs.ErrNotExist) {
 			return nil, errNoFile
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, ErrClosed
+		if err := s.lockFree(ctx, id); err != nil {
+			return nil, err
 		}
 		h = s.open[id]
 	}
@@ -210,7 +209,7 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 		}
 		return h, nil
 	}
-	h = &handle{id: id, ready: make(chan struct{}), refs: 1}
+	h = &handle{id: id, ready: make(chan struct{}), refs: 1, gone: make(chan struct{})}
 	h.elem = s.lru.PushFront(h)
 	s.open[id] = h
 	victims := s.evictLocked()
@@ -233,6 +232,28 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 		return nil, h.err
 	}
 	return h, nil
+}
+
+// lockFree locks s.mu once the store is open and no exclusive call (see
+// portable.go) holds tenant id, waiting for it to end.
+func (s *Store) lockFree(ctx context.Context, id tenant.ID) error {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		held := s.excl[id]
+		if held == nil {
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // release drops a reference and closes the handle if it was evicted and
@@ -272,6 +293,7 @@ func (s *Store) closeAll(hs []*handle) error {
 				errs = append(errs, fmt.Errorf("sqlitestore: close tenant %s: %w", h.id, err))
 			}
 		}
+		close(h.gone)
 	}
 	return errors.Join(errs...)
 }

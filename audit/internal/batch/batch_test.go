@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -108,4 +109,89 @@ func TestDecode(t *testing.T) {
 	if err := Decode(recs, 2, func([]audit.Record, []Fields) error { calls++; return nil }); err == nil || calls != 2 {
 		t.Errorf("Decode with a bad body: %v after %d calls; want an error after 2", err, calls)
 	}
+}
+
+// indexJSON is Index by encoding/json alone: what indexPlain must agree
+// with.
+func indexJSON(body []byte) (Fields, error) {
+	var f Fields
+	err := json.Unmarshal(body, &f)
+	f.Time = f.Time.UTC()
+	return f, err
+}
+
+var indexSamples = []string{
+	`{"time":"2026-12-01T09:30:00.123456Z","request_id":"r1","tenant":"t2ah3","user":"auth0|alice","act":{"sub":"admin","iss":"x"},"kind":"tool_call","method":"tools/call","tool":"get_document","outcome":"ok","latency_us":1840,"args_size":17,"args":{"a":[1,-2.5e+3,true,false,null,"\u00e9\n"]},"detail":{"k":"v"}}`,
+	`{}`, ` { } `, `{"time":"2026-12-01T09:30:00Z"}`, `{"Time":"2026-12-01T09:30:00Z"}`, `{"TOOL":"x","tool":"y"}`,
+	`{"tool":"a","tool":"b"}`, `{"tool":"a","tool":null}`, `{"tool":null}`, `{"tool":1}`, `{"tool":"a\"b"}`, `{"tool":"a\u0041"}`,
+	`{"uſer":"x"}`, `{"user":"\xff"}`, `{"x":"\xff"}`, `{"time":"2026-13-01T00:00:00Z"}`, `{"time":"x"}`, `{"time":null}`,
+	`{"time":"2026-12-01T09:30:00+01:00"}`, `{"time":"2026-12-01T09:30:00\u005a"}`, `["x"]`, `null`, `{"a":01}`, `{"a":1.}`,
+	`{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":truex}`, `{"a":[1,]}`, `{"a":{"b":1,}}`, `{"a":1,}`, `{"a" 1}`, `{"a":1}x`,
+	`{"a":"\x01"}`, `{"a":"\q"}`, `{"a":"\u12"}`, "{\"a\":\"\t\"}", `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+	`{"outcome":"ok"`, `{"outcome":"ok",`, `{"outcome`, "", ` `, `{"a":"b"}{}`,
+}
+
+func TestIndexPlain(t *testing.T) {
+	for _, body := range indexSamples {
+		checkIndex(t, []byte(body))
+	}
+	// Every record Encode writes takes the plain path.
+	for _, e := range []audit.Event{
+		{Time: time.Date(2026, 12, 1, 9, 30, 0, 123456789, time.UTC), Kind: audit.KindToolCall, Outcome: audit.OutcomeOK, User: "auth0|alice", Tool: "echo"},
+		{Time: time.Unix(0, 0), Kind: audit.KindRefusal, Outcome: audit.OutcomeRefused, ErrorClass: "invalid_token", Actor: &audit.Actor{Sub: "a"}},
+	} {
+		body, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, ok := indexPlain(body)
+		if !ok || !f.Time.Equal(e.Time.Truncate(time.Microsecond)) || f.User != e.User || f.Tool != e.Tool || f.Outcome != e.Outcome {
+			t.Errorf("indexPlain(%s) = %+v, %v", body, f, ok)
+		}
+	}
+}
+
+func checkIndex(t *testing.T, body []byte) {
+	t.Helper()
+	f, ok := indexPlain(body)
+	if !ok {
+		return
+	}
+	want, err := indexJSON(body)
+	if err != nil {
+		t.Fatalf("indexPlain accepted %q, which json.Unmarshal refuses: %v", body, err)
+	}
+	f.Time = f.Time.UTC()
+	if !f.Time.Equal(want.Time) || f.Time.Location() != want.Time.Location() || f.User != want.User || f.Tool != want.Tool || f.Outcome != want.Outcome {
+		t.Fatalf("indexPlain(%q) = %+v, json.Unmarshal %+v", body, f, want)
+	}
+}
+
+// FuzzIndex: what indexPlain accepts, json.Unmarshal accepts too, with
+// the same fields.
+func FuzzIndex(f *testing.F) {
+	for _, s := range indexSamples {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkIndex(t, body) })
+}
+
+func BenchmarkIndex(b *testing.B) {
+	r := audit.Record{Body: []byte(indexSamples[0])}
+	b.Run("Index", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Index(&r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := indexJSON(r.Body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
