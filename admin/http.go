@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/tenantmcp/tenantmcp/lifecycle"
+	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -40,6 +45,11 @@ func Handler(s *Service) http.Handler {
 	mux.HandleFunc("POST "+p+"/tenants/{id}/suspend", h.suspendTenant)
 	mux.HandleFunc("POST "+p+"/tenants/{id}/resume", h.resumeTenant)
 	mux.HandleFunc("POST "+p+"/tenants/{id}/impersonations", h.impersonate)
+	mux.HandleFunc("POST "+p+"/tenants/{id}/archive", h.archiveTenant)
+	mux.HandleFunc("POST "+p+"/tenants/{id}/purge", h.purgeTenant)
+	mux.HandleFunc("GET "+p+"/tenants/{id}/export", h.exportTenant)
+	mux.HandleFunc("POST "+p+"/restore", h.restore)
+	mux.HandleFunc("POST "+p+"/purge-due", h.purgeDue)
 	mux.HandleFunc("GET "+p+"/impersonations", h.listImpersonations)
 	mux.HandleFunc("POST "+p+"/impersonations/{id}/end", h.endImpersonation)
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +75,14 @@ func fail(w http.ResponseWriter, err error) {
 		server.WriteAPIError(w, http.StatusConflict, "idempotency_conflict", err.Error())
 	case errors.Is(err, ErrIdempotencyConflict):
 		server.WriteAPIError(w, http.StatusConflict, "idempotency_conflict", err.Error())
+	case errors.Is(err, store.ErrNotEmpty), errors.Is(err, lifecycle.ErrArchiveMissing):
+		server.WriteAPIError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrLimit), errors.Is(err, archive.ErrUnsupportedVersion):
+		server.WriteAPIError(w, http.StatusUnprocessableEntity, "bad_archive", err.Error())
+	case errors.Is(err, lifecycle.ErrNoArchiveStore):
+		server.WriteAPIError(w, http.StatusNotImplemented, "no_archive_store", err.Error())
+	case errors.Is(err, archive.ErrInvalidName), errors.Is(err, fs.ErrNotExist):
+		server.WriteAPIError(w, http.StatusNotFound, "not_found", err.Error())
 	case isAuditUnavailable(err):
 		w.Header().Set("Retry-After", "1")
 		server.WriteAPIError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
@@ -132,9 +150,14 @@ func (h *api) listTenants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	page, err := h.s.ListTenants(r.Context(), p, TenantFilter{
-		Status: registry.Status(q.Get("status")), Name: q.Get("name"), After: tenant.ID(q.Get("after")), Limit: limit,
-	})
+	f := TenantFilter{Status: registry.Status(q.Get("status")), Name: q.Get("name"), After: tenant.ID(q.Get("after")), Limit: limit}
+	if v := q.Get("trial_ends_before"); v != "" {
+		if f.TrialEndsBefore, err = time.Parse(time.RFC3339, v); err != nil {
+			fail(w, invalid(fmt.Sprintf("trial_ends_before: %q is not an RFC 3339 time (2026-12-31T00:00:00Z)", v)))
+			return
+		}
+	}
+	page, err := h.s.ListTenants(r.Context(), p, f)
 	if err != nil {
 		fail(w, err)
 		return
@@ -202,7 +225,16 @@ func (h *api) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	t, err := h.s.DeleteTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
+	var purgeNow bool
+	switch v := r.URL.Query().Get("purge_now"); v {
+	case "", "false":
+	case "true":
+		purgeNow = true
+	default:
+		fail(w, invalid("purge_now: true or false"))
+		return
+	}
+	t, err := h.s.DeleteTenant(r.Context(), p, tenant.ID(r.PathValue("id")), purgeNow)
 	if err != nil {
 		fail(w, err)
 		return
@@ -316,4 +348,116 @@ func (h *api) endImpersonation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, g)
+}
+
+func (h *api) archiveTenant(w http.ResponseWriter, r *http.Request) {
+	h.tenantOp(w, r, h.s.ArchiveTenant)
+}
+
+func (h *api) purgeTenant(w http.ResponseWriter, r *http.Request) {
+	h.tenantOp(w, r, h.s.PurgeTenant)
+}
+
+// tenantOp answers an operation on the tenant the path names.
+func (h *api) tenantOp(w http.ResponseWriter, r *http.Request, op func(context.Context, Principal, tenant.ID) (*registry.Tenant, error)) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	t, err := op(r.Context(), p, tenant.ID(r.PathValue("id")))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+// exportTenant streams the tenant's archive. An error before the first
+// byte is answered as usual; one after it cuts the stream, which the
+// archive's manifest (written last) lets the client notice.
+func (h *api) exportTenant(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	id := tenant.ID(r.PathValue("id"))
+	sw := &startWriter{w: w, name: string(id) + ".tar.gz"}
+	if err := h.s.ExportTenant(r.Context(), p, id, sw); err != nil {
+		if !sw.started {
+			fail(w, err)
+			return
+		}
+		panic(http.ErrAbortHandler) // a half-sent archive must not look complete
+	}
+}
+
+// startWriter sets the archive's headers on the first write.
+type startWriter struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (s *startWriter) Write(b []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		s.w.Header().Set("Content-Type", "application/gzip")
+		s.w.Header().Set("Content-Disposition", `attachment; filename="`+s.name+`"`)
+		s.w.Header().Set("Cache-Control", "no-store")
+	}
+	return s.w.Write(b)
+}
+
+type restoreBody struct {
+	Archive string `json:"archive"`
+}
+
+// restore restores from the archive the body is (Content-Type
+// application/gzip), or from the archive store ({"archive": name}).
+func (h *api) restore(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	var (
+		t   *registry.Tenant
+		err error
+	)
+	if ct := r.Header.Get("Content-Type"); ct == "application/gzip" || ct == "application/octet-stream" {
+		t, err = h.s.RestoreTenant(r.Context(), p, http.MaxBytesReader(w, r.Body, maxRestoreBody), r.URL.Query().Get("sha256"))
+	} else {
+		var b restoreBody
+		if err = decode(r, &b, false); err == nil {
+			if b.Archive == "" {
+				err = invalid("archive: the archive's name in the archive store is required (or send the archive itself as application/gzip)")
+			} else {
+				t, err = h.s.RestoreArchive(r.Context(), p, b.Archive)
+			}
+		}
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, t)
+}
+
+// maxRestoreBody bounds an archive uploaded to restore.
+const maxRestoreBody = 64 << 30
+
+type purgeDueOut struct {
+	Purged int `json:"purged"`
+}
+
+func (h *api) purgeDue(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.principal(w, r)
+	if !ok {
+		return
+	}
+	n, err := h.s.PurgeDue(r.Context(), p)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, purgeDueOut{Purged: n})
 }

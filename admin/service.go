@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/lifecycle"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
 	"github.com/tenantmcp/tenantmcp/tenant"
@@ -26,21 +28,12 @@ import (
 // Auditor takes a place in the audit queue for an event (audit.Writer
 // implements it). An admin operation runs only once its event has a place,
 // so no admin action goes unrecorded.
-type Auditor interface {
-	Reserve(ctx context.Context) (*audit.Slot, error)
-}
+type Auditor = lifecycle.Auditor
 
-// Principal is who performs an admin operation.
-type Principal struct {
-	// Subject and Issuer identify the admin (the token's sub and iss; for
-	// the CLI "cli:" + the operating-system user and no issuer).
-	Subject string
-	Issuer  string
-	// Via is how the operation arrived: ViaMCP, ViaHTTP or ViaCLI.
-	Via string
-	// RequestID is the server's request id, if any.
-	RequestID string
-}
+// Principal is who performs an admin operation: the admin's subject and
+// issuer, how the operation arrived (ViaMCP, ViaHTTP, ViaCLI) and the
+// request id.
+type Principal = lifecycle.Principal
 
 // Channels of Principal.Via.
 const (
@@ -58,9 +51,11 @@ type Options struct {
 	// Audit records every operation; nil means the deployment has no
 	// audit trail (audit.enabled = false).
 	Audit Auditor
-	// Provision creates a new tenant's storage (its schema or database
-	// file); it must be idempotent. Nil means nothing to create.
-	Provision func(ctx context.Context, id tenant.ID) error
+	// Lifecycle creates tenants (record and storage, resumably), and
+	// archives, purges, exports and restores them. Nil: tenants are only
+	// registered (no storage to create) and the archive operations are
+	// unavailable.
+	Lifecycle *lifecycle.Manager
 	// Issuer is the issuer new tenants are registered under when a create
 	// names none: the deployment's tenant identity provider.
 	Issuer string
@@ -131,6 +126,13 @@ func NewService(opts Options) (*Service, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Lifecycle == nil && opts.Registry != nil {
+		lc, err := lifecycle.New(lifecycle.Options{Registry: opts.Registry, Audit: opts.Audit, Now: opts.Now, Logger: opts.Logger})
+		if err != nil {
+			return nil, err
+		}
+		opts.Lifecycle = lc
 	}
 	log := opts.Logger
 	if log == nil {
@@ -259,6 +261,9 @@ type TenantFilter struct {
 	// Name, if set, selects tenants whose name or external id contains it
 	// (case-insensitive).
 	Name string
+	// TrialEndsBefore, if set, selects trials that end before it and have
+	// not ended yet (a reminder of trials ending soon).
+	TrialEndsBefore time.Time
 	// After is the Next of the previous page.
 	After tenant.ID
 	// Limit bounds the page: <= 0 means DefaultPageSize, at most
@@ -309,6 +314,7 @@ func (s *Service) listTenants(ctx context.Context, f TenantFilter) (*TenantPage,
 		return nil, invalid(fmt.Sprintf("after: %q is not a tenant id", f.After))
 	}
 	name := strings.ToLower(f.Name)
+	now := s.o.Now()
 	out := &TenantPage{Tenants: []*registry.Tenant{}}
 	after := f.After
 	for {
@@ -322,6 +328,9 @@ func (s *Service) listTenants(ctx context.Context, f TenantFilter) (*TenantPage,
 				continue
 			}
 			if name != "" && !strings.Contains(strings.ToLower(t.Name), name) && !strings.Contains(strings.ToLower(t.ExternalID), name) {
+				continue
+			}
+			if !f.TrialEndsBefore.IsZero() && (t.Status != registry.StatusTrial || !t.TrialEndsAt.Before(f.TrialEndsBefore) || !now.Before(t.TrialEndsAt)) {
 				continue
 			}
 			out.Tenants = append(out.Tenants, t)
@@ -440,7 +449,7 @@ func (s *Service) CreateTenant(ctx context.Context, p Principal, spec TenantSpec
 	}
 	o.detail("external_id", spec.ExternalID)
 	o.detail("idempotency_key", idempotencyKey)
-	t, replayed, err = s.create(ctx, spec, idempotencyKey)
+	t, replayed, err = s.create(ctx, p, spec, idempotencyKey)
 	o.on(t)
 	if replayed {
 		o.detail("replayed", "true")
@@ -451,7 +460,7 @@ func (s *Service) CreateTenant(ctx context.Context, p Principal, spec TenantSpec
 // MaxIdempotencyKeyLen bounds an idempotency key.
 const MaxIdempotencyKeyLen = 255
 
-func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*registry.Tenant, bool, error) {
+func (s *Service) create(ctx context.Context, p Principal, spec TenantSpec, key string) (*registry.Tenant, bool, error) {
 	rec, err := spec.record(s.o.Issuer, s.o.Now().UTC())
 	if err != nil {
 		return nil, false, err
@@ -460,7 +469,7 @@ func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*reg
 		return nil, false, err
 	}
 	if key == "" {
-		t, err := s.addAndProvision(ctx, rec)
+		t, err := s.o.Lifecycle.Provision(ctx, p, rec)
 		return t, false, err
 	}
 	if len(key) > MaxIdempotencyKeyLen || !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
@@ -484,7 +493,7 @@ func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*reg
 		}
 		return t, true, nil
 	}
-	t, err := s.addAndProvision(ctx, rec)
+	t, err := s.o.Lifecycle.Provision(ctx, p, rec)
 	if err != nil {
 		if rerr := s.o.Store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), key); rerr != nil {
 			s.log.Error("admin: could not release an idempotency key after a failed create; retries with it fail until it expires", "key", key, "error", rerr)
@@ -496,25 +505,6 @@ func (s *Service) create(ctx context.Context, spec TenantSpec, key string) (*reg
 		s.log.Error("admin: could not record the tenant an idempotency key created", "key", key, "tenant_id", t.ID, "error", err)
 	}
 	return t, false, nil
-}
-
-// addAndProvision registers rec and provisions its storage; if that
-// fails the registration is undone.
-func (s *Service) addAndProvision(ctx context.Context, rec registry.Tenant) (*registry.Tenant, error) {
-	t, err := s.o.Registry.Add(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
-	if s.o.Provision == nil {
-		return t, nil
-	}
-	if err := s.o.Provision(ctx, t.ID); err != nil {
-		if derr := s.o.Registry.Delete(context.WithoutCancel(ctx), t.ID); derr != nil {
-			return nil, fmt.Errorf("provision tenant storage: %w (and removing the registration failed: %v)", err, derr)
-		}
-		return nil, fmt.Errorf("provision tenant storage: %w", err)
-	}
-	return t, nil
 }
 
 // TenantPatch changes a tenant; nil fields stay as they are.
@@ -688,19 +678,97 @@ func (s *Service) setStatus(ctx context.Context, p Principal, id tenant.ID, meth
 	return t, o.end(err)
 }
 
-// DeleteTenant removes the tenant's registration. Its data is kept (see
-// the lifecycle operations for archives and purges); a tenant added later
-// with the same external id gets a new internal id and never sees it.
-func (s *Service) DeleteTenant(ctx context.Context, p Principal, id tenant.ID) (*registry.Tenant, error) {
-	o, err := s.begin(ctx, p, "delete_tenant")
+// DeleteTenant deletes a tenant: its requests are refused at once, its
+// data is archived and purged after the retention period (at once with
+// purgeNow), and then its registration is removed, so a tenant added
+// later with the same external id is a new tenant (a new internal id)
+// that never sees the old data unless an operator restores the archive.
+func (s *Service) DeleteTenant(ctx context.Context, p Principal, id tenant.ID, purgeNow bool) (*registry.Tenant, error) {
+	return s.lifecycleOp(ctx, p, id, "delete_tenant", func(ctx context.Context, p Principal) (*registry.Tenant, error) {
+		return s.o.Lifecycle.Delete(ctx, p, id, purgeNow)
+	}, map[string]string{"purge_now": strconv.FormatBool(purgeNow)})
+}
+
+// ArchiveTenant suspends a tenant and writes all of its data into an
+// archive; the data is purged after the retention period.
+func (s *Service) ArchiveTenant(ctx context.Context, p Principal, id tenant.ID) (*registry.Tenant, error) {
+	return s.lifecycleOp(ctx, p, id, "archive_tenant", func(ctx context.Context, p Principal) (*registry.Tenant, error) {
+		return s.o.Lifecycle.Archive(ctx, p, id)
+	}, nil)
+}
+
+// PurgeTenant removes an archived tenant's data from every backend now.
+func (s *Service) PurgeTenant(ctx context.Context, p Principal, id tenant.ID) (*registry.Tenant, error) {
+	return s.lifecycleOp(ctx, p, id, "purge_tenant", func(ctx context.Context, p Principal) (*registry.Tenant, error) {
+		return s.o.Lifecycle.Purge(ctx, p, id)
+	}, nil)
+}
+
+// lifecycleOp runs a lifecycle operation on one tenant as an audited
+// admin operation.
+func (s *Service) lifecycleOp(ctx context.Context, p Principal, id tenant.ID, method string, run func(context.Context, Principal) (*registry.Tenant, error), detail map[string]string) (*registry.Tenant, error) {
+	o, err := s.begin(ctx, p, method)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.get(ctx, id)
-	o.on(t)
-	if err == nil {
-		err = s.o.Registry.Delete(ctx, id)
+	for k, v := range detail {
+		o.detail(k, v)
 	}
+	before, err := s.get(ctx, id)
+	o.on(before)
+	if err != nil {
+		return nil, o.end(err)
+	}
+	t, err := run(ctx, p)
+	if t != nil {
+		o.detail("status", string(t.Status))
+		o.detail("archive", t.Lifecycle.Archive)
+	}
+	return t, o.end(err)
+}
+
+// PurgeDue purges every archived tenant whose retention has passed.
+func (s *Service) PurgeDue(ctx context.Context, p Principal) (int, error) {
+	o, err := s.begin(ctx, p, "purge_due")
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.o.Lifecycle.PurgeDue(ctx, p)
+	o.detail("purged", strconv.Itoa(n))
+	return n, o.end(err)
+}
+
+// ExportTenant writes a tenant's archive to w without changing anything
+// (a customer's data-export request).
+func (s *Service) ExportTenant(ctx context.Context, p Principal, id tenant.ID, w io.Writer) error {
+	_, err := s.lifecycleOp(ctx, p, id, "export_tenant", func(ctx context.Context, p Principal) (*registry.Tenant, error) {
+		return nil, s.o.Lifecycle.Export(ctx, id, w)
+	}, nil)
+	return err
+}
+
+// RestoreTenant brings a tenant back from an archive read from r, after
+// verifying every part's checksum (and, if sha256 is not empty, the whole
+// file's).
+func (s *Service) RestoreTenant(ctx context.Context, p Principal, r io.Reader, sha256 string) (*registry.Tenant, error) {
+	return s.restore(ctx, p, "", func() (*registry.Tenant, error) { return s.o.Lifecycle.Restore(ctx, p, r, sha256) })
+}
+
+// RestoreArchive restores from the archive named name in the archive
+// store (a tenant's Lifecycle.Archive), checked against the SHA-256
+// stored beside it.
+func (s *Service) RestoreArchive(ctx context.Context, p Principal, name string) (*registry.Tenant, error) {
+	return s.restore(ctx, p, name, func() (*registry.Tenant, error) { return s.o.Lifecycle.RestoreArchive(ctx, p, name) })
+}
+
+func (s *Service) restore(ctx context.Context, p Principal, name string, run func() (*registry.Tenant, error)) (*registry.Tenant, error) {
+	o, err := s.begin(ctx, p, "restore_tenant")
+	if err != nil {
+		return nil, err
+	}
+	o.detail("archive", name)
+	t, err := run()
+	o.on(t)
 	return t, o.end(err)
 }
 

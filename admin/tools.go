@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/lifecycle"
+	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -41,7 +45,15 @@ func toolError(err error) error {
 func callerError(err error) bool {
 	return errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExists) ||
 		errors.Is(err, registry.ErrInvalid) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, ErrIdempotencyConflict) || isAuditUnavailable(err)
+		errors.Is(err, ErrIdempotencyConflict) || isAuditUnavailable(err) || isArchiveError(err)
+}
+
+// isArchiveError reports the lifecycle's refusals that concern the
+// archive or the data: meant for the admin.
+func isArchiveError(err error) bool {
+	return errors.Is(err, lifecycle.ErrNoArchiveStore) || errors.Is(err, lifecycle.ErrArchiveMissing) ||
+		errors.Is(err, archive.ErrCorrupt) || errors.Is(err, archive.ErrLimit) || errors.Is(err, archive.ErrUnsupportedVersion) ||
+		errors.Is(err, archive.ErrInvalidName) || errors.Is(err, store.ErrNotEmpty) || errors.Is(err, fs.ErrNotExist)
 }
 
 type listTenantsIn struct {
@@ -49,6 +61,8 @@ type listTenantsIn struct {
 	Name   string `json:"name,omitempty" jsonschema:"only tenants whose name or external id contains this text (case-insensitive)"`
 	After  string `json:"after,omitempty" jsonschema:"next of the previous page"`
 	Limit  int    `json:"limit,omitempty" jsonschema:"tenants per page, 1 to 1000 (default 100)"`
+	// TrialEndsBefore lists trials ending soon.
+	TrialEndsBefore string `json:"trial_ends_before,omitempty" jsonschema:"only trials that end before this time and have not ended (RFC 3339)"`
 }
 
 type tenantIn struct {
@@ -79,6 +93,15 @@ type impersonateIn struct {
 	Duration         string   `json:"duration,omitempty" jsonschema:"how long, e.g. 30m or 2h (default 30m)"`
 	User             string   `json:"user,omitempty" jsonschema:"user id to act as inside the tenant (default impersonator:<you>)"`
 	IncludeSuspended bool     `json:"include_suspended,omitempty" jsonschema:"allow a suspended tenant"`
+}
+
+type deleteIn struct {
+	Tenant   string `json:"tenant" jsonschema:"the tenant's internal id (t…)"`
+	PurgeNow bool   `json:"purge_now,omitempty" jsonschema:"purge the data now instead of after the retention period"`
+}
+
+type restoreIn struct {
+	Archive string `json:"archive" jsonschema:"the archive's name in the archive store (a tenant record's lifecycle.archive)"`
 }
 
 type endIn struct {
@@ -118,7 +141,13 @@ func Tools(s *Service) []server.Tool {
 				if err != nil {
 					return nil, err
 				}
-				page, err := s.ListTenants(ctx, p, TenantFilter{Status: registry.Status(in.Status), Name: in.Name, After: tenant.ID(in.After), Limit: in.Limit})
+				f := TenantFilter{Status: registry.Status(in.Status), Name: in.Name, After: tenant.ID(in.After), Limit: in.Limit}
+				if in.TrialEndsBefore != "" {
+					if f.TrialEndsBefore, err = time.Parse(time.RFC3339, in.TrialEndsBefore); err != nil {
+						return nil, toolError(invalid(fmt.Sprintf("trial_ends_before: %q is not an RFC 3339 time", in.TrialEndsBefore)))
+					}
+				}
+				page, err := s.ListTenants(ctx, p, f)
 				return page, toolError(err)
 			}, server.ReadOnly()),
 		server.NewTool("get_tenant", "Show one tenant's record.",
@@ -166,13 +195,40 @@ func Tools(s *Service) []server.Tool {
 				t, err := s.ResumeTenant(ctx, p, tenant.ID(in.Tenant), in.Reason)
 				return t, toolError(err)
 			}),
-		server.NewTool("delete_tenant", "Remove a tenant's registration. Its data is kept; a tenant registered again gets a new id and never sees it.",
+		server.NewTool("delete_tenant", "Delete a tenant: refused at once, its data archived and purged after the retention period (or now with purge_now), then its registration removed; a tenant registered again with the same external id is new and never sees the old data.",
+			func(ctx context.Context, in deleteIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.DeleteTenant(ctx, p, tenant.ID(in.Tenant), in.PurgeNow)
+				return t, toolError(err)
+			}),
+		server.NewTool("archive_tenant", "Suspend a tenant and write all of its data (and audit trail) into an archive; the data is purged after the retention period.",
 			func(ctx context.Context, in tenantIn) (*registry.Tenant, error) {
 				p, err := principalFrom(ctx, ViaMCP)
 				if err != nil {
 					return nil, err
 				}
-				t, err := s.DeleteTenant(ctx, p, tenant.ID(in.Tenant))
+				t, err := s.ArchiveTenant(ctx, p, tenant.ID(in.Tenant))
+				return t, toolError(err)
+			}),
+		server.NewTool("purge_tenant", "Remove an archived tenant's data from every backend now (its archive and audit trail stay).",
+			func(ctx context.Context, in tenantIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.PurgeTenant(ctx, p, tenant.ID(in.Tenant))
+				return t, toolError(err)
+			}),
+		server.NewTool("restore_tenant", "Bring a tenant back from its archive in the archive store (the archive field of its record), verifying every checksum first.",
+			func(ctx context.Context, in restoreIn) (*registry.Tenant, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				t, err := s.RestoreArchive(ctx, p, in.Archive)
 				return t, toolError(err)
 			}),
 		server.NewTool("impersonate_tenant", "Get a short-lived credential that acts as one tenant (read-only tools by default), for a stated reason shown in the tenant's audit trail. Use it as the bearer token; it never carries admin scope.",

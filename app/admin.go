@@ -10,6 +10,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/lifecycle"
 	"github.com/tenantmcp/tenantmcp/server"
 )
 
@@ -26,11 +27,18 @@ func (a *App) AdminService(ctx context.Context, aud admin.Auditor) (*admin.Servi
 		a.adminStore = st
 	}
 	cfg := a.Config
+	var lc *lifecycle.Manager
+	if a.Stores != nil { // opened with Open: tenants get storage, archives work
+		var err error
+		if lc, err = a.Lifecycle(ctx, aud); err != nil {
+			return nil, err
+		}
+	}
 	return admin.NewService(admin.Options{
 		Registry:            a.Registry,
 		Store:               a.adminStore,
 		Audit:               aud,
-		Provision:           a.Provision,
+		Lifecycle:           lc,
 		Issuer:              a.Issuer(),
 		ImpersonationTTL:    cfg.Admin.ImpersonationTTL,
 		MaxImpersonationTTL: cfg.Admin.MaxImpersonationTTL,

@@ -12,8 +12,8 @@
 //	ln, err := net.Listen("tcp", cfg.Server.Listen)
 //	err = srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
 //
-// Tenants are added with AddTenant (registry record plus storage, undone if
-// the storage cannot be made); PostgreSQL roles and tables are created once
+// Tenants are added with AddTenant (registry record plus storage, through
+// the resumable lifecycle) or, audited, with AdminService; PostgreSQL roles and tables are created once
 // with SetupDatabase and kept current with MigrateDatabase.
 package app
 
@@ -33,6 +33,8 @@ import (
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/lifecycle"
+	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/sqlitestore"
 	"github.com/tenantmcp/tenantmcp/server"
@@ -60,6 +62,11 @@ type Options struct {
 	// storage.blob = "s3" (the CLI reads AWS_ACCESS_KEY_ID and
 	// AWS_SECRET_ACCESS_KEY). Both empty means unsigned requests.
 	S3AccessKey, S3SecretKey string
+	// Version is the server's version, written into archives.
+	Version string
+	// BeforeLifecycleStep, if set, runs before each persisted lifecycle
+	// step (see lifecycle.Options.BeforeStep): for fault-injection tests.
+	BeforeLifecycleStep func(op, step string, id tenant.ID) error
 }
 
 // SingleTenantID is the external id of the one tenant of a single-tenant
@@ -87,6 +94,10 @@ type App struct {
 	audit     audit.Store // nil when audit.enabled = false
 	// adminStore is opened by AdminService on first use.
 	adminStore admin.Store
+	// backends are where tenant data lives (Open); archives is the
+	// archive store, opened by Lifecycle on first use.
+	backends []lifecycle.Backend
+	archives archive.Store
 	// limiterErrors counts rate-limit checks answered without Redis.
 	limiterErrors func(error)
 }
@@ -194,7 +205,8 @@ func (a *App) openStores(ctx context.Context) error {
 		}
 		set.KV = kv
 	}
-	switch iso := cfg.EffectiveIsolation(); iso {
+	iso := cfg.EffectiveIsolation()
+	switch iso {
 	case config.IsolationDatabase:
 		dir := filepath.Join(cfg.Server.DataDir, "tenants")
 		docs, err := tenantdb.Open(dir, &tenantdb.Options{Logger: a.log})
@@ -215,6 +227,7 @@ func (a *App) openStores(ctx context.Context) error {
 		return fmt.Errorf("auth.multi_tenant.isolation: unknown strategy %q", iso)
 	}
 	a.Stores = set
+	a.backends = a.lifecycleBackends(iso)
 	return nil
 }
 
@@ -241,20 +254,16 @@ func (a *App) Provision(ctx context.Context, id tenant.ID) error {
 	return a.provision(ctx, id)
 }
 
-// AddTenant registers a tenant and provisions its storage. If provisioning
-// fails the registration is undone, so nothing half-made remains.
+// AddTenant registers a tenant and provisions its storage through the
+// lifecycle (resumably: if provisioning stops halfway, adding the same
+// tenant again finishes it). It is not audited; the admin operations
+// (AdminService) are.
 func (a *App) AddTenant(ctx context.Context, rec registry.Tenant) (*registry.Tenant, error) {
-	added, err := a.Registry.Add(ctx, rec)
+	m, err := a.Lifecycle(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Provision(ctx, added.ID); err != nil {
-		if derr := a.Registry.Delete(ctx, added.ID); derr != nil {
-			return nil, fmt.Errorf("provision tenant storage: %w (and removing the registration failed: %v)", err, derr)
-		}
-		return nil, fmt.Errorf("provision tenant storage: %w", err)
-	}
-	return added, nil
+	return m.Provision(ctx, lifecycle.System, rec)
 }
 
 // EnsureTenant returns the tenant (issuer, externalID), adding and

@@ -142,6 +142,14 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		return nil, nil, err
 	}
 	cleanups = append(cleanups, closeAdmin)
+	if a.Stores != nil {
+		stopJobs, err := a.startLifecycleJobs(ctx, auditW)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cleanups = append(cleanups, stopJobs)
+	}
 
 	opts.ScopeHierarchy = cfg.ScopeImplications()
 	srv, err := server.New(opts)

@@ -19,7 +19,10 @@ type MemoryStore struct {
 	floors map[string]Head
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store             = (*MemoryStore)(nil)
+	_ CheckpointBatcher = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
@@ -145,6 +148,16 @@ func (m *MemoryStore) PutCheckpoint(_ context.Context, cp *Checkpoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cps[cp.Chain] = append(m.cps[cp.Chain], *cp)
+	return nil
+}
+
+// PutCheckpoints implements CheckpointBatcher.
+func (m *MemoryStore) PutCheckpoints(_ context.Context, cps []Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cp := range cps {
+		m.cps[cp.Chain] = append(m.cps[cp.Chain], cp)
+	}
 	return nil
 }
 

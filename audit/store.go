@@ -44,6 +44,15 @@ type Store interface {
 	Close() error
 }
 
+// CheckpointBatcher is a Store that stores many checkpoints at once: all
+// or none, in one transaction. The Writer uses it, where the store has
+// it, for the checkpoints of an interval: with thousands of chains, a
+// transaction (and on SQLite an fsync) for each would keep the writer
+// from its batches for seconds.
+type CheckpointBatcher interface {
+	PutCheckpoints(ctx context.Context, cps []Checkpoint) error
+}
+
 // Filter selects events for Query. Zero fields select everything.
 type Filter struct {
 	Since, Until time.Time // Since ≤ time < Until

@@ -618,31 +618,56 @@ func (w *Writer) stored(batch []pending, heads map[string]Head, start time.Time)
 
 // checkpoint signs and stores a checkpoint of every chain that grew since
 // its last one; chains whose checkpoint fails are tried again next time.
+// A store that is a CheckpointBatcher gets them checkpointChunk at a
+// time, each chunk all or none.
 func (w *Writer) checkpoint(final bool) error {
 	chains := make([]string, 0, len(w.grown))
 	for c := range w.grown {
 		chains = append(chains, c)
 	}
 	sort.Strings(chains)
+	put := func(ctx context.Context, cps []Checkpoint) error { return w.store.PutCheckpoint(ctx, &cps[0]) }
+	chunk := 1
+	if b, ok := w.store.(CheckpointBatcher); ok {
+		put, chunk = b.PutCheckpoints, checkpointChunk
+	}
 	var errs []error
-	for _, c := range chains {
-		h := w.heads[c]
-		cp := &Checkpoint{Chain: c, Count: h.Seq, Head: h.Hash, Time: w.opts.Now()}
-		cp.Sign(w.key)
+	cps := make([]Checkpoint, 0, min(chunk, len(chains)))
+	for len(chains) > 0 {
+		n := min(chunk, len(chains))
+		cps = cps[:0]
+		for _, c := range chains[:n] {
+			h := w.heads[c]
+			cp := Checkpoint{Chain: c, Count: h.Seq, Head: h.Hash, Time: w.opts.Now()}
+			cp.Sign(w.key)
+			cps = append(cps, cp)
+		}
+		chains = chains[n:]
 		ctx, cancel := context.WithTimeout(w.ctx, w.opts.StoreTimeout)
-		err := w.store.PutCheckpoint(ctx, cp)
+		err := put(ctx, cps)
 		cancel()
 		if err != nil {
-			w.count(func(s *WriterStats) { s.CheckpointErrors++ })
-			w.log.Error("audit: cannot store a checkpoint", "err", err, "tenant_id", c, "count", h.Seq, "final", final)
-			errs = append(errs, fmt.Errorf("audit: checkpoint of chain %q at %d: %w", c, h.Seq, err))
+			w.count(func(s *WriterStats) { s.CheckpointErrors += uint64(n) })
+			first := &cps[0]
+			w.log.Error("audit: cannot store checkpoints", "err", err, "tenant_id", first.Chain, "count", first.Count, "checkpoints", n, "final", final)
+			if n == 1 {
+				errs = append(errs, fmt.Errorf("audit: checkpoint of chain %q at %d: %w", first.Chain, first.Count, err))
+			} else {
+				errs = append(errs, fmt.Errorf("audit: checkpoints of %d chains, the first %q at %d: %w", n, first.Chain, first.Count, err))
+			}
 			continue
 		}
-		delete(w.grown, c)
-		w.count(func(s *WriterStats) { s.Checkpoints++ })
+		for _, cp := range cps {
+			delete(w.grown, cp.Chain)
+		}
+		w.count(func(s *WriterStats) { s.Checkpoints += uint64(n) })
 	}
 	return errors.Join(errs...)
 }
+
+// checkpointChunk is how many checkpoints one PutCheckpoints stores at
+// most, so that one transaction stays short.
+const checkpointChunk = 1000
 
 func (w *Writer) count(f func(*WriterStats)) {
 	w.statsMu.Lock()

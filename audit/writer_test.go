@@ -488,3 +488,65 @@ func BenchmarkWriter(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// chunkStore records the PutCheckpoints calls of a memory store and
+// fails the first one whose first chain is failFirst.
+type chunkStore struct {
+	*audit.MemoryStore
+	mu        sync.Mutex
+	sizes     []int
+	failFirst string
+	failed    bool
+}
+
+func (s *chunkStore) PutCheckpoints(ctx context.Context, cps []audit.Checkpoint) error {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(cps))
+	fail := !s.failed && cps[0].Chain == s.failFirst
+	s.failed = s.failed || fail
+	s.mu.Unlock()
+	if fail {
+		return errors.New("disk full")
+	}
+	return s.MemoryStore.PutCheckpoints(ctx, cps)
+}
+
+// TestWriterCheckpointChunks: a store that takes many checkpoints at once
+// gets them in chunks of at most 1,000; a chunk that fails is counted and
+// reported by Close, and the other chunks are stored all the same.
+func TestWriterCheckpointChunks(t *testing.T) {
+	t.Parallel()
+	const chains = 2500
+	names := make([]string, chains)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%05d", i)
+	}
+	store := &chunkStore{MemoryStore: audit.NewMemoryStore(), failFirst: names[1000]}
+	w := newWriter(t, store, &audit.WriterOptions{CheckpointInterval: time.Hour, BatchSize: 500, FlushInterval: time.Millisecond})
+	for i, c := range names {
+		if err := w.Record(context.Background(), event(c, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := w.Close(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Close = %v, want the failed chunk's error", err)
+	}
+	st := w.Stats()
+	if st.CheckpointErrors != 1000 || st.Checkpoints != chains-1000 {
+		t.Errorf("checkpoints %d stored, %d failed; want %d and 1000", st.Checkpoints, st.CheckpointErrors, chains-1000)
+	}
+	if want := []int{1000, 1000, 500}; fmt.Sprint(store.sizes) != fmt.Sprint(want) {
+		t.Errorf("PutCheckpoints sizes %v, want %v", store.sizes, want)
+	}
+	signed := 0
+	for _, c := range names {
+		if latestCheckpoint(t, store, c) == 1 {
+			signed++
+		}
+	}
+	if signed != chains-1000 {
+		t.Errorf("%d chains signed, want %d", signed, chains-1000)
+	}
+	verifyChains(t, store)
+}

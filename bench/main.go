@@ -65,6 +65,7 @@ type config struct {
 	rlsRows     int64
 	quiet       bool
 	quietCores  float64
+	auditBatch  int
 }
 
 // maxRepeats bounds how often -quiet-cores repeats one phase.
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.profTenants, "profile-tenants", 100, "tenant count of the profiled phase")
 	fs.IntVar(&c.scale, "scale", 0, "also measure the registry with this many tenants (e.g. 100000): provisioning, lookup, memory")
 	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
+	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e is exempt: its PostgreSQL is another process)")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.conns < 1 || c.rounds < 1 || c.duration <= 0 {
 		return nil, errors.New("-c, -rounds and -duration must be positive")
+	}
+	if c.auditBatch < 0 {
+		return nil, errors.New("-audit-batch must not be negative (0 = the writer's default)")
 	}
 	if c.quietCores < 0 {
 		return nil, errors.New("-quiet-cores must not be negative (0 = never repeat)")
@@ -228,7 +233,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		var tm *tmcp
 		t, err := serve(v.key, v.label, func(base string) (http.Handler, error) {
 			tm, err = newTmcp(ctx, tmcpConfig{base: base, tenants: maxTenants, tokenCache: cfg.tokenCache, regCache: cfg.regCache,
-				reg: emb.reg, stores: emb.set(), audit: emb.auditStore()})
+				reg: emb.reg, stores: emb.set(), audit: emb.auditStore(), auditBatch: cfg.auditBatch})
 			if err != nil {
 				return nil, err
 			}

@@ -139,6 +139,7 @@ type RunConfig struct {
 	TokenCache int     `json:"token_cache"`
 	RegCache   int     `json:"registry_cache"`
 	QuietCores float64 `json:"quiet_cores,omitempty"`
+	AuditBatch int     `json:"audit_batch,omitempty"` // g's writer BatchSize; 0 = the default
 	Protocol   string  `json:"protocol"`
 	Command    string  `json:"command"`
 }
@@ -169,7 +170,7 @@ func loadAvg() string {
 
 func reportConfig(c *config) RunConfig {
 	return RunConfig{Conns: c.conns, WarmupS: c.warmup.Seconds(), DurationS: c.duration.Seconds(), Tenants: c.tenants,
-		Rounds: c.rounds, TokenCache: c.tokenCache, RegCache: c.regCache, QuietCores: c.quietCores, Protocol: protocolVersion,
+		Rounds: c.rounds, TokenCache: c.tokenCache, RegCache: c.regCache, QuietCores: c.quietCores, AuditBatch: c.auditBatch, Protocol: protocolVersion,
 		Command: "go run . " + strings.Join(os.Args[1:], " ")}
 }
 
@@ -262,12 +263,16 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		dg.D, dg.E, dg.G = change("d"), change("e"), change("g")
 		r.Degradation = dg
 	}
+	writerOpts := "default writer options"
+	if r.Config.AuditBatch != 0 {
+		writerOpts = fmt.Sprintf("writer batches of %d, other writer options default", r.Config.AuditBatch)
+	}
 	r.Notes = append(r.Notes,
 		"client and servers share the machine: the load generator runs in the same process, on the same cores",
 		"CPU µs/req is the process's CPU time (user+system, client included) per request: less sensitive than req/s to other load on the machine",
 		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
 		"other cores: CPU time of all other processes during the window ÷ its length (PostgreSQL for e; for the others, load that was not the bench's)",
-		"d and e run without audit; g is d with the audit trail on (SQLite audit.db, default writer options), verified after the run",
+		"d and e run without audit; g is d with the audit trail on (SQLite audit.db, "+writerOpts+"), verified after the run",
 		"e calls get_document (one row through a row-level-security transaction); a, b, c, d, g call echo")
 }
 

@@ -46,6 +46,8 @@ type tmcpConfig struct {
 	// options over this store, checkpoints signed with a fresh Ed25519
 	// key. The caller closes the store after tmcp.Close.
 	audit audit.Store
+	// auditBatch is the writer's BatchSize (0 = the default).
+	auditBatch int
 }
 
 // tmcp is one assembled tenantmcp server with its tenants' tokens.
@@ -117,7 +119,7 @@ func newTmcp(ctx context.Context, c tmcpConfig) (*tmcp, error) {
 			t.Close()
 			return nil, err
 		}
-		w, err := audit.NewWriter(c.audit, priv, nil)
+		w, err := audit.NewWriter(c.audit, priv, &audit.WriterOptions{BatchSize: c.auditBatch})
 		if err != nil {
 			t.Close()
 			return nil, err

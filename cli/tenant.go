@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,7 +39,8 @@ second.`,
 	}
 	cmd.AddCommand(newTenantCreateCmd(e), newTenantListCmd(e), newTenantShowCmd(e), newTenantUpdateCmd(e),
 		newTenantStatusCmd(e, "suspend"), newTenantStatusCmd(e, "resume"),
-		newTenantDeleteCmd(e))
+		newTenantDeleteCmd(e), newTenantArchiveCmd(e), newTenantPurgeCmd(e), newTenantExportCmd(e), newTenantRestoreCmd(e))
+	cmd.AddCommand(newTenantImportCmd(e))
 	return cmd
 }
 
@@ -227,6 +230,23 @@ func (rf *recordFlags) checkTools(cmd *cobra.Command, served []server.Tool) erro
 	return usagef(cmd, "--allowed-tools: %s %s; this server serves: %s", what, strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
+// parseDays parses a duration that may count days: "7d", "1d12h", "36h".
+func parseDays(s string) (time.Duration, error) {
+	days, rest, found := strings.Cut(s, "d")
+	if !found {
+		days, rest = "0", s
+	}
+	n, err := strconv.Atoi(days)
+	var d time.Duration
+	if err == nil && rest != "" {
+		d, err = time.ParseDuration(rest)
+	}
+	if err != nil || n < 0 || d < 0 || n == 0 && d == 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 7d, 1d12h or 36h", s)
+	}
+	return time.Duration(n)*24*time.Hour + d, nil
+}
+
 func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), nil
@@ -344,10 +364,11 @@ func newTenantCreateCmd(e *env) *cobra.Command {
 
 func newTenantListCmd(e *env) *cobra.Command {
 	var (
-		tf     targetFlags
-		status string
-		name   string
-		asJSON bool
+		tf          targetFlags
+		status      string
+		name        string
+		trialEnding string
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list [--status S] [--name TEXT]",
@@ -359,6 +380,13 @@ func newTenantListCmd(e *env) *cobra.Command {
 			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
 				recs := []*registry.Tenant{}
 				f := admin.TenantFilter{Status: registry.Status(status), Name: name, Limit: admin.MaxPageSize}
+				if trialEnding != "" {
+					d, err := parseDays(trialEnding)
+					if err != nil {
+						return usagef(cmd, "--trial-ending: %v", err)
+					}
+					f.TrialEndsBefore = time.Now().Add(d)
+				}
 				for {
 					page, err := r.svc.ListTenants(cmd.Context(), r.p, f)
 					if err != nil {
@@ -380,6 +408,7 @@ func newTenantListCmd(e *env) *cobra.Command {
 	tf.add(cmd)
 	cmd.Flags().StringVar(&status, "status", "", "only tenants with this status: active, trial or suspended")
 	cmd.Flags().StringVar(&name, "name", "", "only tenants whose name or external id contains this text")
+	cmd.Flags().StringVar(&trialEnding, "trial-ending", "", "only trials that end within this time, e.g. 7d or 36h (a reminder list)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -520,42 +549,249 @@ func newTenantStatusCmd(e *env, verb string) *cobra.Command {
 
 func newTenantDeleteCmd(e *env) *cobra.Command {
 	var (
-		tf     targetFlags
-		yes    bool
-		asJSON bool
+		tf       targetFlags
+		yes      bool
+		purgeNow bool
+		asJSON   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "delete ID --yes",
-		Short: "Remove a tenant from the registry (its stored data is kept)",
-		Long: `Remove a tenant's registry record: its tokens are refused from then on.
-Its stored data (database file, schema, objects) is kept so nothing is lost by
-mistake; a tenant registered again with the same external id gets a new
-internal id and never sees it. Suspend instead to block access reversibly.`,
+		Use:   "delete ID --yes [--purge-now]",
+		Short: "Delete a tenant: refuse it at once, archive its data, purge it after the retention period",
+		Long: `Delete a tenant. Its requests are refused at once; all of its data is written
+into an archive (lifecycle.archive_dir, or S3), purged from every backend after
+lifecycle.retention (30 days by default; at once with --purge-now), and then its
+registration is removed. A tenant registered again with the same external id is
+a new tenant with a new internal id and never sees the old data, unless an
+operator restores the archive ('tenant restore'). Suspend instead to block
+access reversibly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
-				return usagef(cmd, "deleting a tenant refuses all its requests from then on: pass --yes to confirm (or 'tenant suspend' to block access reversibly)")
+				return usagef(cmd, "deleting a tenant refuses all its requests and archives its data: pass --yes to confirm (or 'tenant suspend' to block access reversibly)")
 			}
-			return withAdmin(cmd, e, &tf, false, func(r *adminRun) error {
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
 				id, err := r.resolve(cmd, e, &tf, args[0])
 				if err != nil {
 					return err
 				}
-				rec, err := r.svc.DeleteTenant(cmd.Context(), r.p, id)
+				rec, err := r.svc.DeleteTenant(cmd.Context(), r.p, id, purgeNow)
 				if err != nil {
 					return notFound(err, e, &tf, r, args[0])
 				}
 				if asJSON {
 					return writeJSON(e.stdout, rec)
 				}
-				fmt.Fprintf(e.stdout, "deleted tenant %s (%s); its stored data is kept\n", rec.ExternalID, rec.ID)
+				if purgeNow {
+					fmt.Fprintf(e.stdout, "deleted tenant %s (%s): data purged, archive %s kept\n", rec.ExternalID, rec.ID, rec.Lifecycle.Archive)
+				} else {
+					fmt.Fprintf(e.stdout, "deleted tenant %s (%s): archived to %s; its data is purged after %s\n",
+						rec.ExternalID, rec.ID, rec.Lifecycle.Archive, rec.Lifecycle.PurgeAfter.Format(time.RFC3339))
+				}
 				return nil
 			})
 		},
 	}
 	tf.add(cmd)
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the deleted record as JSON")
+	cmd.Flags().BoolVar(&purgeNow, "purge-now", false, "purge the data now instead of after lifecycle.retention (with --yes)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
+	return cmd
+}
+
+func newTenantArchiveCmd(e *env) *cobra.Command {
+	var (
+		tf     targetFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "archive ID",
+		Short: "Suspend a tenant and write all of its data into an archive (purged after the retention period)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
+				id, err := r.resolve(cmd, e, &tf, args[0])
+				if err != nil {
+					return err
+				}
+				rec, err := r.svc.ArchiveTenant(cmd.Context(), r.p, id)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
+				}
+				if asJSON {
+					return writeJSON(e.stdout, rec)
+				}
+				fmt.Fprintf(e.stdout, "archived tenant %s (%s) to %s; its data is purged after %s\n",
+					rec.ExternalID, rec.ID, rec.Lifecycle.Archive, rec.Lifecycle.PurgeAfter.Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
+	return cmd
+}
+
+func newTenantPurgeCmd(e *env) *cobra.Command {
+	var (
+		tf     targetFlags
+		yes    bool
+		due    bool
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "purge (ID --yes | --due)",
+		Short: "Remove an archived tenant's data from every backend (its archive and audit trail stay)",
+		Long: `Purge an archived tenant now (ID --yes), or every archived tenant whose
+lifecycle.retention has passed (--due; the server also does this on its own,
+one replica at a time). Its archive must be in the archive store. A purge that
+stops halfway finishes when run again.`,
+		Example: `  tenantmcp tenant purge acme --data ./tenantmcp-data --yes
+  tenantmcp tenant purge --due --config deploy.toml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case due && len(args) > 0:
+				return usagef(cmd, "give a tenant or --due, not both")
+			case !due && len(args) == 0:
+				return usagef(cmd, "which tenant? give its id (and --yes), or --due for every tenant whose retention has passed")
+			case !due && !yes:
+				return usagef(cmd, "purging removes the tenant's data from every backend (only its archive remains): pass --yes to confirm")
+			}
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
+				if due {
+					n, err := r.svc.PurgeDue(cmd.Context(), r.p)
+					if asJSON {
+						writeJSON(e.stdout, map[string]int{"purged": n})
+					} else {
+						fmt.Fprintf(e.stdout, "purged %d tenants whose retention had passed\n", n)
+					}
+					return err
+				}
+				id, err := r.resolve(cmd, e, &tf, args[0])
+				if err != nil {
+					return err
+				}
+				rec, err := r.svc.PurgeTenant(cmd.Context(), r.p, id)
+				if err != nil {
+					return notFound(err, e, &tf, r, args[0])
+				}
+				if asJSON {
+					return writeJSON(e.stdout, rec)
+				}
+				fmt.Fprintf(e.stdout, "purged tenant %s (%s); its archive %s is kept\n", rec.ExternalID, rec.ID, rec.Lifecycle.Archive)
+				return nil
+			})
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the purge of one tenant")
+	cmd.Flags().BoolVar(&due, "due", false, "purge every archived tenant whose retention has passed")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newTenantExportCmd(e *env) *cobra.Command {
+	var (
+		tf  targetFlags
+		out string
+	)
+	cmd := &cobra.Command{
+		Use:   "export ID -o FILE",
+		Short: "Write all of a tenant's data into an archive file (a data-export request); nothing changes",
+		Long: `Write the tenant's archive — every backend's data, its audit trail, and a
+manifest with the SHA-256 of every part — to FILE ('-' for standard output).
+The format is described in docs/archive-format.md; 'tenant restore' reads it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef(cmd, "-o FILE is required ('-' for standard output)")
+			}
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
+				id, err := r.resolve(cmd, e, &tf, args[0])
+				if err != nil {
+					return err
+				}
+				return writeOutput(out, e.stdout, func(w io.Writer) error {
+					return notFound(r.svc.ExportTenant(cmd.Context(), r.p, id, w), e, &tf, r, args[0])
+				})
+			})
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().StringVarP(&out, "output", "o", "", "archive file to write ('-' for standard output)")
+	return cmd
+}
+
+// writeOutput runs write into path atomically (a temp file renamed on
+// success, removed on failure), or into stdout for "-".
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "-" {
+		return write(stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func newTenantRestoreCmd(e *env) *cobra.Command {
+	var (
+		tf        targetFlags
+		fromStore bool
+		sum       string
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore ARCHIVE",
+		Short: "Bring a purged, deleted or archived tenant back from its archive, verifying every checksum first",
+		Long: `Restore a tenant from ARCHIVE: a file written by 'tenant export', or with
+--from-store the name of an archive in the archive store (a tenant record's
+lifecycle.archive, as 'tenant archive' and 'tenant delete' print). Every part's
+SHA-256 is checked before anything changes (and the whole file's, against the
+checksum kept beside an archive in the store, or --sha256); a corrupt archive is
+refused naming the failing part. The tenant comes back under its own internal
+id with the status it had before it was archived.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAdmin(cmd, e, &tf, true, func(r *adminRun) error {
+				var (
+					rec *registry.Tenant
+					err error
+				)
+				if fromStore {
+					rec, err = r.svc.RestoreArchive(cmd.Context(), r.p, args[0])
+				} else {
+					f, oerr := os.Open(args[0])
+					if oerr != nil {
+						return fmt.Errorf("%w (to restore from the archive store, add --from-store)", oerr)
+					}
+					defer f.Close()
+					rec, err = r.svc.RestoreTenant(cmd.Context(), r.p, f, sum)
+				}
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(e.stdout, rec)
+				}
+				fmt.Fprintf(e.stdout, "restored tenant %s (%s), now %s\n", rec.ExternalID, rec.ID, rec.Status)
+				return nil
+			})
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().BoolVar(&fromStore, "from-store", false, "ARCHIVE names an archive in the archive store, not a file")
+	cmd.Flags().StringVar(&sum, "sha256", "", "the file's expected SHA-256 (hex), checked before anything changes")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
 	return cmd
 }
 

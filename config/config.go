@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +58,28 @@ type Config struct {
 	Storage   StorageConfig
 	Audit     AuditConfig
 	Admin     AdminConfig
+	Lifecycle LifecycleConfig
 	Tracing   TracingConfig
 	Log       LogConfig
+}
+
+// LifecycleConfig is the [lifecycle] section: archives, purges and the
+// background job that finishes interrupted operations.
+type LifecycleConfig struct {
+	Archives          string
+	ArchiveDir        string
+	ArchiveS3Prefix   string
+	Retention         time.Duration
+	ReconcileInterval time.Duration
+}
+
+// EffectiveArchiveDir is where archives go with lifecycle.archives =
+// "fs": lifecycle.archive_dir, else "archives" under server.data_dir.
+func (c *Config) EffectiveArchiveDir() string {
+	if c.Lifecycle.ArchiveDir != "" {
+		return c.Lifecycle.ArchiveDir
+	}
+	return filepath.Join(c.Server.DataDir, "archives")
 }
 
 // AdminConfig is the [admin] section: who may administer the deployment.
@@ -379,6 +400,12 @@ func Default() *Config {
 			MaxWait:            audit.DefaultMaxWait,
 			CheckpointInterval: audit.DefaultCheckpointInterval,
 			StoreTimeout:       audit.DefaultStoreTimeout,
+		},
+		Lifecycle: LifecycleConfig{
+			Archives:          "fs",
+			ArchiveS3Prefix:   "archives/",
+			Retention:         30 * 24 * time.Hour,
+			ReconcileInterval: time.Minute,
 		},
 		Admin: AdminConfig{
 			Enabled:             true,

@@ -67,6 +67,7 @@ var sectionDocs = []struct{ path, doc string }{
 	{"audit", "The tamper-evident audit trail: one hash chain of events per tenant with signed checkpoints, in the registry's database (see docs/audit.md)."},
 	{"admin", "Cross-tenant administration: who is an admin (a token with the admin scope from the admin issuer), and impersonation limits (see docs/admin.md)."},
 	{"tracing", "OpenTelemetry tracing of MCP requests and tool calls, exported over OTLP/HTTP (see docs/operations.md, Tracing)."},
+	{"lifecycle", "Tenant archives, purges and the background job that finishes interrupted lifecycle operations (see docs/lifecycle.md)."},
 	{"log", "Structured logs (log/slog) on standard error."},
 }
 
@@ -239,6 +240,18 @@ var keyTable = []keyDef{
 		doc: "How long an impersonation credential lasts when the admin does not say. Must be > 0 and at most `admin.max_impersonation_ttl`."},
 	{path: "admin.max_impersonation_ttl", field: func(c *Config) any { return &c.Admin.MaxImpersonationTTL },
 		doc: "The longest impersonation an admin may ask for. Must be > 0."},
+
+	// [lifecycle]
+	{path: "lifecycle.archives", field: func(c *Config) any { return &c.Lifecycle.Archives },
+		doc: "Where tenant archives go: `fs` (the directory `lifecycle.archive_dir`) or `s3` (the bucket `storage.s3_bucket`, under `lifecycle.archive_s3_prefix`, with the storage section's endpoint, region and credentials)."},
+	{path: "lifecycle.archive_dir", field: func(c *Config) any { return &c.Lifecycle.ArchiveDir },
+		doc: "Directory of the archives with `lifecycle.archives = \"fs\"`. Empty: `archives` under `server.data_dir`. Keep it off the data volume in production, or copy it elsewhere: an archive is the only copy of a purged tenant's data."},
+	{path: "lifecycle.archive_s3_prefix", field: func(c *Config) any { return &c.Lifecycle.ArchiveS3Prefix },
+		doc: "Key prefix of the archives in the bucket with `lifecycle.archives = \"s3\"`; must end in `/`."},
+	{path: "lifecycle.retention", field: func(c *Config) any { return &c.Lifecycle.Retention },
+		doc: "How long an archived (or deleted) tenant's data is kept before the purge job removes it from every backend. The archive itself is kept. Must be > 0."},
+	{path: "lifecycle.reconcile_interval", field: func(c *Config) any { return &c.Lifecycle.ReconcileInterval },
+		doc: "How often the server finishes interrupted provisionings, archives and purges, and purges tenants whose retention has passed (one replica at a time). Must be > 0."},
 
 	// [tracing]
 	{path: "tracing.enabled", field: func(c *Config) any { return &c.Tracing.Enabled },

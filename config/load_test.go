@@ -540,6 +540,8 @@ func TestKeysTable(t *testing.T) {
 		"audit.flush_interval": `"100ms"`, "audit.max_wait": `"100ms"`, "audit.checkpoint_interval": `"1m"`, "audit.store_timeout": `"10s"`,
 		"admin.enabled": "true", "admin.issuer": `""`, "admin.audience": `""`, "admin.jwks_url": `""`,
 		"admin.scope": `"admin:global"`, "admin.impersonation_ttl": `"30m"`, "admin.max_impersonation_ttl": `"8h"`,
+		"lifecycle.archives": `"fs"`, "lifecycle.archive_dir": `""`, "lifecycle.archive_s3_prefix": `"archives/"`,
+		"lifecycle.retention": `"720h"`, "lifecycle.reconcile_interval": `"1m"`,
 		"tracing.enabled": "false", "tracing.endpoint": `""`, "tracing.sample_ratio": "1.0", "tracing.service_name": `"tenantmcp"`,
 		"tracing.headers": "[]",
 	}

@@ -122,6 +122,7 @@ func (c *Config) validate() []*Error {
 	c.validateAudit(v)
 	c.validateTracing(v)
 	c.validateAdmin(v)
+	c.validateLifecycle(v)
 
 	mt := c.Auth.MultiTenant
 	if c.Database.DSN != "" && !c.UsesPostgres() {
@@ -357,6 +358,20 @@ func (c *Config) validateAudit(v *validator) {
 	}
 	if a.LogTool && !a.Enabled {
 		v.add("audit.log_tool", "needs audit.enabled = true")
+	}
+}
+
+func (c *Config) validateLifecycle(v *validator) {
+	l := c.Lifecycle
+	v.positiveDuration("lifecycle.retention", l.Retention)
+	v.positiveDuration("lifecycle.reconcile_interval", l.ReconcileInterval)
+	if v.oneOf("lifecycle.archives", l.Archives, "fs", "s3") && l.Archives == "s3" {
+		if c.Storage.Blob != "s3" {
+			v.add("lifecycle.archives", `"s3" uses the storage section's S3 bucket: set storage.blob = "s3" (and storage.s3_bucket), or use "fs"`)
+		}
+		if l.ArchiveS3Prefix != "" && !strings.HasSuffix(l.ArchiveS3Prefix, "/") {
+			v.add("lifecycle.archive_s3_prefix", "must end in \"/\", not %q", l.ArchiveS3Prefix)
+		}
 	}
 }
 

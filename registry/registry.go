@@ -331,14 +331,34 @@ func (r *Registry) Add(ctx context.Context, t Tenant) (*Tenant, error) {
 	if t.ID != "" {
 		return nil, &ValidationError{Problems: []string{"id: is assigned by the registry; leave it empty"}}
 	}
-	rec := normalize(&t)
-	rec.ID = tenant.NewID()
+	t.ID = tenant.NewID()
+	t.CreatedAt = time.Time{}
+	return r.create(ctx, &t)
+}
+
+// Reinstate registers again a tenant whose record was removed, under its
+// own internal id and creation time (t.ID and t.CreatedAt as they were):
+// a restore from an archive. Errors are those of Add; an id still
+// registered is ErrExists.
+func (r *Registry) Reinstate(ctx context.Context, t Tenant) (*Tenant, error) {
+	if !t.ID.Valid() {
+		return nil, &ValidationError{Problems: []string{fmt.Sprintf("id: %q is not a registry-assigned tenant id", t.ID)}}
+	}
+	return r.create(ctx, &t)
+}
+
+// create stores a new record with t.ID; a zero CreatedAt is now.
+func (r *Registry) create(ctx context.Context, t *Tenant) (*Tenant, error) {
+	rec := normalize(t)
 	if rec.Status == "" {
 		rec.Status = StatusActive
 	}
 	rec.TrialEndsAt = truncate(rec.TrialEndsAt)
-	rec.CreatedAt = r.timestamp()
-	rec.UpdatedAt = rec.CreatedAt
+	rec.UpdatedAt = r.timestamp()
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = rec.UpdatedAt
+	}
+	rec.CreatedAt = truncate(rec.CreatedAt)
 	if err := rec.Validate(); err != nil {
 		return nil, err
 	}

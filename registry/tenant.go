@@ -80,6 +80,14 @@ type Lifecycle struct {
 	// when none is.
 	Operation string `json:"operation,omitempty"`
 	Step      string `json:"step,omitempty"`
+	// Target is the status the operation ends in: a provisioned tenant's
+	// (active or trial), or an archived tenant's status before it was
+	// archived, which a restore brings back.
+	Target Status `json:"target,omitempty"`
+	// Deleted marks a tenant deleted by an operator: archived, and its
+	// registration removed once its data is purged, so that its external
+	// id can be registered again (as a new tenant).
+	Deleted bool `json:"deleted,omitempty"`
 	// Archive names the tenant's latest archive in the archive store.
 	Archive string `json:"archive,omitempty"`
 	// ArchivedAt is when it was archived; PurgeAfter when its data is

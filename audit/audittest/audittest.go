@@ -680,6 +680,51 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		}
 	})
 
+	t.Run("PutCheckpoints", func(t *testing.T) {
+		s := newStore(t)
+		b, ok := s.(audit.CheckpointBatcher)
+		if !ok {
+			t.Skip("the store stores checkpoints one at a time only")
+		}
+		key := Key()
+		AppendN(t, s, "a", 0, 3)
+		AppendN(t, s, "b", 0, 2)
+		ha, _ := s.Head(ctx, "a")
+		hb, _ := s.Head(ctx, "b")
+		at := time.Date(2026, 3, 1, 13, 0, 0, 123456789, time.UTC)
+		cps := []audit.Checkpoint{
+			{Chain: "a", Count: ha.Seq, Head: ha.Hash, Time: at},
+			{Chain: "b", Count: hb.Seq, Head: hb.Hash, Time: at.Add(time.Nanosecond)},
+			{Chain: "a", Count: 1, Head: ha.Hash, Time: at.Add(time.Second)}, // stored as given, later than the first
+		}
+		for i := range cps {
+			cps[i].Sign(key)
+		}
+		if err := b.PutCheckpoints(ctx, cps); err != nil {
+			t.Fatalf("PutCheckpoints: %v", err)
+		}
+		if err := b.PutCheckpoints(ctx, nil); err != nil {
+			t.Errorf("PutCheckpoints of none: %v", err)
+		}
+		for chain, want := range map[string][]audit.Checkpoint{"a": {cps[0], cps[2]}, "b": {cps[1]}} {
+			got, err := s.Checkpoints(ctx, chain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := Diff(want, got); d != "" {
+				t.Errorf("Checkpoints(%q) (-want +got):\n%s", chain, d)
+			}
+		}
+		// All or none: a batch with a checkpoint the store refuses
+		// stores nothing.
+		bad := []audit.Checkpoint{{Chain: "c", Count: 1, Time: at}, {Chain: "c", Count: 1 << 63, Time: at}}
+		if err := b.PutCheckpoints(ctx, bad); err != nil {
+			if got, _ := s.Checkpoints(ctx, "c"); len(got) != 0 {
+				t.Errorf("a refused PutCheckpoints stored %d checkpoints", len(got))
+			}
+		}
+	})
+
 	t.Run("Chains", func(t *testing.T) {
 		s := newStore(t)
 		AppendN(t, s, "b", 0, 2)

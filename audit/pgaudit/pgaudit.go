@@ -58,11 +58,14 @@ type Store struct {
 	q                           queries
 }
 
-var _ audit.Store = (*Store)(nil)
+var (
+	_ audit.Store             = (*Store)(nil)
+	_ audit.CheckpointBatcher = (*Store)(nil)
+)
 
 type queries struct {
-	appendBatch, follows, heads, head, chains, scan, putCheckpoint, checkpoints string
-	cut, deleteRecords, setFloor, deleteCovered, deleteOld                      string
+	appendBatch, follows, heads, head, chains, scan, putCheckpoints, checkpoints string
+	cut, deleteRecords, setFloor, deleteCovered, deleteOld                       string
 }
 
 // scanPage is how many records Scan reads at a time; between pages it
@@ -140,13 +143,16 @@ func New(pool *pgxpool.Pool, opts *Options) *Store {
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::timestamptz[],
 				$6::text[], $7::text[], $8::text[], $9::bytea[])
 			WHERE NOT EXISTS (` + conflicts(10) + `)`,
-		follows:       `SELECT NOT EXISTS (` + conflicts(1) + `)`,
-		heads:         `SELECT c.chain, h.seq, h.hash FROM unnest($1::text[]) AS c(chain) CROSS JOIN LATERAL (` + headOf + `) h`,
-		head:          `SELECT h.seq, h.hash FROM (SELECT $1::text AS chain) c CROSS JOIN LATERAL (` + headOf + `) h`,
-		chains:        chainsSQL(s.records),
-		scan:          `SELECT seq, prev, hash, body FROM ` + s.records + ` WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
-		putCheckpoint: `INSERT INTO ` + s.checkpoints + ` (chain, count, head, time, time_ns, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		checkpoints:   `SELECT count, head, time, time_ns, key_id, signature FROM ` + s.checkpoints + ` WHERE chain = $1 ORDER BY id`,
+		follows: `SELECT NOT EXISTS (` + conflicts(1) + `)`,
+		heads:   `SELECT c.chain, h.seq, h.hash FROM unnest($1::text[]) AS c(chain) CROSS JOIN LATERAL (` + headOf + `) h`,
+		head:    `SELECT h.seq, h.hash FROM (SELECT $1::text AS chain) c CROSS JOIN LATERAL (` + headOf + `) h`,
+		chains:  chainsSQL(s.records),
+		scan:    `SELECT seq, prev, hash, body FROM ` + s.records + ` WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+		putCheckpoints: `INSERT INTO ` + s.checkpoints + ` (chain, count, head, time, time_ns, key_id, signature)
+			SELECT chain, count, head, time, time_ns, key_id, signature FROM unnest($1::text[], $2::bigint[], $3::bytea[],
+				$4::timestamptz[], $5::smallint[], $6::text[], $7::bytea[]) WITH ORDINALITY
+				AS c(chain, count, head, time, time_ns, key_id, signature, n) ORDER BY n`,
+		checkpoints: `SELECT count, head, time, time_ns, key_id, signature FROM ` + s.checkpoints + ` WHERE chain = $1 ORDER BY id`,
 		// The last record of the chain's oldest run of records before
 		// the cut: the new floor.
 		cut: `SELECT seq, hash FROM ` + s.records + ` WHERE chain = $1 AND seq < COALESCE(
@@ -455,16 +461,34 @@ func (s *Store) Query(ctx context.Context, chain string, f audit.Filter) ([]audi
 
 // PutCheckpoint implements audit.Store.
 func (s *Store) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
-	if cp.Count > math.MaxInt64 {
-		return fmt.Errorf("pgaudit: checkpoint count %d out of range", cp.Count)
+	return s.PutCheckpoints(ctx, []audit.Checkpoint{*cp})
+}
+
+// PutCheckpoints implements audit.CheckpointBatcher: one statement.
+func (s *Store) PutCheckpoints(ctx context.Context, cps []audit.Checkpoint) error {
+	if len(cps) == 0 {
+		return nil
 	}
-	us, ns := batch.SplitTime(cp.Time)
-	sig := cp.Signature
-	if sig == nil {
-		sig = []byte{}
+	n := len(cps)
+	chain, count, head, tm, ns := make([]string, n), make([]int64, n), make([][]byte, n), make([]time.Time, n), make([]int16, n)
+	keyID, sig := make([]string, n), make([][]byte, n)
+	for i := range cps {
+		cp := &cps[i]
+		if cp.Count > math.MaxInt64 {
+			return fmt.Errorf("pgaudit: checkpoint count %d out of range", cp.Count)
+		}
+		var us int64
+		us, ns[i] = batch.SplitTime(cp.Time)
+		chain[i], count[i], head[i], tm[i], keyID[i], sig[i] = cp.Chain, int64(cp.Count), cp.Head[:], time.UnixMicro(us), cp.KeyID, cp.Signature
+		if sig[i] == nil {
+			sig[i] = []byte{}
+		}
 	}
-	if _, err := s.pool.Exec(ctx, s.q.putCheckpoint, cp.Chain, int64(cp.Count), cp.Head[:], time.UnixMicro(us), ns, cp.KeyID, sig); err != nil {
-		return fmt.Errorf("pgaudit: store checkpoint of chain %q at %d: %w", cp.Chain, cp.Count, err)
+	if _, err := s.pool.Exec(ctx, s.q.putCheckpoints, chain, count, head, tm, ns, keyID, sig); err != nil {
+		if n == 1 {
+			return fmt.Errorf("pgaudit: store checkpoint of chain %q at %d: %w", cps[0].Chain, cps[0].Count, err)
+		}
+		return fmt.Errorf("pgaudit: store %d checkpoints: %w", n, err)
 	}
 	return nil
 }

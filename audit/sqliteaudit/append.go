@@ -103,6 +103,12 @@ func (s *Store) Append(ctx context.Context, recs []audit.Record) error {
 // and commits, inside the transaction Append began. It returns the states
 // of the batch's chains.
 func (s *Store) appendTx(ctx context.Context, recs []audit.Record, firsts []*audit.Record) (map[string]chainState, error) {
+	// The statements inside the transaction wait for nothing (the write
+	// lock is held): they run without ctx's cancellation, for which the
+	// driver starts a goroutine per statement, and ctx is checked between
+	// them instead.
+	cancel := ctx
+	ctx = context.WithoutCancel(ctx)
 	var v int64
 	if err := s.version.QueryRowContext(ctx).Scan(&v); err != nil {
 		return nil, fmt.Errorf("data version: %w", err)
@@ -127,6 +133,9 @@ func (s *Store) appendTx(ctx context.Context, recs []audit.Record, firsts []*aud
 		next[f.Chain] = st
 	}
 	err := batch.Decode(recs, 64, func(recs []audit.Record, fields []batch.Fields) error {
+		if err := cancel.Err(); err != nil {
+			return err
+		}
 		for i := range recs {
 			r, f := &recs[i], &fields[i]
 			t := f.Time.UnixMicro()
@@ -157,6 +166,9 @@ func (s *Store) appendTx(ctx context.Context, recs []audit.Record, firsts []*aud
 			return nil, fmt.Errorf("span of chain %q: %w", c, err)
 		}
 		next[c] = chainState{head: st.head, spanTo: st.head.Seq}
+	}
+	if err := cancel.Err(); err != nil {
+		return nil, err
 	}
 	if _, err := s.commit.ExecContext(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

@@ -109,6 +109,9 @@ func open(t *testing.T, b []byte, o *archive.OpenOptions) (*archive.Archive, err
 	return a, nil
 }
 
+// wantEmpty checks that dir holds no file, and (where /proc tells) that
+// this process holds no file open in it: spools are unlinked at once, so
+// a spool not closed would only show there.
 func wantEmpty(t *testing.T, dir string) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -117,6 +120,12 @@ func wantEmpty(t *testing.T, dir string) {
 	}
 	if len(ents) > 0 {
 		t.Errorf("%s holds %d files, want none (first: %s)", dir, len(ents), ents[0].Name())
+	}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, dir+string(os.PathSeparator)) {
+			t.Errorf("file %s is still open", target)
+		}
 	}
 }
 

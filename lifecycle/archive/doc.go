@@ -9,8 +9,10 @@
 // writes the manifest last, so parts stream out without being held.
 //
 //	w := archive.NewWriter(file, archive.Meta{Tenant: record, Strategy: "rls"}, nil)
-//	if err := sqlBackend.Export(ctx, id, w.Section("sql")); err != nil { ... }
-//	if err := blobs.Export(ctx, id, w.Section("blobs")); err != nil { ... }
+//	if err := blobs.Export(ctx, id, w.Section("blobs")); err != nil {
+//		w.Abort() // not Close, which would finish a valid archive of half the data
+//		return err
+//	}
 //	if err := w.Close(); err != nil { ... }
 //	size, sum := w.Sum() // record it: OpenOptions.SHA256 checks it on restore
 //

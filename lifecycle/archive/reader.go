@@ -36,8 +36,8 @@ type OpenOptions struct {
 type Archive struct {
 	man      Manifest
 	tempDir  string
-	f        *spool.File // made for the first part
-	spooled  int64       // bytes in f
+	f        *spool.File      // made for the first part
+	spooled  int64            // bytes in f
 	parts    map[string]entry // by section + "/" + name
 	sections map[string][]string
 	mu       sync.RWMutex // held for reading by part reads; Close takes it for writing

@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -148,7 +147,7 @@ func (s *DirStore) Put(ctx context.Context, name string, r io.Reader) error {
 	}
 	err := s.use(ctx, func(root *os.Root) error {
 		dir := path.Dir(name)
-		tmp := path.Join(dir, ".tmp-"+randomHex())
+		tmp := path.Join(dir, ".tmp-"+rand.Text())
 		// A concurrent Delete may remove an empty directory between its
 		// creation and the file's: try again a few times.
 		var f *os.File
@@ -207,12 +206,6 @@ func syncDir(root *os.Root, dir string) error {
 	return d.Sync()
 }
 
-func randomHex() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // ctxReader stops a copy once ctx is done.
 type ctxReader struct {
 	ctx context.Context
@@ -233,26 +226,38 @@ func (s *DirStore) Open(ctx context.Context, name string) (io.ReadCloser, error)
 	}
 	var f *os.File
 	err := s.use(ctx, func(root *os.Root) error {
-		fi, err := root.Lstat(name)
-		if err != nil {
-			return err
+		err := isArchive(root, name)
+		if err == nil {
+			f, err = root.Open(name)
 		}
-		if fi.IsDir() {
-			return fs.ErrNotExist // a directory of archives is not an archive
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("not a regular file (%s): refusing it", fi.Mode().Type())
-		}
-		f, err = root.Open(name)
 		return err
 	})
-	if notExist(err) {
-		return nil, fmt.Errorf("archive: open %s: %w", name, ErrNotFound)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("archive: open %s: %w", name, err)
+		return nil, opError("open", name, err)
 	}
 	return f, nil
+}
+
+// isArchive checks that name is a regular file: a directory of archives
+// is no archive (fs.ErrNotExist), and a link or special file is refused.
+func isArchive(root *os.Root, name string) error {
+	fi, err := root.Lstat(name)
+	switch {
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fs.ErrNotExist
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("not a regular file (%s): refusing it", fi.Mode().Type())
+	}
+	return nil
+}
+
+func opError(op, name string, err error) error {
+	if notExist(err) {
+		err = ErrNotFound
+	}
+	return fmt.Errorf("archive: %s %s: %w", op, name, err)
 }
 
 func notExist(err error) bool {
@@ -265,28 +270,22 @@ func (s *DirStore) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	err := s.use(ctx, func(root *os.Root) error {
-		fi, err := root.Lstat(name)
-		if err != nil {
+		if err := isArchive(root, name); err != nil {
 			return err
-		}
-		if fi.IsDir() {
-			return fs.ErrNotExist // a directory of archives is not an archive
 		}
 		if err := root.Remove(name); err != nil {
 			return err
 		}
-		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if root.Remove(dir) != nil { // not empty (or in use): stop
-				break
-			}
+		// Remove the directories left empty, and make the removal of the
+		// last entry durable.
+		dir := path.Dir(name)
+		for dir != "." && root.Remove(dir) == nil {
+			dir = path.Dir(dir)
 		}
-		return syncDir(root, ".")
+		return syncDir(root, dir)
 	})
-	if notExist(err) {
-		return fmt.Errorf("archive: delete %s: %w", name, ErrNotFound)
-	}
 	if err != nil {
-		return fmt.Errorf("archive: delete %s: %w", name, err)
+		return opError("delete", name, err)
 	}
 	return nil
 }

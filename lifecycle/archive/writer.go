@@ -353,6 +353,18 @@ func (a *Writer) Close() error {
 	return nil
 }
 
+// Abort gives up the archive: it releases the spool and writes nothing
+// more, so the output stays an unfinished gzip stream that Open refuses.
+// Call it instead of Close when an export failed: Close would finish a
+// valid archive of whatever was written. After Close it does nothing.
+func (a *Writer) Abort() {
+	if a.closed {
+		return
+	}
+	a.fail(errors.New("archive: the archive was aborted"))
+	a.Close()
+}
+
 func (a *Writer) manifestJSON() ([]byte, error) {
 	m := a.meta
 	var obj map[string]json.RawMessage

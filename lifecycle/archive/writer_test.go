@@ -230,3 +230,24 @@ func TestWriterDestinationFails(t *testing.T) {
 	}
 	wantEmpty(t, dir)
 }
+
+// An aborted archive is refused by Open (it is an unfinished gzip
+// stream), and its spool is released.
+func TestWriterAbort(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, buf := newWriter(t, &archive.WriterOptions{TempDir: dir, SpillThreshold: 100})
+	pw, _ := w.Section("blobs").Create("a")
+	pw.Write(random(10_000, 4))
+	pw.Close()
+	pw, _ = w.Section("blobs").Create("b") // the export failed while writing b
+	pw.Write(random(10_000, 5))
+	w.Abort()
+	wantEmpty(t, dir)
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("Close after Abort: %v", err)
+	}
+	_, err := open(t, buf.Bytes(), nil)
+	checkRefusal(t, err, archive.ErrCorrupt, "", "", "cut short")
+	w.Abort() // a second Abort does nothing
+}

@@ -23,4 +23,13 @@
 // longer than 200 bytes are split into "<chunk>.c" directories. List
 // walks only the tenant's directory, never follows links, decodes names
 // back to keys and sorts them; files it did not write are ignored.
+//
+// The Store is a store.Portable. Export writes one part per object,
+// "blobs/<key>" (PartPrefix + key) holding its bytes, in key order,
+// streamed from disk; the same layout as s3blob's, so an export of one
+// restores into the other. Import writes the parts into a staging
+// directory <root>/<id>.import-<random>.t, fsyncs it and renames it to
+// the tenant's directory, so a tenant gets the whole import or nothing.
+// Purge removes the tenant's directory (links in it are removed, not
+// followed) and any staging directory a crash left.
 package fsblob

@@ -110,9 +110,9 @@ const rlsTablesWhere = `c.relrowsecurity
 	AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation')
 	AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)`
 
-// listTables returns the tables that where selects, in dependency order
-// (referenced tables first; by name where no foreign key decides),
-// without column drop.
+// listTables returns the tables that the condition where selects, in
+// dependency order (referenced tables first; by name where no foreign key
+// decides), with the column named drop left out of their columns.
 func listTables(ctx context.Context, tx pgx.Tx, drop, where string, args ...any) ([]table, error) {
 	rows, err := tx.Query(ctx, tablesQuery+where+" ORDER BY 2, 3", args...)
 	if err != nil {
@@ -182,7 +182,7 @@ func exportTables(ctx context.Context, tx pgx.Tx, w store.PartWriter, m *manifes
 	for _, t := range tables {
 		tp := tablePart{Name: t.name, Columns: t.columns, Part: partName(prefix, t.name)}
 		if m.Strategy == RowLevelSecurity {
-			tp.Schema, tp.Part = t.schema, partName(prefix, t.schema+"."+t.name)
+			tp.Schema, tp.Part = t.schema, partName(prefix, t.schema, t.name)
 		}
 		q := "COPY (SELECT " + identList(t.columns) + " FROM " + t.qualified()
 		if filter != "" {
@@ -304,7 +304,15 @@ func identList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-func partName(prefix, table string) string { return prefix + url.PathEscape(table) + ".copy" }
+// partName is the part of a table: prefix, then its names (schema and
+// table, or table), each escaped (dots too) and joined by dots, then
+// ".copy". Distinct tables get distinct, valid part names.
+func partName(prefix string, names ...string) string {
+	for i, n := range names {
+		names[i] = strings.ReplaceAll(url.PathEscape(n), ".", "%2E")
+	}
+	return prefix + strings.Join(names, ".") + ".copy"
+}
 
 // Row level security.
 

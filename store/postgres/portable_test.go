@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/store/storetest"
 	"github.com/tenantmcp/tenantmcp/tenant"
@@ -717,4 +719,119 @@ func FuzzDecodeCopyRow(f *testing.F) {
 			t.Fatalf("decode(encode(%q)) = %q", fields, got)
 		}
 	})
+}
+
+// BenchmarkPortable measures Export and Import of one tenant of 10,000
+// documents of 1 KiB, on each strategy; -benchtime=Nx keeps the database
+// small (each Import adds a tenant).
+func BenchmarkPortable(b *testing.B) {
+	for _, s := range strategies {
+		b.Run(string(s), func(b *testing.B) {
+			e := setup(b, s)
+			be, p := e.portable(b, s)
+			ctx := context.Background()
+			id := tenant.NewID()
+			err := be.InTx(ctx, id, func(tx store.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO tenantmcp_documents (key, content)
+					SELECT 'doc/' || i, decode(repeat(md5(i::text), 32), 'hex') FROM generate_series(1, 10000) i`)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			parts := &storetest.MemoryParts{}
+			if err := p.Export(ctx, id, parts); err != nil {
+				b.Fatal(err)
+			}
+			var size int64
+			for _, n := range parts.Names() {
+				data, _ := parts.Part(n)
+				size += int64(len(data))
+			}
+			b.Run("export", func(b *testing.B) {
+				b.SetBytes(size)
+				for b.Loop() {
+					if err := p.Export(ctx, id, &storetest.MemoryParts{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("import", func(b *testing.B) {
+				b.SetBytes(size)
+				for b.Loop() {
+					if err := p.Import(ctx, tenant.NewID(), parts); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestPortableCreateRoleAdmin runs a schema tenant's export, purge and
+// import through an administrator that is no superuser (CREATEROLE, owner
+// of the database, a member of the owner role after Setup), as
+// docs/isolation-postgres.md allows.
+func TestPortableCreateRoleAdmin(t *testing.T) {
+	ctx := context.Background()
+	sfx := testenv.Suffix()
+	admin, owner, app := "tmcp_admin_"+sfx, "tmcp_owner_"+sfx, "tmcp_app_"+sfx
+	dropRolesAtCleanup(t, app, owner, admin)
+	dsn := testenv.Postgres(t)
+	super := newPool(t, dsn, 1)
+	for _, q := range []string{
+		"CREATE ROLE " + admin + " LOGIN CREATEROLE",
+		"ALTER DATABASE " + ident(strings.TrimPrefix(dsnPath(t, dsn), "/")) + " OWNER TO " + admin,
+		"ALTER SCHEMA public OWNER TO " + admin,
+	} {
+		if _, err := super.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	adminDSN := testenv.WithUser(t, dsn, admin, "")
+	if err := Setup(ctx, adminDSN, &SetupOptions{OwnerRole: owner, AppRole: app}); err != nil {
+		t.Fatal(err)
+	}
+	adminPool := newPool(t, adminDSN, 1) // Export, Import and Purge need one connection
+	if err := Migrate(ctx, adminPool, SchemaPerTenant, &MigrateOptions{OwnerRole: owner, AppRole: app}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProvisioner(adminPool, &ProvisionerOptions{OwnerRole: owner, AppRole: app, Migrations: portableTables(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPool := newPool(t, testenv.WithUser(t, dsn, app, ""), 2)
+	b, err := NewSchemas(appPool, &SchemaOptions{Provisioner: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dsn: dsn, owner: owner, app: app, admin: super, appPool: appPool}
+	a, other := tenant.NewID(), tenant.NewID()
+	seedSQL(t, b, a, "mine")
+	seedSQL(t, b, other, marker(other))
+	before, otherBefore := e.rowsOf(t, SchemaPerTenant, a), e.rowsOf(t, SchemaPerTenant, other)
+	parts := exportSQL(t, p, a)
+	if err := p.Purge(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	wantPurged(t, e, SchemaPerTenant, a)
+	if err := p.Import(ctx, a, parts); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rowsOf(t, SchemaPerTenant, a); got != before {
+		t.Fatalf("after Import:\n%s\nwant\n%s", got, before)
+	}
+	wantTenants(t, e, SchemaPerTenant, []tenant.ID{other}, []string{otherBefore}, "at the end")
+	if err := CheckAppRole(ctx, appPool); err != nil {
+		t.Errorf("CheckAppRole after Import: %v", err)
+	}
+}
+
+func dsnPath(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Path
 }

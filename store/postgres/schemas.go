@@ -188,7 +188,8 @@ type ProvisionerOptions struct {
 	Logger *slog.Logger
 }
 
-// Provisioner creates and upgrades tenant schemas. Its pool must connect
+// Provisioner creates and upgrades tenant schemas, and is their
+// store.Portable: it exports, imports and purges them. Its pool must connect
 // as a superuser, or as a CREATEROLE administrator that is a member of the
 // owner role (Setup arranges that): creating a tenant role needs
 // CREATEROLE, which neither the owner nor the application role has.

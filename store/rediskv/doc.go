@@ -18,4 +18,13 @@
 // Durability is Redis's: with the default RDB snapshots a crash can lose
 // recent writes; enable AOF (appendfsync everysec or always) for data that
 // matters. Values never expire.
+//
+// The Store is a store.Portable. Export writes one part, PartName
+// ("kv.jsonl"): JSON Lines of Record, one per key, with the value in
+// base64 and the remaining TTL in milliseconds (keys written by other
+// means may have one), read in SCAN batches and bounded pipelines.
+// Import SETs them back under the target tenant with those TTLs counted
+// from the import and, as Redis has no transaction across pipelines,
+// purges the namespace again if anything fails. Purge SCANs the tenant's
+// namespace and UNLINKs every key in it, whatever its type.
 package rediskv

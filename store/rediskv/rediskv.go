@@ -152,36 +152,17 @@ func (s *Store) List(ctx context.Context, id tenant.ID, prefix string) ([]string
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	full := s.base(id) + prefix
-	pattern := escapeGlob(full) + "*"
+	base := s.base(id)
 	seen := map[string]struct{}{}
 	var mu sync.Mutex
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, pattern, scanCount).Result()
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			for _, k := range keys {
-				if strings.HasPrefix(k, full) {
-					seen[k[len(s.base(id)):]] = struct{}{}
-				}
-			}
-			mu.Unlock()
-			if next == 0 {
-				return nil
-			}
-			cursor = next
+	err := s.scanNamespace(ctx, base+prefix, func(_ context.Context, _ redis.Cmdable, keys []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			seen[k[len(base):]] = struct{}{}
 		}
-	}
-	var err error
-	if cc, ok := s.client.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.client)
-	}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("rediskv: list %q: %w", prefix, err)
 	}

@@ -30,4 +30,12 @@
 // tenant access control at the bucket level (IAM policies per prefix) is
 // not needed for isolation, because requests are only ever made under the
 // tenant's own namespace, but operators may add it as defence in depth.
+//
+// The Store is a store.Portable. Export writes one part per object,
+// "blobs/<key>" (PartPrefix + key) holding its bytes, in key order,
+// streamed page by page; the layout of fsblob's exports. Import puts the
+// parts back one PutObject each and, as S3 has no transaction, purges the
+// namespace again if any part fails. Purge deletes everything under
+// <Prefix><tenant id>/ with one DeleteObjects request per page of up to
+// 1000 keys, listing from the start each round.
 package s3blob

@@ -147,6 +147,10 @@ func cmpOr(v, def string) string {
 	return v
 }
 
+// Client is the S3 client the store uses (to keep other objects, such as
+// tenant archives, in the same bucket).
+func (s *Store) Client() *s3.Client { return s.client }
+
 // Close marks the Store closed and, if Open built the client, closes its
 // idle connections.
 func (s *Store) Close() error {

@@ -24,4 +24,15 @@
 //
 // Placeholders are $1, $2, ... (the driver binds $N by position, and a
 // repeated $N refers to the same argument, as on PostgreSQL).
+//
+// The Store is a store.Portable. Export writes one part, PartName
+// ("sqlite/tenant.db"): a consistent snapshot of the tenant's whole file
+// (documents and every table of its SQL) made with VACUUM INTO on an
+// internal connection. Import checks that part (quick_check, documents
+// table) in a temporary file and renames it over the tenant's file;
+// Purge removes the file with its -wal, -shm and -journal. Both first
+// take the tenant's handle out of the cache and wait for the operations
+// using it; operations that start meanwhile wait and then open the new
+// file. They cannot stop another process that has the file open, so run
+// them where no other process (a CLI) uses that tenant.
 package sqlitestore

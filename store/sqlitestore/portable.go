@@ -54,7 +54,13 @@ func (s *Store) Export(ctx context.Context, id tenant.ID, w store.PartWriter) er
 		return fmt.Errorf("sqlitestore: export tenant %s: %w", id, err)
 	}
 	defer s.release(h)
+	// VACUUM INTO fills an empty file; creating it first keeps it 0600.
 	tmp := s.tempName(id, "export")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: export tenant %s: %w", id, err)
+	}
+	defer f.Close()
 	defer os.Remove(tmp)
 	if err := s.withPlain(ctx, s.dsn(id, false), func(db *sql.DB) error {
 		_, err := db.ExecContext(ctx, `VACUUM INTO $1`, tmp)
@@ -62,11 +68,6 @@ func (s *Store) Export(ctx context.Context, id tenant.ID, w store.PartWriter) er
 	}); err != nil {
 		return fmt.Errorf("sqlitestore: export tenant %s: snapshot: %w", id, err)
 	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return fmt.Errorf("sqlitestore: export tenant %s: %w", id, err)
-	}
-	defer f.Close()
 	pw, err := w.Create(PartName)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: export tenant %s: create part %s: %w", id, PartName, err)

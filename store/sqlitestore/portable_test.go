@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -309,4 +311,40 @@ func TestExportLeavesNoFiles(t *testing.T) {
 	if err == nil {
 		t.Fatal("VACUUM INTO from tenant SQL succeeded")
 	}
+}
+
+// The export of a tenant is one part, a snapshot of its file; Import
+// refuses a tenant that holds data.
+func ExampleStore_Export() {
+	dir, err := os.MkdirTemp("", "tenants")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := sqlitestore.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	ctx := context.Background()
+	acme := tenant.NewID()
+	s.Put(ctx, acme, "notes/q3.md", []byte("# Q3"))
+	parts := &storetest.MemoryParts{} // an archive, in real use
+	if err := s.Export(ctx, acme, parts); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(parts.Names())
+	err = s.Import(ctx, acme, parts)
+	fmt.Println(errors.Is(err, store.ErrNotEmpty))
+	fmt.Println(s.Purge(ctx, acme), s.Exists(acme))
+	fmt.Println(s.Import(ctx, acme, parts))
+	v, err := s.Get(ctx, acme, "notes/q3.md")
+	fmt.Printf("%s %v\n", v, err)
+	// Output:
+	// [sqlite/tenant.db]
+	// true
+	// <nil> false
+	// <nil>
+	// # Q3 <nil>
 }

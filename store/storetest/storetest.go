@@ -7,6 +7,10 @@
 //	func TestContract(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) store.Backend { return newBackend(t) })
 //	}
+//
+// RunPortable is the contract of store.Portable (export, import, purge),
+// and MemoryParts an in-memory store.PartWriter and store.PartReader for
+// it and for other tests; Digest fingerprints one tenant's data.
 package storetest
 
 import (

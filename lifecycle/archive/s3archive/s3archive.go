@@ -24,7 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/lifecycle/archive/internal/spool"
@@ -77,15 +77,12 @@ func New(client *s3.Client, o *Options) (*Store, error) {
 	return &Store{client: client, bucket: o.Bucket, prefix: o.Prefix, tempDir: o.TempDir}, nil
 }
 
+// isNotFound reports a missing object: GetObject's NoSuchKey, or the
+// bare 404 of HeadObject.
 func isNotFound(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchKey", "NotFound":
-			return true
-		}
-	}
-	return false
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	return errors.As(err, &noKey) || errors.As(err, &notFound)
 }
 
 // Put uploads the archive with one PutObject.
@@ -123,8 +120,8 @@ func (s *Store) seekable(ctx context.Context, r io.Reader) (io.ReadSeeker, int64
 	}
 	if rs, ok := r.(readerAtSeeker); ok {
 		start, err := rs.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return nil, 0, nil, err
+		if err != nil { // an *os.File that is a pipe: spool it
+			return s.spool(ctx, r)
 		}
 		end, err := rs.Seek(0, io.SeekEnd)
 		if err != nil {
@@ -135,6 +132,11 @@ func (s *Store) seekable(ctx context.Context, r io.Reader) (io.ReadSeeker, int64
 		}
 		return io.NewSectionReader(rs, start, end-start), end - start, func() {}, nil
 	}
+	return s.spool(ctx, r)
+}
+
+// spool copies r into a temporary file.
+func (s *Store) spool(ctx context.Context, r io.Reader) (io.ReadSeeker, int64, func(), error) {
 	f, err := spool.Create(s.tempDir)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("spool: %w", err)

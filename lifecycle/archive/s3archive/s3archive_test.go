@@ -170,15 +170,26 @@ func TestPutBodies(t *testing.T) {
 	if err := s.Put(ctx, "from-reader", io.MultiReader(bytes.NewReader(data))); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"from-file", "from-reader"} {
+	// An *os.File that cannot seek (a pipe) is spooled like a plain reader.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { pw.Write(data); pw.Close() }()
+	err = s.Put(ctx, "from-pipe", pr)
+	pr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"from-file", "from-reader", "from-pipe"} {
 		if got := archivetest.Get(t, s, name); !bytes.Equal(got, data) {
 			t.Errorf("%s: got %d bytes, want %d", name, len(got), len(data))
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.puts) != 2 {
-		t.Fatalf("PutObject requests: %+v, want 2", f.puts)
+	if len(f.puts) != 3 {
+		t.Fatalf("PutObject requests: %+v, want 3", f.puts)
 	}
 	for _, p := range f.puts {
 		if p.contentLength != int64(len(data)) || len(p.payloadHash) != 64 {
