@@ -686,10 +686,6 @@ func (im *importer) record(ctx context.Context, rep *importReport, res result) b
 		out.Outcome, out.Note = outcomeSkipped, "registered by someone else during the import; not changed"
 		if t, err := im.r.a.Registry.Lookup(context.WithoutCancel(ctx), out.Issuer, out.ExternalID); err == nil {
 			out.ID = t.ID
-			if t.Status == registry.StatusProvisioning {
-				out.Outcome, out.Note = outcomeFailed, ""
-				out.Error = "registered, but its provisioning did not finish (status provisioning): " + res.err.Error()
-			}
 		}
 	default:
 		out.Outcome, out.Error = outcomeFailed, res.err.Error()

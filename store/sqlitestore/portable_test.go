@@ -348,3 +348,48 @@ func ExampleStore_Export() {
 	// <nil>
 	// # Q3 <nil>
 }
+
+// TestAnotherProcessReplacesTheFile: a store (the server) with a tenant's
+// file open sees a purge and a restore made by another store on the same
+// directory (the CLI): never the old file's data.
+func TestAnotherProcessReplacesTheFile(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	server, err := sqlitestore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cli, err := sqlitestore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	id := tenant.NewID()
+	if err := server.Provision(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Put(ctx, id, "k", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	var parts storetest.MemoryParts
+	if err := cli.Export(ctx, id, &parts); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Purge(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Get(ctx, id, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after another process purged the tenant, Get = %v, want ErrNotFound", err)
+	}
+	if err := cli.Import(ctx, id, &parts); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Put(ctx, id, "k2", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := server.Get(ctx, id, "k2"); err != nil || string(v) != "after" {
+		t.Fatalf("after another process restored the tenant, Get = %q, %v", v, err)
+	}
+}

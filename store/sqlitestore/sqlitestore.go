@@ -81,6 +81,10 @@ type handle struct {
 	refs  int           // operations using the handle (guarded by Store.mu)
 	elem  *list.Element // position in Store.lru; nil once evicted
 	gone  chan struct{} // closed once the handle is closed
+	// file is the tenant file the handle opened: a handle whose file was
+	// removed or replaced by another process (a purge or restore by the
+	// CLI) is not used again.
+	file os.FileInfo
 }
 
 // Open returns a Store keeping tenant files in dir, which is created (mode
@@ -207,6 +211,11 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 			s.release(h)
 			return nil, h.err
 		}
+		if s.replaced(h) {
+			s.forget(h)
+			s.release(h)
+			return s.acquire(ctx, id, create)
+		}
 		return h, nil
 	}
 	h = &handle{id: id, ready: make(chan struct{}), refs: 1, gone: make(chan struct{})}
@@ -219,6 +228,9 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 	// Open and migrate without the lock. A caller's cancellation must not
 	// fail the open for others waiting on the same handle.
 	h.db, h.err = s.openDB(context.WithoutCancel(ctx), id, create)
+	if h.err == nil {
+		h.file, _ = os.Stat(s.Path(id))
+	}
 	close(h.ready)
 	if h.err != nil {
 		s.mu.Lock()
@@ -232,6 +244,28 @@ func (s *Store) acquire(ctx context.Context, id tenant.ID, create bool) (*handle
 		return nil, h.err
 	}
 	return h, nil
+}
+
+// replaced reports whether h's tenant file is gone or is another file
+// than the one h opened: another process purged or restored the tenant.
+func (s *Store) replaced(h *handle) bool {
+	if h.file == nil {
+		return false
+	}
+	fi, err := os.Stat(s.Path(h.id))
+	return err != nil || !os.SameFile(fi, h.file)
+}
+
+// forget takes h out of the cache, so the next operation opens the file
+// afresh; h is closed when its last operation ends.
+func (s *Store) forget(h *handle) {
+	s.mu.Lock()
+	if h.elem != nil {
+		s.lru.Remove(h.elem)
+		h.elem = nil
+		delete(s.open, h.id)
+	}
+	s.mu.Unlock()
 }
 
 // lockFree locks s.mu once the store is open and no exclusive call (see
