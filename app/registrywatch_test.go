@@ -38,7 +38,7 @@ func post(t *testing.T, url, token string) (int, string) {
 
 // TestSuspensionReachesOtherReplica: two replicas on one PostgreSQL
 // database, each caching tenant records for the default 30s. A tenant
-// suspended through replica 1 (what the admin API and CLI call) is refused
+// suspended through replica 1's admin API is refused
 // by replica 2 at its next request after the notification arrives, and
 // served again once resumed; a tenant added through replica 1 is served by
 // replica 2 although replica 2 had just cached it as not registered.
@@ -80,21 +80,32 @@ func TestSuspensionReachesOtherReplica(t *testing.T) {
 	if st, body := post(t, r2.url, acmeTok); st != 200 { // now cached by replica 2
 		t.Fatalf("acme through replica 2: %d %s", st, body)
 	}
-	setStatus := func(s registry.Status) {
+	// Through replica 1's admin API, as a sign-up or billing system would.
+	adminTok, err := iss.Mint(auth.TokenRequest{Audience: r1.url, UserID: "ops", Scopes: []string{"admin:global"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(verb string) {
 		t.Helper()
-		if _, err := r1.app.Registry.Update(ctx, acme.ID, func(r *registry.Tenant) error {
-			r.Status = s
-			return nil
-		}); err != nil {
+		url := strings.TrimSuffix(r1.url, "/mcp") + "/admin/v1/tenants/" + string(acme.ID) + "/" + verb
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"reason":"test"}`))
+		req.Header.Set("Authorization", "Bearer "+adminTok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s through replica 1's admin API: %d %s", verb, resp.StatusCode, b)
+		}
 	}
-	setStatus(registry.StatusSuspended)
+	setStatus("suspend")
 	registrytest.Eventually(t, "replica 2 refuses the tenant suspended through replica 1", func() bool {
 		st, body := post(t, r2.url, acmeTok)
 		return st == 403 && strings.Contains(body, "suspended")
 	})
-	setStatus(registry.StatusActive)
+	setStatus("resume")
 	registrytest.Eventually(t, "replica 2 serves the tenant resumed through replica 1", func() bool {
 		st, _ := post(t, r2.url, acmeTok)
 		return st == 200

@@ -3,8 +3,8 @@ package lifecycle_test
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
