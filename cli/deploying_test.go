@@ -116,7 +116,7 @@ func shellWords(line string) []string {
 }
 
 // TestDeploying runs the commands of the README's Deploying section as
-// written and in their order — init, db setup, tenant add, serve — against
+// written and in their order — init, db setup, tenant create, serve — against
 // a PostgreSQL database of its own, for both PostgreSQL isolation
 // strategies: only the database URLs, the password and the file's path are
 // the test's own. The fake identity provider stands in for Auth0 through
@@ -130,8 +130,8 @@ func TestDeploying(t *testing.T) {
 	for _, c := range readme {
 		order = append(order, strings.Join(c[:min(2, len(c))], " "))
 	}
-	if got := strings.Join(order, ", "); !strings.HasPrefix(got, "init --oauth, db setup, tenant add, serve --config") {
-		t.Fatalf("README's Deploying commands are %s, want init, db setup, tenant add, serve", got)
+	if got := strings.Join(order, ", "); !strings.HasPrefix(got, "init --oauth, db setup, tenant create, serve --config") {
+		t.Fatalf("README's Deploying commands are %s, want init, db setup, tenant create, serve", got)
 	}
 	for _, iso := range []string{config.IsolationRLS, config.IsolationSchema} {
 		t.Run(iso, func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestDeploying(t *testing.T) {
 				"TENANTMCP_SERVER_DATA_DIR=" + t.TempDir(),
 			}
 			if iso == config.IsolationSchema {
-				// tenant add creates the tenant's schema as the administrator.
+				// tenant create creates the tenant's schema as the administrator.
 				env = append(env, "TENANTMCP_DATABASE_ADMIN_DSN="+d.dsn)
 			}
 			ours := map[string]string{
@@ -172,19 +172,19 @@ func TestDeploying(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("%v: exit %d\n%s", cmds[0], code, errOut)
 			}
-			for _, want := range []string{"db setup --config " + path, "tenant add --config " + path, "serve --config " + path} {
+			for _, want := range []string{"db setup --config " + path, "tenant create --config " + path, "serve --config " + path} {
 				if !strings.Contains(errOut, want) {
 					t.Errorf("init does not say to run %q:\n%s", want, errOut)
 				}
 			}
-			if i, j, k := strings.Index(errOut, "db setup"), strings.Index(errOut, "tenant add"), strings.Index(errOut, "serve --config"); !(i < j && j < k) {
+			if i, j, k := strings.Index(errOut, "db setup"), strings.Index(errOut, "tenant create"), strings.Index(errOut, "serve --config"); !(i < j && j < k) {
 				t.Errorf("init lists the next steps out of order:\n%s", errOut)
 			}
 			file, _ := os.ReadFile(path)
 			if !strings.Contains(string(file), "dsn = \""+withUserOnly(t, withoutUser(t, d.dsn), d.app)+"\"") {
 				t.Errorf("database.dsn does not log in as %s, the role db setup creates:\n%s", d.app, file)
 			}
-			for _, c := range cmds[1:3] { // db setup, tenant add
+			for _, c := range cmds[1:3] { // db setup, tenant create
 				if code, out, errOut := run(t, env, c...); code != 0 {
 					t.Fatalf("%v: exit %d\n%s%s", c, code, out, errOut)
 				}
@@ -244,7 +244,7 @@ func withUserOnly(t *testing.T, dsn, user string) string {
 	return u.String()
 }
 
-// TestBeforeDBSetup: serve and tenant add on a PostgreSQL deployment whose
+// TestBeforeDBSetup: serve and tenant create on a PostgreSQL deployment whose
 // database has not been set up say to run db setup first — with the
 // command to type — instead of a driver error: both when the application
 // role does not exist yet and when it exists but the tables do not.
@@ -287,7 +287,7 @@ func TestBeforeDBSetup(t *testing.T) {
 		t.Fatalf("db setup: %s", errOut)
 	}
 	if code, _, errOut := run(t, env, "tenant", "add", "--config", path, "--external-id", "org_9fQ2xAcme"); code != 0 {
-		t.Fatalf("tenant add after db setup: %s", errOut)
+		t.Fatalf("tenant create after db setup: %s", errOut)
 	}
 }
 
@@ -367,11 +367,11 @@ func TestServeFromEnvironment(t *testing.T) {
 		"TENANTMCP_SERVER_LISTEN=" + addr,
 		"TENANTMCP_SERVER_DATA_DIR=" + data,
 	}
-	// tenant add still takes a file: an empty one, with the same
+	// tenant create still takes a file: an empty one, with the same
 	// variables, names the same deployment.
 	empty := writeConfig(t, "")
 	if code, _, errOut := run(t, env, "tenant", "add", "--config", empty, "--external-id", "org_acme", "--name", "Acme"); code != 0 {
-		t.Fatalf("tenant add: %s", errOut)
+		t.Fatalf("tenant create: %s", errOut)
 	}
 	srv := start(t, env, "serving MCP", "serve")
 	if !strings.Contains(srv.err.String(), `"config":"environment"`) { // JSON, serve's default format

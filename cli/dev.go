@@ -197,7 +197,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	}
 	fmt.Fprintf(e.stdout, "More tokens:  %s token --data %s --tenant globex --user carol\n", cli, dir)
 	fmt.Fprintf(e.stdout, "Admin token:  %s token --data %s --admin --user ops@example.com\n", cli, dir)
-	fmt.Fprintf(e.stdout, "More tenants: %s tenant add --data %s --external-id initech --name Initech\n", cli, dir)
+	fmt.Fprintf(e.stdout, "More tenants: %s tenant create --data %s --external-id initech --name Initech\n", cli, dir)
 	fmt.Fprintf(e.stdout, "Tenant changes (tenant commands, the admin API and tools) reach this server within a second.\n")
 	fmt.Fprintf(e.stdout, "Stop with Ctrl-C.\n\n")
 

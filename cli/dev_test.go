@@ -108,7 +108,7 @@ func TestDevHintsRunAsPrinted(t *testing.T) {
 
 	// Refusals name the same binary, in commands that run as printed.
 	code, _, errOut = run(t, nil, "token", "--data", data, "--tenant", "umbrella")
-	want := "add it with '" + exe + " tenant add --data " + data + " --external-id umbrella'"
+	want := "add it with '" + exe + " tenant create --data " + data + " --external-id umbrella'"
 	if code != 1 || !strings.Contains(errOut, want) {
 		t.Fatalf("token for an unknown tenant: exit %d, want %q in:\n%s", code, want, errOut)
 	}
@@ -227,7 +227,7 @@ func TestTenantListIssuerColumn(t *testing.T) {
 		t.Fatalf("one issuer, header %q:\n%s", h, out)
 	}
 	if code, _, errOut := run(t, nil, "tenant", "add", "--data", data, "--external-id", "acme", "--issuer", "https://idp.example/", "--name", "Acme elsewhere"); code != 0 {
-		t.Fatalf("tenant add --issuer: %s", errOut)
+		t.Fatalf("tenant create --issuer: %s", errOut)
 	}
 	h, out := header()
 	if h != "ID ISSUER EXTERNAL ID NAME STATUS RATE/MIN TOOLS" {

@@ -290,8 +290,12 @@ func parseImport(data []byte) (*importInput, error) {
 		return nil, errors.New("no rows to import")
 	}
 	for i := range in.rows {
-		if in.rows[i].spec.ExternalID == "" {
+		sp := &in.rows[i].spec
+		if sp.ExternalID == "" {
 			in.rows[i].problems = append(in.rows[i].problems, "external_id: required (the identity provider's tenant id)")
+		}
+		if !sp.TrialEndsAt.IsZero() && sp.Status == "" {
+			sp.Status = registry.StatusTrial // as 'tenant create --trial-ends' does
 		}
 	}
 	return in, nil

@@ -28,7 +28,7 @@ The file accepts the same keys as the chapter's .pmcp/deploy.toml ([auth] and
 (marked TODO), then run, in this order:
 
   tenantmcp db setup --config deploy.toml --admin-dsn postgres://ADMIN@HOST:5432/DBNAME   (PostgreSQL only)
-  tenantmcp tenant add --config deploy.toml --external-id TENANT_ID --name NAME
+  tenantmcp tenant create --config deploy.toml --external-id TENANT_ID --name NAME
   tenantmcp serve --config deploy.toml
 
 --isolation row_level_security or schema_per_tenant keeps tenant data in

@@ -14,7 +14,7 @@ import (
 type Options struct {
 	// Name is the command's name in help and messages; "" = "tenantmcp".
 	Name string
-	// Tools are served by dev and serve and known to tenant add/update
+	// Tools are served by dev and serve and known to tenant create/update
 	// (--allowed-tools). Nil serves the example documents tools.
 	Tools []server.Tool
 }

@@ -112,7 +112,7 @@ with --config come from your identity provider, not from here.
 func checkTenantKnown(cmd *cobra.Command, e *env, a *app.App, t *target, externalID string) error {
 	_, err := a.Registry.Lookup(cmd.Context(), t.dev.Issuer(), externalID)
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("tenant %q is not registered, so the server would refuse this token: add it with '%s tenant add --data %s --external-id %s', or pass --allow-unknown",
+		return fmt.Errorf("tenant %q is not registered, so the server would refuse this token: add it with '%s tenant create --data %s --external-id %s', or pass --allow-unknown",
 			externalID, e.command(), shellQuote(t.dataDir), shellQuote(externalID))
 	}
 	return err

@@ -58,7 +58,7 @@ type Step struct {
 
 // NextSteps are the steps that take the file InitTemplate(o) writes at
 // path into service, in the order they must run: filling in placeholders,
-// "db setup" (PostgreSQL only), "tenant add" (multi-tenant only) and
+// "db setup" (PostgreSQL only), "tenant create" (multi-tenant only) and
 // "serve". command is how the user runs tenantmcp ("tenantmcp").
 func NextSteps(o InitOptions, command, path string) []Step {
 	var steps []Step
@@ -68,16 +68,16 @@ func NextSteps(o InitOptions, command, path string) []Step {
 	if o.usesPostgres() {
 		steps = append(steps, Step{
 			Command: fmt.Sprintf("%s db setup --config %s --admin-dsn %s --app-password \"$APP_PASSWORD\"", command, path, adminPlaceholder(o.DatabaseDSN)),
-			Note: "Creates the roles and tables, connected as a PostgreSQL administrator. tenant add and serve then log in as the application role " +
+			Note: "Creates the roles and tables, connected as a PostgreSQL administrator. tenant create and serve then log in as the application role " +
 				"with that password: put it in database.dsn or in PGPASSWORD.",
 		})
 		if o.Isolation == IsolationSchema {
-			steps = append(steps, Step{Note: "Set TENANTMCP_DATABASE_ADMIN_DSN (or database.admin_dsn) for tenant add: it creates each tenant's schema as the administrator."})
+			steps = append(steps, Step{Note: "Set TENANTMCP_DATABASE_ADMIN_DSN (or database.admin_dsn) for tenant create: it creates each tenant's schema as the administrator."})
 		}
 	}
 	if o.MultiTenant {
 		steps = append(steps, Step{
-			Command: fmt.Sprintf("%s tenant add --config %s --external-id TENANT_ID --name NAME", command, path),
+			Command: fmt.Sprintf("%s tenant create --config %s --external-id TENANT_ID --name NAME", command, path),
 			Note:    fmt.Sprintf("Once per customer organisation; TENANT_ID is the %s its tokens carry.", tenantClaimOf(o)),
 		})
 	}

@@ -159,7 +159,7 @@ var keyTable = []keyDef{
 	{path: "database.max_conns", field: func(c *Config) any { return &c.Database.MaxConns },
 		doc: "Largest PostgreSQL pool size; 0 means the pgx default (max(4, CPUs))."},
 	{path: "database.admin_dsn", field: func(c *Config) any { return &c.Database.AdminDSN }, secret: true,
-		doc: "PostgreSQL URL of a role that may create roles and schemas (e.g. the database owner). Used only by `tenantmcp db setup`, `tenantmcp db migrate` and, for `schema_per_tenant`, by `tenantmcp tenant add` to provision the new tenant's schema. The server never connects with it. Never echoed in errors."},
+		doc: "PostgreSQL URL of a role that may create roles and schemas (e.g. the database owner). Used only by `tenantmcp db setup`, `tenantmcp db migrate` and, for `schema_per_tenant`, by `tenantmcp tenant create` to provision the new tenant's schema. The server never connects with it. Never echoed in errors."},
 	{path: "database.owner_role", field: func(c *Config) any { return &c.Database.OwnerRole },
 		doc: "Role that owns tenantmcp's tables (created NOLOGIN by `db setup`). Empty: `<database>_owner`, after the database in `database.dsn` (sanitized: see docs/isolation-postgres.md), so deployments sharing a PostgreSQL cluster never share roles."},
 	{path: "database.app_role", field: func(c *Config) any { return &c.Database.AppRole },

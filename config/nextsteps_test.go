@@ -15,19 +15,19 @@ func TestNextSteps(t *testing.T) {
 		want []string // the start of each step, in order
 	}{
 		{"sqlite", InitOptions{Provider: ProviderAuth0, MultiTenant: true, Domain: "acme.eu.auth0.com"},
-			[]string{"tm tenant add --config d.toml", "tm serve --config d.toml"}},
+			[]string{"tm tenant create --config d.toml", "tm serve --config d.toml"}},
 		{"placeholder domain", InitOptions{Provider: ProviderAuth0, MultiTenant: true},
-			[]string{"Replace the values marked TODO in d.toml", "tm tenant add", "tm serve"}},
+			[]string{"Replace the values marked TODO in d.toml", "tm tenant create", "tm serve"}},
 		{"single tenant", InitOptions{Provider: ProviderAuth0, Domain: "acme.eu.auth0.com"},
 			[]string{"tm serve"}},
 		{"rls", InitOptions{Provider: ProviderAuth0, MultiTenant: true, Domain: "acme.eu.auth0.com", Isolation: IsolationRLS, DatabaseDSN: "postgres://acme_app@db:5432/acme?sslmode=require"},
-			[]string{`tm db setup --config d.toml --admin-dsn postgres://ADMIN@db:5432/acme?sslmode=require --app-password "$APP_PASSWORD"`, "tm tenant add", "tm serve"}},
+			[]string{`tm db setup --config d.toml --admin-dsn postgres://ADMIN@db:5432/acme?sslmode=require --app-password "$APP_PASSWORD"`, "tm tenant create", "tm serve"}},
 		{"rls placeholder", InitOptions{Provider: ProviderAuth0, MultiTenant: true, Domain: "acme.eu.auth0.com", Isolation: IsolationRLS},
-			[]string{"Replace the values marked TODO", "tm db setup --config d.toml --admin-dsn postgres://ADMIN@localhost:5432/tenantmcp", "tm tenant add", "tm serve"}},
+			[]string{"Replace the values marked TODO", "tm db setup --config d.toml --admin-dsn postgres://ADMIN@localhost:5432/tenantmcp", "tm tenant create", "tm serve"}},
 		{"schema", InitOptions{Provider: ProviderEntra, MultiTenant: true, Isolation: IsolationSchema, DatabaseDSN: "postgres://db/acme"},
-			[]string{"tm db setup", "Set TENANTMCP_DATABASE_ADMIN_DSN", "tm tenant add", "tm serve"}},
+			[]string{"tm db setup", "Set TENANTMCP_DATABASE_ADMIN_DSN", "tm tenant create", "tm serve"}},
 		{"registry in postgres", InitOptions{Provider: ProviderAuth0, MultiTenant: true, Domain: "acme.eu.auth0.com", Isolation: IsolationDatabase, DatabaseDSN: "postgres://db/acme"},
-			[]string{"tm db setup", "tm tenant add", "tm serve"}},
+			[]string{"tm db setup", "tm tenant create", "tm serve"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,7 +75,7 @@ func TestReadmeTour(t *testing.T) {
 		"token signature is invalid",     // a forged token
 		"tenant is not registered",       // a tenant the registry does not know
 		"is now suspended",               // a suspended tenant
-		"external id: initech",           // tenant add
+		"external id: initech",           // tenant create
 		"allowed tools: list_documents",
 	} {
 		i := strings.Index(rest, want)

@@ -5,9 +5,9 @@ import "errors"
 // Errors returned by this package. Classify them with errors.Is.
 var (
 	// ErrNotProvisioned: the tenant has no schema yet (schema per tenant).
-	// Provision it with Provisioner.Provision (tenantmcp tenant add) or
+	// Provision it with Provisioner.Provision (tenantmcp tenant create) or
 	// upgrade with Provisioner.MigrateAll (tenantmcp db migrate).
-	ErrNotProvisioned = errors.New("postgres: tenant schema not provisioned; run `tenantmcp tenant add` or `tenantmcp db migrate`")
+	ErrNotProvisioned = errors.New("postgres: tenant schema not provisioned; run `tenantmcp tenant create` or `tenantmcp db migrate`")
 	// ErrNotMigrated: the shared tables do not exist yet; run Migrate
 	// (tenantmcp db migrate) with the owner role first.
 	ErrNotMigrated = errors.New("postgres: tenantmcp tables not found; run Setup and Migrate (`tenantmcp db setup`, `tenantmcp db migrate`) first")
