@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +83,7 @@ func fail(w http.ResponseWriter, err error) {
 		server.WriteAPIError(w, http.StatusUnprocessableEntity, "bad_archive", err.Error())
 	case errors.Is(err, lifecycle.ErrNoArchiveStore):
 		server.WriteAPIError(w, http.StatusNotImplemented, "no_archive_store", err.Error())
-	case errors.Is(err, archive.ErrInvalidName), errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, archive.ErrInvalidName), errors.Is(err, archive.ErrNotFound), errors.Is(err, fs.ErrNotExist):
 		server.WriteAPIError(w, http.StatusNotFound, "not_found", err.Error())
 	case isAuditUnavailable(err):
 		w.Header().Set("Retry-After", "1")
@@ -412,6 +414,10 @@ type restoreBody struct {
 	Archive string `json:"archive"`
 }
 
+// archiveTypes are the Content-Types of an uploaded archive
+// (application/x-gzip is what http.DetectContentType says of one).
+var archiveTypes = []string{"application/gzip", "application/x-gzip", "application/octet-stream"}
+
 // restore restores from the archive the body is (Content-Type
 // application/gzip), or from the archive store ({"archive": name}).
 func (h *api) restore(w http.ResponseWriter, r *http.Request) {
@@ -423,7 +429,7 @@ func (h *api) restore(w http.ResponseWriter, r *http.Request) {
 		t   *registry.Tenant
 		err error
 	)
-	if ct := r.Header.Get("Content-Type"); ct == "application/gzip" || ct == "application/octet-stream" {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); slices.Contains(archiveTypes, mt) {
 		t, err = h.s.RestoreTenant(r.Context(), p, http.MaxBytesReader(w, r.Body, maxRestoreBody), r.URL.Query().Get("sha256"))
 	} else {
 		var b restoreBody

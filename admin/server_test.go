@@ -21,24 +21,30 @@ import (
 	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/examples/documents"
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
+	"github.com/tenantmcp/tenantmcp/lifecycle"
+	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
 // These tests drive cross-tenant administration through the real server
 // over HTTP: tokens signed by a development issuer and verified against
-// its JWKS, an SQLite registry, an SQLite file per tenant, the admin
-// service behind the MCP admin tools and the /admin/v1 API, and an audit
-// writer whose events are read back from its store.
+// its JWKS, an SQLite registry, an SQLite file per tenant and filesystem
+// blobs, the admin service (with a lifecycle manager archiving into a
+// directory) behind the MCP admin tools and the /admin/v1 API, and an
+// audit writer whose events are read back from its store.
 
-// The tools the issue requires an admin to see: exactly these.
+// The tools the issues require an admin to see: exactly these.
 var adminToolNames = []string{
-	"create_tenant", "delete_tenant", "end_impersonation", "get_tenant", "impersonate_tenant",
-	"list_all_tenants", "list_impersonations", "resume_tenant", "suspend_tenant", "update_tenant",
+	"archive_tenant", "create_tenant", "delete_tenant", "end_impersonation", "get_tenant", "impersonate_tenant",
+	"list_all_tenants", "list_impersonations", "purge_due_tenants", "purge_tenant", "restore_tenant",
+	"resume_tenant", "suspend_tenant", "update_tenant",
 }
 
 var (
@@ -108,6 +114,13 @@ type fixture struct {
 	adminIss *auth.DevIssuer // mints admin tokens: h.Issuer unless separate
 	client   *http.Client
 	gate     *gate // closed: the audit store stops storing
+	tenants  int   // the harness's
+	// The lifecycle: the harness's stores (docs: an SQLite file per
+	// tenant; blobs: files), the archive directory and the manager.
+	stores   *store.Set
+	archives *archive.DirStore
+	lc       *lifecycle.Manager
+	faults   faults // failures of the backends' exports
 }
 
 // gate holds the audit store's writes while closed.
@@ -176,6 +189,8 @@ type setupOptions struct {
 	writer *audit.WriterOptions
 	// server, if set, adjusts the server options last.
 	server func(*server.Options)
+	// noArchiveStore leaves the lifecycle without an archive store.
+	noArchiveStore bool
 }
 
 var auditKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
@@ -186,12 +201,13 @@ func setup(t *testing.T, so setupOptions) *fixture {
 		so.tenants = 2
 	}
 	f := &fixture{
-		grants: admin.NewMemoryStore(),
-		events: audit.NewMemoryStore(),
-		gate:   &gate{},
-		clock:  &clock{t: time.Now().UTC()},
-		logs:   &testenv.SyncBuffer{},
-		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
+		tenants: so.tenants,
+		grants:  admin.NewMemoryStore(),
+		events:  audit.NewMemoryStore(),
+		gate:    &gate{},
+		clock:   &clock{t: time.Now().UTC()},
+		logs:    &testenv.SyncBuffer{},
+		client:  &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 	}
 	t.Cleanup(f.client.CloseIdleConnections)
 	wopts := audit.WriterOptions{FlushInterval: time.Millisecond}
@@ -219,10 +235,13 @@ func setup(t *testing.T, so setupOptions) *fixture {
 			f.reg = o.Registry.(*registry.Registry)
 			f.issuer = o.Metadata.AuthorizationServers[0]
 			f.base = strings.TrimSuffix(o.ResourceURL, "/mcp")
+			f.stores = o.Stores
+			f.lc = f.lifecycle(t, so)
 			svc, err := admin.NewService(admin.Options{
 				Registry:    f.reg,
 				Store:       f.grants,
 				Audit:       w,
+				Lifecycle:   f.lc,
 				Issuer:      f.issuer,
 				AdminScopes: []string{adminScope},
 				Now:         f.clock.Now,
@@ -302,6 +321,48 @@ func setup(t *testing.T, so setupOptions) *fixture {
 		t.Fatalf("an admin token of %s (admin scope, no tenant claim) is refused: %d %+v", f.adminIss.Issuer(), resp.StatusCode, r.Error)
 	}
 	return f
+}
+
+// lifecycle makes the lifecycle manager over the harness's stores, with
+// an archive directory of the test's own, recording into the fixture's
+// audit writer and clock.
+func (f *fixture) lifecycle(t *testing.T, so setupOptions) *lifecycle.Manager {
+	t.Helper()
+	archives, err := archive.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { archives.Close() })
+	f.archives = archives
+	var backends []lifecycle.Backend
+	for _, b := range []struct {
+		name string
+		be   store.Backend
+	}{{"docs", f.stores.Docs}, {"blobs", f.stores.Blobs}} {
+		data, ok := b.be.(store.Portable)
+		if !ok {
+			t.Fatalf("the harness's %s store (%T) is not portable", b.name, b.be)
+		}
+		backends = append(backends, lifecycle.Backend{Name: b.name, Data: &faultyExport{Portable: data, name: b.name, faults: &f.faults}})
+	}
+	var archiveStore archive.Store = archives
+	if so.noArchiveStore {
+		archiveStore = nil
+	}
+	lc, err := lifecycle.New(lifecycle.Options{
+		Registry:   f.reg,
+		Backends:   backends,
+		Archives:   archiveStore,
+		Audit:      f.w,
+		AuditStore: f.events,
+		Strategy:   config.IsolationDatabase,
+		TempDir:    t.TempDir(),
+		Now:        f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lc
 }
 
 // adminToken mints a token of the admin issuer for sub, without a tenant
@@ -598,26 +659,31 @@ func (f *fixture) waitEvents(t *testing.T, chain string, n int, match func(*audi
 // checks who did it and how.
 func (f *fixture) adminEvent(t *testing.T, chain, method, sub, via string) *audit.Event {
 	t.Helper()
-	var found []*audit.Event
-	for _, e := range f.chain(t, chain) {
-		if e.Kind == audit.KindAdmin && e.Method == "admin/"+method && e.Outcome == audit.OutcomeOK {
-			found = append(found, e)
-		}
-	}
+	found := f.adminEvents(t, chain, method, sub, via)
 	if len(found) != 1 {
 		t.Fatalf("chain %q: %d successful admin/%s events, want 1", chain, len(found), method)
 	}
-	e := found[0]
-	if e.Actor == nil || e.Actor.Sub != sub || e.Actor.Issuer != f.adminIss.Issuer() {
-		t.Errorf("admin/%s: act %+v, want sub %q iss %q", method, e.Actor, sub, f.adminIss.Issuer())
-	}
-	if e.Detail["via"] != via {
-		t.Errorf("admin/%s: via %q, want %q", method, e.Detail["via"], via)
-	}
-	if e.Tenant != chain {
+	if e := found[0]; e.Tenant != chain {
 		t.Errorf("admin/%s: tenant %q in chain %q", method, e.Tenant, chain)
 	}
-	return e
+	return found[0]
+}
+
+// adminEvents returns the successful admin events of method in chain,
+// each checked for who did it and how.
+func (f *fixture) adminEvents(t *testing.T, chain, method, sub, via string) []*audit.Event {
+	t.Helper()
+	var found []*audit.Event
+	for _, e := range f.chain(t, chain) {
+		if e.Kind != audit.KindAdmin || e.Method != "admin/"+method || e.Outcome != audit.OutcomeOK {
+			continue
+		}
+		if e.Actor == nil || e.Actor.Sub != sub || e.Actor.Issuer != f.adminIss.Issuer() || e.Detail["via"] != via {
+			t.Errorf("admin/%s in chain %q: act %+v via %q, want sub %q iss %q via %q", method, chain, e.Actor, e.Detail["via"], sub, f.adminIss.Issuer(), via)
+		}
+		found = append(found, e)
+	}
+	return found
 }
 
 // snapshot is every tenant record, for before/after comparisons.
@@ -856,15 +922,38 @@ func testAdminToolsOverMCP(t *testing.T, f *fixture) {
 		t.Errorf("resume event detail %v", e.Detail)
 	}
 
-	// delete_tenant: gone from the registry; its event is in its own chain.
+	// delete_tenant archives the tenant and marks it deleted; deleting it
+	// again changes nothing; with purge_now its data is purged and its
+	// registration removed. Every call is in its own chain.
 	initech := created["Initech"]
-	f.callOK(t, tok, "delete_tenant", map[string]any{"tenant": string(initech.ID)}, &g)
-	if _, err := f.reg.Get(context.Background(), initech.ID); !errors.Is(err, registry.ErrNotFound) {
-		t.Fatalf("after delete_tenant: %v", err)
+	var deleted, purged registry.Tenant
+	f.callOK(t, tok, "delete_tenant", map[string]any{"tenant": string(initech.ID)}, &deleted)
+	stored, err = f.reg.Get(context.Background(), initech.ID)
+	if err != nil || stored.Status != registry.StatusArchived || !stored.Lifecycle.Deleted || stored.Lifecycle.Archive == "" || !cmp.Equal(stored, &deleted) {
+		t.Fatalf("after delete_tenant: %+v, %v; returned %+v", stored, err, deleted)
 	}
-	f.adminEvent(t, string(initech.ID), "delete_tenant", ops, admin.ViaMCP)
+	f.callOK(t, tok, "delete_tenant", map[string]any{"tenant": string(initech.ID)}, nil)
+	if again, err := f.reg.Get(context.Background(), initech.ID); err != nil || !cmp.Equal(again, stored) {
+		t.Fatalf("a second delete_tenant changed the tenant: %s", cmp.Diff(stored, again))
+	}
+	f.callOK(t, tok, "delete_tenant", map[string]any{"tenant": string(initech.ID), "purge_now": true}, &purged)
+	if purged.Status != registry.StatusPurged || purged.Lifecycle.PurgedAt.IsZero() {
+		t.Fatalf("delete_tenant purge_now: %+v", purged)
+	}
+	if _, err := f.reg.Get(context.Background(), initech.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("after delete_tenant purge_now: %v", err)
+	}
+	var deletes []string
+	for _, e := range f.chain(t, string(initech.ID)) {
+		if e.Kind == audit.KindAdmin && e.Method == "admin/delete_tenant" && e.Outcome == audit.OutcomeOK && e.Actor.Sub == ops && e.Detail["via"] == admin.ViaMCP {
+			deletes = append(deletes, e.Detail["purge_now"])
+		}
+	}
+	if !slices.Equal(deletes, []string{"false", "false", "true"}) {
+		t.Errorf("delete_tenant events' purge_now: %v, want false, false, true", deletes)
+	}
 	if msg := f.callToolError(t, tok, "delete_tenant", map[string]any{"tenant": string(initech.ID)}); !strings.Contains(msg, "not found") {
-		t.Errorf("second delete_tenant: %q", msg)
+		t.Errorf("delete_tenant of a purged, deleted tenant: %q", msg)
 	}
 
 	// The admin's own MCP requests are audited too (system chain), with
@@ -878,8 +967,8 @@ func testAdminToolsOverMCP(t *testing.T, f *fixture) {
 			}
 		}
 	}
-	if calls != 2 {
-		t.Errorf("%d delete_tenant tool call events, want 2", calls)
+	if calls != 4 {
+		t.Errorf("%d delete_tenant tool call events, want 4", calls)
 	}
 }
 
@@ -895,6 +984,13 @@ func adminEndpoints(victim string) []struct{ method, path, body string } {
 		{"POST", "/admin/v1/tenants/" + victim + "/suspend", `{"reason":"x"}`},
 		{"POST", "/admin/v1/tenants/" + victim + "/resume", ""},
 		{"POST", "/admin/v1/tenants/" + victim + "/impersonations", `{"reason":"curious"}`},
+		{"DELETE", "/admin/v1/tenants/" + victim + "?purge_now=true", ""},
+		{"POST", "/admin/v1/tenants/" + victim + "/archive", ""},
+		{"POST", "/admin/v1/tenants/" + victim + "/purge", ""},
+		{"GET", "/admin/v1/tenants/" + victim + "/export", ""},
+		{"POST", "/admin/v1/restore", `{"archive":"` + victim + `/20261201T000000.000000Z.tar.gz"}`},
+		{"POST", "/admin/v1/purge-due", ""},
+		{"GET", "/admin/v1/tenants?trial_ends_before=2030-01-01T00:00:00Z", ""},
 		{"GET", "/admin/v1/impersonations", ""},
 		{"POST", "/admin/v1/impersonations/imp_x/end", ""},
 		{"GET", "/admin/v1/no-such-endpoint", ""},
@@ -981,8 +1077,8 @@ func testTenantTokensNeverReachAdmin(t *testing.T, f *fixture) {
 			}
 			victim := string(f.h.Tenant(1).Record.ID)
 			for _, name := range adminToolNames {
-				args := map[string]any{"tenant": victim, "reason": "x", "external_id": "evil", "impersonation_id": "imp_x"}
-				if name == "list_all_tenants" || name == "list_impersonations" {
+				args := map[string]any{"tenant": victim, "reason": "x", "external_id": "evil", "impersonation_id": "imp_x", "archive": victim + "/x.tar.gz", "purge_now": true}
+				if name == "list_all_tenants" || name == "list_impersonations" || name == "purge_due_tenants" {
 					args = map[string]any{}
 				}
 				_, err := f.callTool(t, tok, name, args)
@@ -1284,6 +1380,10 @@ func testAdminHTTPAPI(t *testing.T, f *fixture) {
 				{"POST", "/admin/v1/tenants/" + id + "/suspend", ""},
 				{"POST", "/admin/v1/tenants/" + id + "/resume", ""},
 				{"POST", "/admin/v1/tenants/" + id + "/impersonations", `{"reason":"support"}`},
+				{"DELETE", "/admin/v1/tenants/" + id + "?purge_now=true", ""},
+				{"POST", "/admin/v1/tenants/" + id + "/archive", ""},
+				{"POST", "/admin/v1/tenants/" + id + "/purge", ""},
+				{"GET", "/admin/v1/tenants/" + id + "/export", ""},
 			} {
 				f.apiRefusal(t, ep.method, ep.path, tok, ep.body, http.StatusNotFound, "not_found")
 			}
@@ -1351,10 +1451,28 @@ func testAdminHTTPAPI(t *testing.T, f *fixture) {
 		if len(page.Tenants) != 1 || page.Tenants[0].ID != rec.ID {
 			t.Fatalf("name=rud: %+v", page)
 		}
-		f.apiJSON(t, "DELETE", path, tok, "", http.StatusOK, nil)
+		// DELETE archives the tenant (still shown, archived and deleted);
+		// with purge_now its data is purged and its registration removed.
+		var deleted, shown, purged registry.Tenant
+		f.apiRefusal(t, "DELETE", path+"?purge_now=yes", tok, "", http.StatusBadRequest, "invalid_request")
+		f.apiJSON(t, "DELETE", path, tok, "", http.StatusOK, &deleted)
+		f.apiJSON(t, "GET", path, tok, "", http.StatusOK, &shown)
+		if deleted.Status != registry.StatusArchived || !deleted.Lifecycle.Deleted || !cmp.Equal(shown, deleted) {
+			t.Fatalf("DELETE: %+v; then GET: %+v", deleted, shown)
+		}
+		f.apiJSON(t, "DELETE", path+"?purge_now=true", tok, "", http.StatusOK, &purged)
+		if purged.Status != registry.StatusPurged || purged.ID != rec.ID {
+			t.Fatalf("DELETE ?purge_now=true: %+v", purged)
+		}
 		f.apiRefusal(t, "GET", path, tok, "", http.StatusNotFound, "not_found")
-		for _, m := range []string{"get_tenant", "delete_tenant"} {
-			f.adminEvent(t, string(rec.ID), m, ops, admin.ViaHTTP)
+		f.apiRefusal(t, "DELETE", path, tok, "", http.StatusNotFound, "not_found")
+		for _, m := range []string{"get_tenant", "update_tenant"} {
+			if n := len(f.adminEvents(t, string(rec.ID), m, ops, admin.ViaHTTP)); n < 2 {
+				t.Errorf("%d admin/%s events, want at least 2", n, m)
+			}
+		}
+		if n := len(f.adminEvents(t, string(rec.ID), "delete_tenant", ops, admin.ViaHTTP)); n != 2 {
+			t.Errorf("%d admin/delete_tenant events, want 2", n)
 		}
 	})
 }
@@ -1761,7 +1879,14 @@ func testImpersonation(t *testing.T, f *fixture) {
 		g := f.impersonate(t, tok, string(rec.ID), `{"reason":"migration check"}`)
 		f.callOK(t, g.Credential, "get_document", map[string]any{"key": "old"}, nil)
 
+		// Deleted, the tenant is archived: its credential is refused, its
+		// external id still taken until its data is purged.
 		f.apiJSON(t, "DELETE", "/admin/v1/tenants/"+string(rec.ID), tok, "", http.StatusOK, nil)
+		if msg := f.wantRefused(t, g.Credential, http.StatusForbidden, ""); !strings.Contains(msg, "archived") {
+			t.Errorf("credential of a deleted tenant: %q", msg)
+		}
+		f.apiRefusal(t, "POST", "/admin/v1/tenants", tok, `{"external_id":"org_phoenix"}`, http.StatusConflict, "exists")
+		f.apiJSON(t, "DELETE", "/admin/v1/tenants/"+string(rec.ID)+"?purge_now=true", tok, "", http.StatusOK, nil)
 		var again registry.Tenant
 		f.apiJSON(t, "POST", "/admin/v1/tenants", tok, `{"external_id":"org_phoenix"}`, http.StatusCreated, &again)
 		if again.ID == rec.ID {
@@ -1821,7 +1946,7 @@ func TestImpersonationOfReplacedTenant(t *testing.T) {
 	if got := f.toolsList(t, g.Credential); !slices.Equal(got, readOnlyTools) {
 		t.Fatalf("tools/list: %v", got)
 	}
-	f.apiJSON(t, "DELETE", "/admin/v1/tenants/"+string(old.Record.ID), tok, "", http.StatusOK, nil)
+	f.apiJSON(t, "DELETE", "/admin/v1/tenants/"+string(old.Record.ID)+"?purge_now=true", tok, "", http.StatusOK, nil)
 	var again registry.Tenant
 	f.apiJSON(t, "POST", "/admin/v1/tenants", tok, `{"external_id":"test-tenant-0"}`, http.StatusCreated, &again)
 	if msg := f.wantRefused(t, g.Credential, http.StatusUnauthorized, "invalid_token"); !strings.Contains(msg, "no longer exists") {

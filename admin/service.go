@@ -20,8 +20,10 @@ import (
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/lifecycle"
+	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -250,6 +252,14 @@ func errorClass(err error) string {
 		return "idempotency_conflict"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "canceled"
+	case errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrLimit), errors.Is(err, archive.ErrUnsupportedVersion):
+		return "bad_archive"
+	case errors.Is(err, lifecycle.ErrNoArchiveStore):
+		return "no_archive_store"
+	case errors.Is(err, lifecycle.ErrArchiveMissing), errors.Is(err, store.ErrNotEmpty):
+		return "conflict"
+	case errors.Is(err, archive.ErrNotFound), errors.Is(err, archive.ErrInvalidName):
+		return "not_found"
 	}
 	return "internal"
 }
@@ -298,6 +308,9 @@ func (s *Service) ListTenants(ctx context.Context, p Principal, f TenantFilter) 
 	}
 	o.detail("status", string(f.Status))
 	o.detail("name", f.Name)
+	if !f.TrialEndsBefore.IsZero() {
+		o.detail("trial_ends_before", f.TrialEndsBefore.UTC().Format(time.RFC3339))
+	}
 	page, err := s.listTenants(ctx, f)
 	return page, o.end(err)
 }
@@ -308,7 +321,7 @@ func (s *Service) listTenants(ctx context.Context, f TenantFilter) (*TenantPage,
 		return nil, err
 	}
 	if f.Status != "" && !f.Status.Valid() {
-		return nil, invalid(fmt.Sprintf("status: %q is not a status (active, trial or suspended)", f.Status))
+		return nil, invalid(fmt.Sprintf("status: %q is not a status (%s)", f.Status, statusNames()))
 	}
 	if f.After != "" && !f.After.Valid() {
 		return nil, invalid(fmt.Sprintf("after: %q is not a tenant id", f.After))
@@ -343,6 +356,15 @@ func (s *Service) listTenants(ctx context.Context, f TenantFilter) (*TenantPage,
 			return out, nil
 		}
 	}
+}
+
+// statusNames lists the statuses, for messages.
+func statusNames() string {
+	names := make([]string, len(registry.Statuses))
+	for i, st := range registry.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 // GetTenant returns one tenant's record.
@@ -557,6 +579,10 @@ func (pt *TenantPatch) apply(t *registry.Tenant) error {
 			return invalid("status: use suspend_tenant (tenant suspend) to suspend a tenant, with a reason")
 		case t.Status == registry.StatusSuspended:
 			return invalid("status: the tenant is suspended; use resume_tenant (tenant resume) to serve it again, with a reason")
+		case !servable(t.Status):
+			return invalid(fmt.Sprintf("status: a %s tenant's status changes only through the lifecycle (restore_tenant brings an archived or purged tenant back)", t.Status))
+		case t.Lifecycle.Operation != "":
+			return inProgress(t)
 		case st != registry.StatusActive && st != registry.StatusTrial:
 			return invalid(fmt.Sprintf("status: %q is not active or trial", st))
 		default:
@@ -664,10 +690,17 @@ func (s *Service) setStatus(ctx context.Context, p Principal, id tenant.ID, meth
 		}
 		o.detail("previous_status", string(t.Status))
 		switch {
+		case t.Lifecycle.Operation != "":
+			return inProgress(t)
 		case st == registry.StatusActive && (t.Status == registry.StatusActive || t.Status == registry.StatusTrial):
 			return nil // served already: resuming changes nothing
 		case st == registry.StatusActive && t.Status != registry.StatusSuspended:
 			return invalid(fmt.Sprintf("status: a %s tenant cannot be resumed (only a suspended one)", t.Status))
+		case st == registry.StatusSuspended && !servable(t.Status):
+			// Archived and purged tenants come back only through a
+			// restore: a suspension would take them out of the purge
+			// schedule, and a resume would serve a purged tenant empty.
+			return invalid(fmt.Sprintf("status: a %s tenant cannot be suspended (only an active or trial one)", t.Status))
 		}
 		if err := registry.Transition(t.Status, st); err != nil {
 			return err
@@ -676,6 +709,20 @@ func (s *Service) setStatus(ctx context.Context, p Principal, id tenant.ID, meth
 		return nil
 	})
 	return t, o.end(err)
+}
+
+// servable reports whether st is a status an admin may change by
+// suspending, resuming or updating: active, trial or suspended. The
+// others change only through the lifecycle (provisioning, archive,
+// purge, restore).
+func servable(st registry.Status) bool {
+	return st == registry.StatusActive || st == registry.StatusTrial || st == registry.StatusSuspended
+}
+
+// inProgress refuses a status change while a lifecycle operation runs
+// (or was interrupted) on t.
+func inProgress(t *registry.Tenant) error {
+	return invalid(fmt.Sprintf("status: the tenant's %s is in progress (step %s); it must finish first", t.Lifecycle.Operation, t.Lifecycle.Step))
 }
 
 // DeleteTenant deletes a tenant: its requests are refused at once, its
@@ -873,6 +920,9 @@ func (s *Service) impersonate(ctx context.Context, o *op, p Principal, req Imper
 	}
 	if t.Status == registry.StatusSuspended && !req.IncludeSuspended {
 		return nil, invalid("tenant: it is suspended; ask with include_suspended (--include-suspended in the CLI) to act on a suspended tenant")
+	}
+	if !servable(t.Status) {
+		return nil, invalid(fmt.Sprintf("tenant: it is %s: every request of it is refused, so an impersonation could do nothing", t.Status))
 	}
 	cred, h := newCredential()
 	now := s.o.Now().UTC().Truncate(time.Microsecond)

@@ -53,11 +53,12 @@ func callerError(err error) bool {
 func isArchiveError(err error) bool {
 	return errors.Is(err, lifecycle.ErrNoArchiveStore) || errors.Is(err, lifecycle.ErrArchiveMissing) ||
 		errors.Is(err, archive.ErrCorrupt) || errors.Is(err, archive.ErrLimit) || errors.Is(err, archive.ErrUnsupportedVersion) ||
-		errors.Is(err, archive.ErrInvalidName) || errors.Is(err, store.ErrNotEmpty) || errors.Is(err, fs.ErrNotExist)
+		errors.Is(err, archive.ErrInvalidName) || errors.Is(err, archive.ErrNotFound) || errors.Is(err, store.ErrNotEmpty) ||
+		errors.Is(err, fs.ErrNotExist)
 }
 
 type listTenantsIn struct {
-	Status string `json:"status,omitempty" jsonschema:"only tenants with this status: active, trial or suspended"`
+	Status string `json:"status,omitempty" jsonschema:"only tenants with this status: provisioning, active, trial, suspended, archived or purged"`
 	Name   string `json:"name,omitempty" jsonschema:"only tenants whose name or external id contains this text (case-insensitive)"`
 	After  string `json:"after,omitempty" jsonschema:"next of the previous page"`
 	Limit  int    `json:"limit,omitempty" jsonschema:"tenants per page, 1 to 1000 (default 100)"`
@@ -135,7 +136,7 @@ func ParseDuration(s string) (time.Duration, error) {
 // Tools returns the MCP admin tools over s.
 func Tools(s *Service) []server.Tool {
 	return []server.Tool{
-		server.NewTool("list_all_tenants", "List every tenant of the deployment, paged, optionally filtered by status and name.",
+		server.NewTool("list_all_tenants", "List every tenant of the deployment, paged, optionally filtered by status, name, or trials ending before a time.",
 			func(ctx context.Context, in listTenantsIn) (*TenantPage, error) {
 				p, err := principalFrom(ctx, ViaMCP)
 				if err != nil {
@@ -221,6 +222,15 @@ func Tools(s *Service) []server.Tool {
 				}
 				t, err := s.PurgeTenant(ctx, p, tenant.ID(in.Tenant))
 				return t, toolError(err)
+			}),
+		server.NewTool("purge_due_tenants", "Purge every archived tenant whose retention period has passed, as the server's background job does; returns how many were purged.",
+			func(ctx context.Context, _ struct{}) (*purgeDueOut, error) {
+				p, err := principalFrom(ctx, ViaMCP)
+				if err != nil {
+					return nil, err
+				}
+				n, err := s.PurgeDue(ctx, p)
+				return &purgeDueOut{Purged: n}, toolError(err)
 			}),
 		server.NewTool("restore_tenant", "Bring a tenant back from its archive in the archive store (the archive field of its record), verifying every checksum first.",
 			func(ctx context.Context, in restoreIn) (*registry.Tenant, error) {

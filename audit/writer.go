@@ -661,8 +661,30 @@ func (w *Writer) checkpoint(final bool) error {
 			delete(w.grown, cp.Chain)
 		}
 		w.count(func(s *WriterStats) { s.Checkpoints += uint64(n) })
+		// Thousands of chains take a while to sign and store: events
+		// keep arriving meanwhile, and must not wait for the last chunk.
+		if len(chains) > 0 && !w.writeFull() {
+			errs = append(errs, fmt.Errorf("audit: checkpoints of %d chains not stored: %w", len(chains), cmp.Or(w.aborted(), w.ctx.Err())))
+			break
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// writeFull writes the full batches waiting; false means the writer was
+// aborted.
+func (w *Writer) writeFull() bool {
+	for {
+		w.mu.Lock()
+		full := len(w.pending) >= w.opts.BatchSize
+		w.mu.Unlock()
+		if !full {
+			return true
+		}
+		if !w.writeNext() {
+			return false
+		}
+	}
 }
 
 // checkpointChunk is how many checkpoints one PutCheckpoints stores at

@@ -550,3 +550,66 @@ func TestWriterCheckpointChunks(t *testing.T) {
 	}
 	verifyChains(t, store)
 }
+
+// busyStore records events into the writer while it stores the first
+// chunk of checkpoints, and notes how many events it had stored when the
+// next chunk came.
+type busyStore struct {
+	*audit.MemoryStore
+	w              *audit.Writer
+	chunks         atomic.Int64
+	storedAtSecond atomic.Int64
+	recordErr      atomic.Value
+	events         atomic.Int64
+}
+
+func (s *busyStore) Append(ctx context.Context, recs []audit.Record) error {
+	s.events.Add(int64(len(recs)))
+	return s.MemoryStore.Append(ctx, recs)
+}
+
+func (s *busyStore) PutCheckpoints(ctx context.Context, cps []audit.Checkpoint) error {
+	switch s.chunks.Add(1) {
+	case 1:
+		for i := range 64 {
+			if err := s.w.Record(ctx, event("t_late", i)); err != nil {
+				s.recordErr.Store(err)
+			}
+		}
+	case 2:
+		s.storedAtSecond.Store(s.events.Load())
+	}
+	return s.MemoryStore.PutCheckpoints(ctx, cps)
+}
+
+// TestWriterCheckpointsLetBatchesThrough: while the checkpoints of many
+// chains are stored, chunk by chunk, full batches that arrive meanwhile
+// are written between the chunks, not after the last.
+func TestWriterCheckpointsLetBatchesThrough(t *testing.T) {
+	t.Parallel()
+	store := &busyStore{MemoryStore: audit.NewMemoryStore()}
+	w := newWriter(t, store, &audit.WriterOptions{CheckpointInterval: 300 * time.Millisecond, BatchSize: 64, FlushInterval: time.Hour})
+	store.w = w
+	const chains = 2100
+	for i := range chains {
+		if err := w.Record(context.Background(), event(fmt.Sprintf("t%05d", i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// At the next interval, the first chunk's store records 64 more
+	// events, a full batch.
+	for deadline := time.Now().Add(10 * time.Second); store.chunks.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d chunks of checkpoints stored, want 3", store.chunks.Load())
+		}
+	}
+	if err, _ := store.recordErr.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if got := store.storedAtSecond.Load(); got != chains+64 {
+		t.Errorf("%d events stored when the second chunk came, want %d", got, chains+64)
+	}
+}

@@ -133,6 +133,7 @@ Try it:
 		newImpersonationCmd(e),
 		newDBCmd(e),
 		newAuditCmd(e),
+		newVerifyCmd(e),
 		newVersionCmd(e),
 	)
 	if e.name != "tenantmcp" {

@@ -55,7 +55,9 @@ A row whose tenant (external id under its issuer) is already registered is
 skipped, so re-running the same command after an interruption (Ctrl-C, a
 lost connection) creates only the rows not yet done, and each tenant exists
 once. A skipped row is never changed, even where its settings differ from
-the file (the summary lists those): change them with 'tenant update'.
+the file (the summary lists those): change them with 'tenant update'. A
+tenant whose provisioning a crash left unfinished (status provisioning) is
+not skipped: the import finishes it.
 
 A row that fails (a tool the server does not serve, a status a new tenant
 cannot have, storage that cannot be provisioned) is reported and the import

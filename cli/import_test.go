@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/cli"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // importReport is the --json report of tenant import.
@@ -53,7 +55,7 @@ func (r *importReport) outcome(t *testing.T, line int) (outcome, msg string) {
 	return "", ""
 }
 
-func writeFile(t *testing.T, name, body string) string {
+func writeInput(t *testing.T, name, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -73,8 +75,8 @@ func importJSON(t *testing.T, env []string, args ...string) (int, *importReport,
 	return code, &rep, errOut
 }
 
-// tenants lists the deployment's tenants.
-func tenants(t *testing.T, path string, env []string) []registry.Tenant {
+// registered lists the deployment's tenants.
+func registered(t *testing.T, path string, env []string) []registry.Tenant {
 	t.Helper()
 	code, out, errOut := run(t, env, "tenant", "list", "--config", path, "--json")
 	if code != 0 {
@@ -105,20 +107,29 @@ func onceEach(t *testing.T, recs []registry.Tenant) map[[2]string]registry.Tenan
 // tenantIssuer is the issuer of tenantConfig's deployment.
 const tenantIssuer = "https://idp.example.com/"
 
-// createEvents returns the outcomes of the create_tenant audit events in
-// the deployment's audit trail, by external id: tenant and system chains
-// (a refused create is recorded in the system chain).
-func createEvents(t *testing.T, path string, env []string) map[string][]string {
+// openDeployment opens the deployment of configuration file path, stores
+// and all, as its server would; the caller closes it.
+func openDeployment(t *testing.T, path string, opts *app.Options) *app.App {
+	t.Helper()
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Open(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// createEvents returns the create_tenant audit events of the deployment's
+// audit trail by the external id they create, as "outcome tenant-id"
+// sorted: from the tenant chains and the system chain (where a create
+// that failed is recorded, with no tenant id).
+func createEvents(t *testing.T, path string) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := config.Load(path, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.OpenRegistry(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openDeployment(t, path, nil)
 	defer a.Close()
 	chains, err := a.Audit().Chains(ctx)
 	if err != nil {
@@ -129,7 +140,9 @@ func createEvents(t *testing.T, path string, env []string) map[string][]string {
 		err := a.Audit().Scan(ctx, c, 1, func(r *audit.Record) error {
 			ev, err := r.Event()
 			if err == nil && ev.Method == "admin/create_tenant" {
-				n[ev.ExternalID] = append(n[ev.ExternalID], ev.Outcome+" "+ev.Tenant)
+				id := ev.Detail["external_id"]
+				n[id] = append(n[id], ev.Outcome+" "+ev.Tenant)
+				slices.Sort(n[id])
 			}
 			return err
 		})
@@ -161,7 +174,7 @@ org_a,Twice,,,,,,,,,
 org_f,Elsewhere,,,,,,,,,` + other + `
 org_a,Acme elsewhere,,,,,,,,,` + other + `
 `
-	file := writeFile(t, "tenants.csv", body)
+	file := writeInput(t, "tenants.csv", body)
 	code, rep, errOut := importJSON(t, nil, file, "--config", path)
 	if code != 1 {
 		t.Fatalf("import with failing rows: exit %d, want 1\n%s", code, errOut)
@@ -196,7 +209,7 @@ org_a,Acme elsewhere,,,,,,,,,` + other + `
 		t.Errorf("the failed create is not reported:\n%s", errOut)
 	}
 
-	got := onceEach(t, tenants(t, path, nil))
+	got := onceEach(t, registered(t, path, nil))
 	mine := func(id string) registry.Tenant { return got[[2]string{tenantIssuer, id}] }
 	if len(got) != 5 {
 		t.Fatalf("registered %d tenants, want org_a, org_b, org_c and org_f, org_a of %s: %v", len(got), other, got)
@@ -234,7 +247,7 @@ org_a,Acme elsewhere,,,,,,,,,` + other + `
 	if !strings.Contains(errOut, "3 of 9 rows failed: fix them and re-run the same command") {
 		t.Errorf("exit message: %s", errOut)
 	}
-	got = onceEach(t, tenants(t, path, nil))
+	got = onceEach(t, registered(t, path, nil))
 	if len(got) != 6 || mine("org_b").Name != "Globex" || mine("org_d").RateLimit != 10 {
 		t.Errorf("after the second run: %d tenants, org_b %+v, org_d %+v", len(got), mine("org_b"), mine("org_d"))
 	}
@@ -260,7 +273,7 @@ func TestTenantImportFileErrors(t *testing.T) {
 		{"unended array", "[\n {\"external_id\": \"org_a\"},\n", "the JSON array does not end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := writeFile(t, "tenants", tc.body)
+			file := writeInput(t, "tenants", tc.body)
 			code, _, errOut := run(t, nil, "tenant", "import", file, "--config", path)
 			if code != 1 || !strings.Contains(errOut, file+": ") || !strings.Contains(errOut, tc.want) {
 				t.Errorf("exit %d, want 1 saying %q:\n%s", code, tc.want, errOut)
@@ -270,13 +283,13 @@ func TestTenantImportFileErrors(t *testing.T) {
 	if code, _, errOut := run(t, nil, "tenant", "import", filepath.Join(t.TempDir(), "missing.csv"), "--config", path); code != 1 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: exit %d %s", code, errOut)
 	}
-	file := writeFile(t, "t.csv", "external_id\norg_a\n")
+	file := writeInput(t, "t.csv", "external_id\norg_a\n")
 	for _, args := range [][]string{{"--progress", "fancy"}, {"--parallel", "-1"}, {"second-file.csv"}} {
 		if code, _, errOut := run(t, nil, append([]string{"tenant", "import", file, "--config", path}, args...)...); code != 2 {
 			t.Errorf("%v: exit %d, want 2: %s", args, code, errOut)
 		}
 	}
-	if recs := tenants(t, path, nil); len(recs) != 0 {
+	if recs := registered(t, path, nil); len(recs) != 0 {
 		t.Fatalf("a refused file created tenants: %+v", recs)
 	}
 }
@@ -286,7 +299,7 @@ func TestTenantImportFileErrors(t *testing.T) {
 // fails alone; every TenantSpec field is a field of the import.
 func TestTenantImportJSON(t *testing.T) {
 	path := tenantConfig(t)
-	array := writeFile(t, "tenants.json", `[
+	array := writeInput(t, "tenants.json", `[
   {"external_id": "org_a", "name": "Acme", "allowed_tools": ["list_documents"],
    "flags": {"beta": true}, "config": {"region": "eu"}},
   {
@@ -311,13 +324,13 @@ func TestTenantImportJSON(t *testing.T) {
 			t.Errorf("line %d: %s %q, want %q", line, got, msg, want)
 		}
 	}
-	got := onceEach(t, tenants(t, path, nil))
+	got := onceEach(t, registered(t, path, nil))
 	if a := got[[2]string{tenantIssuer, "org_a"}]; a.Name != "Acme" || !slices.Equal(a.AllowedTools, []string{"list_documents"}) || !a.Flags["beta"] || a.Config["region"] != "eu" {
 		t.Errorf("org_a: %+v", a)
 	}
 
 	// JSON lines on standard input: a broken line fails alone.
-	stdin := writeFile(t, "tenants.jsonl", "{\"external_id\": \"org_e\"}\n\n{\"external_id\": \"org_f\"\n{\"external_id\": \"org_a\"}\n")
+	stdin := writeInput(t, "tenants.jsonl", "{\"external_id\": \"org_e\"}\n\n{\"external_id\": \"org_f\"\n{\"external_id\": \"org_a\"}\n")
 	f, err := os.Open(stdin)
 	if err != nil {
 		t.Fatal(err)
@@ -359,12 +372,12 @@ func TestTenantImportJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	every := writeFile(t, "every.jsonl", string(b)+"\n")
+	every := writeInput(t, "every.jsonl", string(b)+"\n")
 	code, rep, errOut = importJSON(t, nil, every, "--config", path, "--dry-run")
 	if code != 0 || !rep.DryRun || rep.Pending != 1 || rep.Failed != 0 {
 		t.Fatalf("every TenantSpec field %s: exit %d %+v\n%s", b, code, rep, errOut)
 	}
-	if _, ok := onceEach(t, tenants(t, path, nil))[[2]string{"x", "x"}]; ok {
+	if _, ok := onceEach(t, registered(t, path, nil))[[2]string{"x", "x"}]; ok {
 		t.Fatal("the dry run created the tenant")
 	}
 }
@@ -395,11 +408,45 @@ func (c *cancelAt) Write(p []byte) (int, error) {
 	return c.syncBuffer.Write(p)
 }
 
+// crashCreate creates a tenant whose provisioning stops before its last
+// step, as a crash there would leave it: registered, status provisioning.
+func crashCreate(t *testing.T, path, externalID string) {
+	t.Helper()
+	ctx := context.Background()
+	crash := errors.New("crash")
+	a := openDeployment(t, path, &app.Options{BeforeLifecycleStep: func(op, step string, _ tenant.ID) error {
+		if step == "activate" {
+			return crash
+		}
+		return nil
+	}})
+	defer a.Close()
+	aud, flush, err := a.CommandAuditor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := a.AdminService(ctx, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateTenant(ctx, app.CLIPrincipal(), admin.TenantSpec{ExternalID: externalID}, ""); !errors.Is(err, crash) {
+		t.Fatalf("create with a crash before activating: %v", err)
+	}
+	if err := flush(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.Registry.Lookup(ctx, a.Issuer(), externalID)
+	if err != nil || rec.Status != registry.StatusProvisioning {
+		t.Fatalf("after the crash: %+v %v, want a tenant still provisioning", rec, err)
+	}
+}
+
 // TestTenantImportResume: an import interrupted after k rows stops once
 // the rows in flight finish, says how to continue, and the same command
 // run again creates the rest: every tenant exists exactly once, the
 // counts add up, and the audit trail holds one create event per tenant.
-// On SQLite and on PostgreSQL (row-level security).
+// A tenant whose provisioning a crash left unfinished is finished by the
+// import, not skipped. On SQLite and on PostgreSQL (row-level security).
 func TestTenantImportResume(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
@@ -420,8 +467,10 @@ func TestTenantImportResume(t *testing.T) {
 			for i := range total {
 				fmt.Fprintf(&b, "org_%02d,Tenant %d\n", i, i)
 			}
-			file := writeFile(t, "tenants.csv", b.String())
+			file := writeInput(t, "tenants.csv", b.String())
 			args := []string{"tenant", "import", file, "--config", path, "--parallel", strconv.Itoa(parallel), "--json"}
+			const crashed = "org_25"
+			crashCreate(t, path, crashed)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -451,15 +500,19 @@ func TestTenantImportResume(t *testing.T) {
 			if code != 0 || second.Interrupted || second.Skipped != first.Created || second.Created != total-first.Created || second.Failed != 0 {
 				t.Fatalf("resumed after %d: exit %d %+v\n%s", first.Created, code, second, errOut)
 			}
-			recs := tenants(t, path, nil)
+			recs := registered(t, path, nil)
 			if got := onceEach(t, recs); len(got) != total {
 				t.Fatalf("%d tenants registered, want %d", len(got), total)
 			}
 			// One create per tenant: none repeated, none refused.
-			events := createEvents(t, path, nil)
+			events := createEvents(t, path)
 			for _, r := range recs {
-				if want := []string{audit.OutcomeOK + " " + string(r.ID)}; !slices.Equal(events[r.ExternalID], want) {
-					t.Errorf("tenant %s: create events %q, want %q", r.ExternalID, events[r.ExternalID], want)
+				want := []string{audit.OutcomeOK + " " + string(r.ID)}
+				if r.ExternalID == crashed {
+					want = append([]string{audit.OutcomeError + " "}, want...) // the crash
+				}
+				if r.Status != registry.StatusActive || !slices.Equal(events[r.ExternalID], want) {
+					t.Errorf("tenant %s: %s, create events %q, want active and %q", r.ExternalID, r.Status, events[r.ExternalID], want)
 				}
 			}
 			if len(events) != total {
@@ -478,7 +531,7 @@ func TestTenantImportProgress(t *testing.T) {
 	for i := range 20 {
 		fmt.Fprintf(&b, "org_%02d\n", i)
 	}
-	file := writeFile(t, "tenants.csv", b.String())
+	file := writeInput(t, "tenants.csv", b.String())
 	code, out, errOut := run(t, nil, "tenant", "import", file, "--config", path, "--progress", "bar")
 	if code != 0 || !strings.Contains(errOut, "\r[========================] 20/20 100%") || !strings.HasSuffix(errOut, "0 failed\x1b[K\n") ||
 		strings.Contains(errOut, "rows done") {
@@ -500,5 +553,32 @@ func TestTenantImportProgress(t *testing.T) {
 	path = tenantConfig(t)
 	if code, _, errOut := run(t, nil, "tenant", "import", file, "--config", path, "--progress", "off"); code != 0 || errOut != "" {
 		t.Fatalf("off: exit %d %q", code, errOut)
+	}
+}
+
+// TestTenantImportHelpExamples: the example files of 'tenant import
+// --help' import as they are written there.
+func TestTenantImportHelpExamples(t *testing.T) {
+	code, help, _ := run(t, nil, "tenant", "import", "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, name := range []string{"tenants.csv", "tenants.jsonl"} {
+		_, after, ok := strings.Cut(help, "\n  "+name+":\n")
+		if !ok {
+			t.Fatalf("--help has no example %s:\n%s", name, help)
+		}
+		var body strings.Builder
+		for _, line := range strings.Split(after, "\n") {
+			if !strings.HasPrefix(line, "    ") {
+				break
+			}
+			body.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+		}
+		file := writeInput(t, name, body.String())
+		path := tenantConfig(t)
+		if code, rep, errOut := importJSON(t, nil, file, "--config", path); code != 0 || rep.Created != 2 {
+			t.Errorf("the example %s of --help: exit %d %+v\n%s\n%s", name, code, rep, body.String(), errOut)
+		}
 	}
 }

@@ -330,9 +330,20 @@ func (m *Manager) Archive(ctx context.Context, p Principal, id tenant.ID) (*regi
 // purged (after the retention period, or at once with purgeNow) its
 // registration is removed too, so its external id can be registered
 // again — as a new tenant with a new internal id, which never sees the
-// old data unless an operator restores the archive.
+// old data unless an operator restores the archive. A purged tenant has
+// nothing left to archive or purge: its registration is removed at once.
 func (m *Manager) Delete(ctx context.Context, p Principal, id tenant.ID, purgeNow bool) (*registry.Tenant, error) {
-	t, err := m.archive(ctx, p, id, true)
+	t, err := m.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Status == registry.StatusPurged && t.Lifecycle.Operation == "" {
+		if t, err = m.o.Registry.Update(ctx, id, func(r *registry.Tenant) error { r.Lifecycle.Deleted = true; return nil }); err != nil {
+			return nil, err
+		}
+		return m.remove(ctx, p, t)
+	}
+	t, err = m.archive(ctx, p, id, true)
 	if err != nil || !purgeNow {
 		return t, err
 	}
@@ -359,13 +370,20 @@ func (m *Manager) archive(ctx context.Context, p Principal, id tenant.ID, delete
 	case t.Status != registry.StatusActive && t.Status != registry.StatusTrial && t.Status != registry.StatusSuspended:
 		return nil, invalid("tenant: a %s tenant cannot be archived", t.Status)
 	}
-	if t.Lifecycle.Operation != OpArchive {
+	// Suspend, unless an interrupted archive got past it. Resumed at the
+	// suspend step, it may or may not have run: Target is set once it has
+	// (a tenant outside an operation has none), and then the status
+	// before archiving and the archive's name are kept. Until then
+	// Archive may still name the tenant's previous archive, which must
+	// not be overwritten.
+	if t.Lifecycle.Operation != OpArchive || t.Lifecycle.Step == stepSuspend {
 		name := fmt.Sprintf("%s/%s.tar.gz", t.ID, m.now().Format("20060102T150405.000000Z"))
-		prevStatus := t.Status
 		if _, err = m.step(ctx, p, t, OpArchive, stepSuspend, map[string]string{"archive": name}, func() error {
 			_, uerr := m.o.Registry.Update(ctx, id, func(r *registry.Tenant) error {
+				if r.Lifecycle.Target == "" {
+					r.Lifecycle.Target, r.Lifecycle.Archive = r.Status, name
+				}
 				r.Status = registry.StatusSuspended
-				r.Lifecycle.Target, r.Lifecycle.Archive = prevStatus, name
 				r.Lifecycle.Deleted = r.Lifecycle.Deleted || deleted
 				return nil
 			})
@@ -556,20 +574,29 @@ func (m *Manager) Purge(ctx context.Context, p Principal, id tenant.ID) (*regist
 		}
 	}
 	if t.Lifecycle.Deleted {
-		_, err = m.step(ctx, p, t, OpPurge, stepRemove, map[string]string{"archive": t.Lifecycle.Archive}, func() error {
-			return m.o.Registry.Delete(ctx, id)
-		})
-		if err != nil {
-			return nil, err
-		}
-		t.Status, t.Lifecycle.Operation, t.Lifecycle.Step, t.Lifecycle.PurgedAt = registry.StatusPurged, "", "", m.now()
-		return t, nil
+		return m.remove(ctx, p, t)
 	}
 	return m.o.Registry.Update(ctx, id, func(r *registry.Tenant) error {
 		r.Status = registry.StatusPurged
 		r.Lifecycle.Operation, r.Lifecycle.Step, r.Lifecycle.PurgedAt = "", "", m.now()
 		return nil
 	})
+}
+
+// remove removes the registration of t, deleted and purged, and returns
+// its last record.
+func (m *Manager) remove(ctx context.Context, p Principal, t *registry.Tenant) (*registry.Tenant, error) {
+	_, err := m.step(ctx, p, t, OpPurge, stepRemove, map[string]string{"archive": t.Lifecycle.Archive}, func() error {
+		return m.o.Registry.Delete(ctx, t.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if t.Status != registry.StatusPurged { // purged just now
+		t.Lifecycle.PurgedAt = m.now()
+	}
+	t.Status, t.Lifecycle.Operation, t.Lifecycle.Step = registry.StatusPurged, "", ""
+	return t, nil
 }
 
 // PurgeDue purges every archived tenant whose retention has passed. It
@@ -638,14 +665,17 @@ func (m *Manager) Restore(ctx context.Context, p Principal, r io.Reader, sha256 
 	case errors.Is(err, registry.ErrNotFound):
 		back := rec
 		back.Status = registry.StatusPurged
-		back.Lifecycle = registry.Lifecycle{Operation: OpRestore, Step: stepRecord, Target: rec.Lifecycle.Target, Archive: rec.Lifecycle.Archive}
+		// An archive's record is suspended, with the status before in
+		// Target; an export's is the tenant as it was.
+		back.Lifecycle = registry.Lifecycle{Operation: OpRestore, Step: stepRecord, Target: cmp.Or(rec.Lifecycle.Target, rec.Status), Archive: rec.Lifecycle.Archive}
 		if t, err = m.o.Registry.Reinstate(ctx, back); err != nil {
 			return nil, err
 		}
 	case err != nil:
 		return nil, err
-	case t.Status == registry.StatusArchived && t.Lifecycle.Operation == "":
-		// The data never left: serve it again as it was.
+	case t.Status == registry.StatusArchived && (t.Lifecycle.Operation == "" || t.Lifecycle.Operation == OpRestore):
+		// The data never left: serve it again as it was (also when an
+		// earlier restore stopped before doing so).
 		return m.finishRestore(ctx, p, t)
 	case t.Status == registry.StatusPurged && (t.Lifecycle.Operation == "" || t.Lifecycle.Operation == OpRestore):
 	default:
@@ -688,7 +718,8 @@ func (m *Manager) finishRestore(ctx context.Context, p Principal, t *registry.Te
 }
 
 // Reconcile finishes every provisioning, archive and purge that was
-// interrupted and has been idle for at least idle (a restore needs its
+// interrupted and has been idle for at least idle, and every restore of
+// an archived tenant whose data never left (any other restore needs its
 // archive: it is logged, for an operator to run again). Errors of
 // single tenants are joined; the others are still finished.
 func (m *Manager) Reconcile(ctx context.Context, p Principal, idle time.Duration) (int, error) {
@@ -708,6 +739,13 @@ func (m *Manager) Reconcile(ctx context.Context, p Principal, idle time.Duration
 			_, err = m.archive(ctx, p, t.ID, t.Lifecycle.Deleted)
 		case OpPurge:
 			_, err = m.Purge(ctx, p, t.ID)
+		case OpRestore:
+			if t.Status != registry.StatusArchived {
+				m.log.Warn("lifecycle: an interrupted restore needs its archive: run the restore again", "tenant_id", t.ID, "step", t.Lifecycle.Step)
+				return
+			}
+			// A restore in place: the data never left.
+			_, err = m.finishRestore(ctx, p, t)
 		default:
 			m.log.Warn("lifecycle: an interrupted operation needs an operator", "tenant_id", t.ID, "operation", op, "step", t.Lifecycle.Step)
 			return

@@ -492,3 +492,26 @@ func TestExport(t *testing.T) {
 		t.Fatalf("export changed the tenant: %+v", got)
 	}
 }
+
+// TestDeleteAPurgedTenant: a tenant purged without being deleted can be
+// deleted afterwards, which frees its external id.
+func TestDeleteAPurgedTenant(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	a := f.provision(t, "acme")
+	if _, err := f.m.Archive(ctx, admin, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Purge(ctx, admin, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Delete(ctx, admin, a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Get(ctx, a.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("a deleted purged tenant is still registered: %v", err)
+	}
+	if fresh := f.provision(t, "acme"); fresh.ID == a.ID {
+		t.Fatal("the re-added tenant has the old id")
+	}
+}

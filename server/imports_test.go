@@ -11,11 +11,12 @@ import (
 )
 
 // TestProtocolLibraryStaysInServer: the MCP protocol library is imported
-// only by the server package (and, for its client, the tenanttest
-// harness), so tenant, auth, registry, store, ratelimit, app and the CLI
-// speak our own types and another SDK's adapter can sit beside server's.
+// only by the server package (and, for their clients, the tenanttest
+// harness and internal/verify, the CLI's verify attacks), so tenant, auth,
+// registry, store, ratelimit, app and the CLI speak our own types and
+// another SDK's adapter can sit beside server's.
 func TestProtocolLibraryStaysInServer(t *testing.T) {
-	allowed := map[string]bool{"server": true, "tenanttest": true}
+	allowed := map[string]bool{"server": true, "tenanttest": true, "internal/verify": true}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

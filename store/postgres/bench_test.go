@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +47,14 @@ type benchData struct {
 	rls        *RLS
 	schemas    *Schemas
 	tenants    []tenant.ID
+
+	// For BenchmarkGet: more application-role pools, and the network
+	// writes (round trips) of all of them.
+	writes      atomic.Int64
+	execPool    *pgxpool.Pool // QueryExecModeExec: nothing prepared
+	bigCache    *pgxpool.Pool // a statement cache with room for every tenant's statements
+	genericPool *pgxpool.Pool // plan_cache_mode = force_generic_plan
+	schemasGen  *Schemas      // over genericPool
 }
 
 var benchFixture benchData
@@ -149,7 +159,20 @@ func buildBench(b *testing.B) error {
 		return err
 	}
 	b.Logf("dataset built in %s", time.Since(start).Round(time.Second))
-	if f.appPool, err = benchPool(testenv.WithUser(b, f.dsn, f.app, ""), 4); err != nil {
+	appDSN := testenv.WithUser(b, f.dsn, f.app, "")
+	if f.appPool, err = f.countingPool(appDSN, nil); err != nil {
+		return err
+	}
+	if f.execPool, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec }); err != nil {
+		return err
+	}
+	if f.bigCache, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.StatementCacheCapacity = 4 * benchTenants }); err != nil {
+		return err
+	}
+	if f.genericPool, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan" }); err != nil {
+		return err
+	}
+	if f.schemasGen, err = NewSchemas(f.genericPool, nil); err != nil {
 		return err
 	}
 	if err := CheckAppRole(ctx, f.appPool); err != nil {
@@ -160,6 +183,29 @@ func buildBench(b *testing.B) error {
 	}
 	f.schemas, err = NewSchemas(f.appPool, nil)
 	return err
+}
+
+// countingPool opens a pool of benchConns connections that counts its
+// network writes in f.writes; adjust, if set, changes its configuration.
+func (f *benchData) countingPool(dsn string, adjust func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = benchConns
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	var d net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, &f.writes}, nil
+	}
+	if adjust != nil {
+		adjust(cfg)
+	}
+	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 
 func benchPool(dsn string, n int32) (*pgxpool.Pool, error) {
@@ -178,8 +224,10 @@ func benchCleanup() {
 	if f.db == "" {
 		return
 	}
-	if f.appPool != nil {
-		f.appPool.Close()
+	for _, p := range []*pgxpool.Pool{f.appPool, f.execPool, f.bigCache, f.genericPool} {
+		if p != nil {
+			p.Close()
+		}
 	}
 	if f.admin != nil {
 		f.admin.Close()

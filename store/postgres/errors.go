@@ -21,6 +21,12 @@ var (
 	// shared by every database of the cluster, so the role may be another
 	// deployment's; its password was left unchanged.
 	ErrRoleExists = errors.New("postgres: role already exists")
+	// ErrPoolTimeout: no connection of the pool became free within the
+	// backend's acquire timeout (RLSOptions.AcquireTimeout,
+	// SchemaOptions.AcquireTimeout): the database is as busy as the pool
+	// allows. Nothing was sent to the database, so the operation may be
+	// retried; a server answers 503 with Retry-After.
+	ErrPoolTimeout = errors.New("postgres: no database connection became free within the acquire timeout")
 	// ErrClosed: the backend was closed.
 	ErrClosed = errors.New("postgres: backend closed")
 	// ErrInvalidOptions: an option or argument is not acceptable.

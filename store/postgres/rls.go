@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,25 +19,40 @@ import (
 type RLSOptions struct {
 	// Logger receives failures to roll back. nil discards.
 	Logger *slog.Logger
+	// AcquireTimeout is the longest an operation waits for a free
+	// connection of the pool; past it the operation fails with
+	// ErrPoolTimeout without touching the database. 0 waits as long as
+	// the operation's context allows.
+	AcquireTimeout time.Duration
+	// StatementTimeout is the statement_timeout of every tenant
+	// transaction (documents and InTx; exports, imports and purges are
+	// not limited). 0 leaves the server's setting.
+	StatementTimeout time.Duration
 }
 
 // RLS is the row-level-security strategy: every tenant's rows live in
 // shared tables whose policy compares tenant_id with the
 // transaction-local setting app.tenant_id. Each operation is one
-// transaction on one connection:
+// transaction on one connection, whose settings cannot outlive it or reach
+// the next borrower of the connection.
 //
-//	BEGIN; SET LOCAL app.tenant_id = '<id>'; ...; COMMIT
+// A documents operation is one statement, sent with the tenant setting in
+// one batch: one network write, one round trip (see oneTrip):
 //
-// (SET LOCAL is set_config('app.tenant_id', id, true)), so the setting
-// cannot outlive the transaction or reach the next borrower of the
-// connection. BEGIN and SET LOCAL travel together as one simple query (see
-// rlsBegin), so a read costs three round trips, the same as
-// BEGIN; SELECT … WHERE tenant_id = $1; COMMIT. Documents use the shared
-// table public.tenantmcp_documents (created by Migrate with
-// RowLevelSecurity).
+//	SELECT set_config('app.tenant_id', $1, true) | the statement | Sync
+//
+// The statements up to the Sync are one implicit transaction, so the
+// setting ends with it. InTx opens its transaction with fn's first
+// statement, BEGIN and the setting in front of it in one batch (see
+// pipelinedTx), so a transaction of one statement costs two round trips.
+// Every statement on the way is parameterised, with the same text for
+// every tenant, so pgx's statement cache prepares it once per connection.
+// Documents use the shared table public.tenantmcp_documents (created by
+// Migrate with RowLevelSecurity).
 type RLS struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
+	limits limits
 	closed atomic.Bool
 }
 
@@ -55,7 +71,10 @@ func NewRLS(pool *pgxpool.Pool, o *RLSOptions) (*RLS, error) {
 	if o == nil {
 		o = &RLSOptions{}
 	}
-	return &RLS{pool: pool, log: logger(o.Logger)}, nil
+	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
+		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
+	}
+	return &RLS{pool: pool, log: logger(o.Logger), limits: limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout}}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, in which
@@ -63,82 +82,82 @@ func NewRLS(pool *pgxpool.Pool, o *RLSOptions) (*RLS, error) {
 // rows. If fn returns an error, or a statement fails, the transaction is
 // rolled back and the setting goes with it.
 func (r *RLS) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
-	return r.tx(ctx, id, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
-}
-
-func (r *RLS) tx(ctx context.Context, id tenant.ID, fn func(pgx.Tx) error) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	begin, err := rlsBegin(id)
+	enter, args, err := r.enter(id)
 	if err != nil {
 		return err
 	}
-	return runTx(ctx, r.pool, r.log, begin, fn)
+	begin, _ := rlsBegin(id)
+	if ms := r.limits.statementMS(); ms != "" {
+		begin += "; SET LOCAL statement_timeout = " + ms
+	}
+	conn, err := r.limits.conn(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	defer conn.Release() // destroys the connection unless it is idle and healthy
+	return runPipelined(ctx, conn.Conn(), r.log, begin, enter, args, fn)
 }
 
-// rlsBegin returns the statement that opens a tenant transaction:
+// Statements that enter tenant id (the first with a statement timeout).
+const (
+	rlsEnter        = `SELECT set_config('app.tenant_id', $1, true)`
+	rlsEnterTimeout = `SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)`
+)
+
+// enter returns the statement, and its arguments, that set tenant id (and
+// the statement timeout) for the rest of the transaction.
+func (r *RLS) enter(id tenant.ID) (string, []any, error) {
+	if !id.Valid() {
+		return "", nil, fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
+	}
+	if ms := r.limits.statementMS(); ms != "" {
+		return rlsEnterTimeout, []any{string(id), ms}, nil
+	}
+	return rlsEnter, []any{string(id)}, nil
+}
+
+// one runs stmt alone for tenant id in one round trip (oneTrip).
+func (r *RLS) one(ctx context.Context, id tenant.ID, stmt string, args []any, read func(pgx.BatchResults) error) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	enter, enterArgs, err := r.enter(id)
+	if err != nil {
+		return err
+	}
+	conn, err := r.limits.conn(ctx, r.pool)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	err = oneTrip(ctx, conn.Conn(), enter, enterArgs, stmt, args, read)
+	if retryable(err) {
+		err = oneTrip(ctx, conn.Conn(), enter, enterArgs, stmt, args, read)
+	}
+	return err
+}
+
+// rlsBegin returns the BEGIN query of a tenant transaction that runs
+// through runTx (exports, imports and purges):
 //
 //	BEGIN; SET LOCAL app.tenant_id = '<id>'
 //
 // sent as one simple-protocol query, so entering the tenant costs no round
-// trip of its own. SET LOCAL is set_config('app.tenant_id', id, true)
-// without a SELECT to plan and a row to return (measured about 15% faster
-// per read than BEGIN; SELECT set_config(...), see
-// docs/benchmarks-isolation.md). The id is inlined as a literal, which is
-// safe only because it is checked here to be a tenant.ID: "t" and 20
-// characters of [a-z2-7], nothing that could end the literal.
+// trip of its own; the statements after it may add their own settings.
+// The id is inlined as a literal, which is safe only because it is
+// checked here to be a tenant.ID: "t" and 20 characters of [a-z2-7],
+// nothing that could end the literal. A literal per tenant must stay a
+// simple query: prepared, every tenant would take a slot of the statement
+// cache.
 func rlsBegin(id tenant.ID) (string, error) {
 	if !id.Valid() {
 		return "", fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
 	return "BEGIN; SET LOCAL app.tenant_id = '" + string(id) + "'", nil
 }
-
-// runTx runs begin (a BEGIN followed by the statements that enter the
-// tenant, as one simple query) on one connection of pool, then fn, and
-// commits. On any error or panic it rolls back; if the rollback itself
-// fails the connection is closed, so no transaction-local state can
-// survive. If begin fails part way, the aborted transaction is rolled back
-// and the connection goes back to the pool clean.
-func runTx(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, begin string, fn func(pgx.Tx) error) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: acquire connection: %w", err)
-	}
-	defer conn.Release() // runs last; destroys the connection unless it is idle and healthy
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
-	if err != nil {
-		if conn.Conn().PgConn().TxStatus() != 'I' {
-			conn.Exec(ctx, "ROLLBACK")
-		}
-		return &beginError{err}
-	}
-	committed := false
-	defer func() { // also on panic
-		if committed {
-			return
-		}
-		if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
-			log.WarnContext(ctx, "rollback failed; connection discarded", "err", err)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: commit: %w", err)
-	}
-	committed = true
-	return nil
-}
-
-// beginError is a failure to open or enter the tenant transaction, as
-// opposed to a failure inside it.
-type beginError struct{ err error }
-
-func (e *beginError) Error() string { return "postgres: begin tenant transaction: " + e.err.Error() }
-func (e *beginError) Unwrap() error { return e.err }
 
 const (
 	rlsGet    = `SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2`
@@ -153,9 +172,7 @@ const (
 // Get implements store.Backend.
 func (r *RLS) Get(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 	var v []byte
-	err := r.tx(ctx, id, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, rlsGet, string(id), key).Scan(&v)
-	})
+	err := r.one(ctx, id, rlsGet, []any{string(id), key}, getDoc(&v))
 	return docResult(v, err, "get")
 }
 
@@ -164,11 +181,7 @@ func (r *RLS) Put(ctx context.Context, id tenant.ID, key string, value []byte) e
 	if value == nil {
 		value = []byte{}
 	}
-	err := r.tx(ctx, id, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, rlsPut, string(id), key, value)
-		return err
-	})
-	if err != nil {
+	if err := r.one(ctx, id, rlsPut, []any{string(id), key, value}, putDoc); err != nil {
 		return fmt.Errorf("postgres: put document: %w", err)
 	}
 	return nil
@@ -176,18 +189,13 @@ func (r *RLS) Put(ctx context.Context, id tenant.ID, key string, value []byte) e
 
 // Delete implements store.Backend.
 func (r *RLS) Delete(ctx context.Context, id tenant.ID, key string) error {
-	return r.tx(ctx, id, func(tx pgx.Tx) error { return deleteDoc(ctx, tx, rlsDelete, string(id), key) })
+	return deleteResult(r.one(ctx, id, rlsDelete, []any{string(id), key}, deleteDoc))
 }
 
 // List implements store.Backend.
 func (r *RLS) List(ctx context.Context, id tenant.ID, prefix string) ([]string, error) {
 	var keys []string
-	err := r.tx(ctx, id, func(tx pgx.Tx) error {
-		var err error
-		keys, err = listDocs(ctx, tx, rlsList, string(id), prefix)
-		return err
-	})
-	if err != nil {
+	if err := r.one(ctx, id, rlsList, []any{string(id), prefix}, listDocs(&keys)); err != nil {
 		return nil, fmt.Errorf("postgres: list documents: %w", err)
 	}
 	return keys, nil
@@ -197,6 +205,45 @@ func (r *RLS) List(ctx context.Context, id tenant.ID, prefix string) ([]string, 
 func (r *RLS) Close() error {
 	r.closed.Store(true)
 	return nil
+}
+
+// Readers of the documents statements' results, for oneTrip; both
+// strategies use them.
+
+func getDoc(v *[]byte) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error { return br.QueryRow().Scan(v) }
+}
+
+func putDoc(br pgx.BatchResults) error {
+	_, err := br.Exec()
+	return err
+}
+
+func deleteDoc(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func listDocs(keys *[]string) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if *keys, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		if *keys == nil {
+			*keys = []string{}
+		}
+		return nil
+	}
 }
 
 func docResult(v []byte, err error, what string) ([]byte, error) {
@@ -211,28 +258,9 @@ func docResult(v []byte, err error, what string) ([]byte, error) {
 	return v, nil
 }
 
-func deleteDoc(ctx context.Context, tx pgx.Tx, query string, args ...any) error {
-	tag, err := tx.Exec(ctx, query, args...)
-	if err != nil {
+func deleteResult(err error) error {
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, ErrNotProvisioned) {
 		return fmt.Errorf("postgres: delete document: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
-func listDocs(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]string, error) {
-	rows, err := tx.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	if keys == nil {
-		keys = []string{}
-	}
-	return keys, nil
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,22 +38,44 @@ type SchemaOptions struct {
 	Provisioner *Provisioner
 	// Logger receives failures to roll back. nil discards.
 	Logger *slog.Logger
+	// AcquireTimeout is the longest an operation waits for a free
+	// connection of the pool; past it the operation fails with
+	// ErrPoolTimeout without touching the database. 0 waits as long as
+	// the operation's context allows.
+	AcquireTimeout time.Duration
+	// StatementTimeout is the statement_timeout of every tenant
+	// transaction. 0 leaves the server's setting.
+	StatementTimeout time.Duration
 }
 
 // Schemas is the schema-per-tenant strategy. Each tenant has a schema and
 // a NOLOGIN role, both named SchemaName(id); the application role is
 // NOINHERIT and a member of every tenant role, so it holds no tenant's
-// privileges until a transaction does
-//
-//	BEGIN; SET LOCAL ROLE "t_…"; SET LOCAL search_path = "t_…", pg_temp; ...; COMMIT
-//
-// (the first three statements as one simple query, one round trip).
+// privileges until a transaction takes the tenant's role and search_path.
 // Inside that transaction other tenants' schemas are unreadable even by
 // qualified name (permission denied); after it, nothing remains set.
+//
+// A documents operation is one round trip, like RLS's (see oneTrip):
+//
+//	SELECT set_config('role', $1, true), set_config('search_path', $2, true) | the statement | Sync
+//
+// Its statements are unqualified, so they must be parsed with the
+// tenant's search_path in force: they are prepared once per connection,
+// inside the first tenant transaction on it (prepareDocs). PostgreSQL
+// then re-plans them whenever the search_path differs from their last
+// use (docs/benchmarks-isolation.md measures what that costs). InTx opens
+// its transaction with one simple query,
+//
+//	BEGIN; SET LOCAL ROLE "t_…"; SET LOCAL search_path = "t_…", pg_temp
+//
+// so entering costs no round trip beyond BEGIN's: fn's statements are
+// unqualified too, and pgx would prepare a statement it has not seen
+// outside the transaction, before the batch that enters the tenant.
 type Schemas struct {
 	pool   *pgxpool.Pool
 	prov   *Provisioner
 	log    *slog.Logger
+	limits limits
 	closed atomic.Bool
 }
 
@@ -71,7 +94,11 @@ func NewSchemas(pool *pgxpool.Pool, o *SchemaOptions) (*Schemas, error) {
 	if o == nil {
 		o = &SchemaOptions{}
 	}
-	return &Schemas{pool: pool, prov: o.Provisioner, log: logger(o.Logger)}, nil
+	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
+		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
+	}
+	return &Schemas{pool: pool, prov: o.Provisioner, log: logger(o.Logger),
+		limits: limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout}}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, as tenant id's role
@@ -81,20 +108,29 @@ func NewSchemas(pool *pgxpool.Pool, o *SchemaOptions) (*Schemas, error) {
 // or a statement fails, everything is rolled back, role and search_path
 // included.
 func (s *Schemas) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
-	return s.tx(ctx, id, func(tx pgx.Tx) error { return fn(pgTx{tx}) })
+	return s.run(ctx, id, func(c *pgx.Conn) error {
+		return txOn(ctx, c, s.log, s.begin(id), func(tx pgx.Tx) error { return fn(pgTx{tx}) })
+	})
 }
 
-func (s *Schemas) tx(ctx context.Context, id tenant.ID, fn func(pgx.Tx) error) error {
+// run checks id, then runs op on a connection of the pool; if op finds
+// the tenant not provisioned and a Provisioner is set, it provisions the
+// tenant (with no connection of the pool held) and runs op once more.
+// Failures to enter the tenant's role become ErrNotProvisioned.
+func (s *Schemas) run(ctx context.Context, id tenant.ID, op func(*pgx.Conn) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	if !id.Valid() {
 		return fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
-	name := ident(SchemaName(id))
-	begin := "BEGIN; SET LOCAL ROLE " + name + "; SET LOCAL search_path = " + name + ", pg_temp"
-	run := func() error {
-		err := runTx(ctx, s.pool, s.log, begin, fn)
+	try := func() error {
+		conn, err := s.limits.conn(ctx, s.pool)
+		if err != nil {
+			return err
+		}
+		defer conn.Release() // destroys the connection unless it is idle and healthy
+		err = op(conn.Conn())
 		var be *beginError
 		if errors.As(err, &be) {
 			switch pgCode(be.err) {
@@ -104,14 +140,43 @@ func (s *Schemas) tx(ctx context.Context, id tenant.ID, fn func(pgx.Tx) error) e
 		}
 		return err
 	}
-	err := run()
+	err := try()
 	if errors.Is(err, ErrNotProvisioned) && s.prov != nil {
 		if perr := s.prov.Provision(ctx, id); perr != nil {
 			return perr
 		}
-		err = run()
+		err = try()
 	}
 	return err
+}
+
+// begin is the BEGIN query of tenant id's InTx transactions, one simple
+// query. The names are quoted identifiers of a valid tenant.ID and the
+// timeout a number of milliseconds, so nothing in it can end a literal.
+func (s *Schemas) begin(id tenant.ID) string {
+	name := ident(SchemaName(id))
+	q := "BEGIN; SET LOCAL ROLE " + name + "; SET LOCAL search_path = " + name + ", pg_temp"
+	if ms := s.limits.statementMS(); ms != "" {
+		q += "; SET LOCAL statement_timeout = " + ms
+	}
+	return q
+}
+
+// Statements that enter tenant id (the second with a statement timeout):
+// the same as SET LOCAL ROLE and SET LOCAL search_path, with the names as
+// parameters, so their text is the same for every tenant.
+const (
+	schemaEnter        = `SELECT set_config('role', $1, true), set_config('search_path', $2, true)`
+	schemaEnterTimeout = `SELECT set_config('role', $1, true), set_config('search_path', $2, true), set_config('statement_timeout', $3, true)`
+)
+
+func (s *Schemas) enter(id tenant.ID) (string, []any) {
+	name := SchemaName(id)
+	path := ident(name) + ", pg_temp"
+	if ms := s.limits.statementMS(); ms != "" {
+		return schemaEnterTimeout, []any{name, path, ms}
+	}
+	return schemaEnter, []any{name, path}
 }
 
 const (
@@ -121,10 +186,73 @@ const (
 	schemaList   = `SELECT key FROM tenantmcp_documents WHERE starts_with(key, $1) ORDER BY key`
 )
 
+// schemaDocs are the documents statements, prepared on each connection
+// by prepareDocs.
+var schemaDocs = [...]string{schemaGet, schemaPut, schemaDelete, schemaList}
+
+// docsPrepared is the key, in a connection's pgconn CustomData, that says
+// schemaDocs are prepared on it.
+const docsPrepared = "github.com/tenantmcp/tenantmcp/store/postgres.schemaDocs"
+
+// prepareDocs prepares schemaDocs on c, unless they are already, inside a
+// transaction of tenant id, so that their unqualified names are parsed in
+// a tenant's schema. Prepared statements outlive the transaction; their
+// name is their text, which is how a pgx batch finds them, so a batch
+// never prepares them itself (outside the tenant's search_path).
+func (s *Schemas) prepareDocs(ctx context.Context, c *pgx.Conn, id tenant.ID) error {
+	data := c.PgConn().CustomData()
+	if data[docsPrepared] != nil {
+		return nil
+	}
+	err := txOn(ctx, c, s.log, s.begin(id), func(pgx.Tx) error {
+		for _, q := range schemaDocs {
+			if _, err := c.Prepare(ctx, q, q); err != nil {
+				return fmt.Errorf("prepare documents statements: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	data[docsPrepared] = true
+	return nil
+}
+
+// forgetDocs deallocates schemaDocs on c, so that prepareDocs prepares
+// them again.
+func forgetDocs(ctx context.Context, c *pgx.Conn) {
+	delete(c.PgConn().CustomData(), docsPrepared)
+	for _, q := range schemaDocs {
+		c.Deallocate(ctx, q) // a statement the server no longer has is no error
+	}
+}
+
+// one runs the documents statement stmt alone for tenant id in one round
+// trip (oneTrip).
+func (s *Schemas) one(ctx context.Context, id tenant.ID, stmt string, args []any, read func(pgx.BatchResults) error) error {
+	return s.run(ctx, id, func(c *pgx.Conn) error {
+		enter, enterArgs := s.enter(id)
+		for attempt := 0; ; attempt++ {
+			if err := s.prepareDocs(ctx, c, id); err != nil {
+				return err
+			}
+			err := oneTrip(ctx, c, enter, enterArgs, stmt, args, read)
+			if !retryable(err) || attempt > 0 {
+				return err
+			}
+			forgetDocs(ctx, c)
+		}
+	})
+}
+
 // Get implements store.Backend.
 func (s *Schemas) Get(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 	var v []byte
-	err := s.tx(ctx, id, func(tx pgx.Tx) error { return tx.QueryRow(ctx, schemaGet, key).Scan(&v) })
+	err := s.one(ctx, id, schemaGet, []any{key}, getDoc(&v))
+	if errors.Is(err, ErrNotProvisioned) {
+		return nil, err
+	}
 	return docResult(v, err, "get")
 }
 
@@ -133,10 +261,7 @@ func (s *Schemas) Put(ctx context.Context, id tenant.ID, key string, value []byt
 	if value == nil {
 		value = []byte{}
 	}
-	err := s.tx(ctx, id, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, schemaPut, key, value)
-		return err
-	})
+	err := s.one(ctx, id, schemaPut, []any{key, value}, putDoc)
 	if err != nil && !errors.Is(err, ErrNotProvisioned) {
 		return fmt.Errorf("postgres: put document: %w", err)
 	}
@@ -145,17 +270,13 @@ func (s *Schemas) Put(ctx context.Context, id tenant.ID, key string, value []byt
 
 // Delete implements store.Backend.
 func (s *Schemas) Delete(ctx context.Context, id tenant.ID, key string) error {
-	return s.tx(ctx, id, func(tx pgx.Tx) error { return deleteDoc(ctx, tx, schemaDelete, key) })
+	return deleteResult(s.one(ctx, id, schemaDelete, []any{key}, deleteDoc))
 }
 
 // List implements store.Backend.
 func (s *Schemas) List(ctx context.Context, id tenant.ID, prefix string) ([]string, error) {
 	var keys []string
-	err := s.tx(ctx, id, func(tx pgx.Tx) error {
-		var err error
-		keys, err = listDocs(ctx, tx, schemaList, prefix)
-		return err
-	})
+	err := s.one(ctx, id, schemaList, []any{prefix}, listDocs(&keys))
 	if err != nil && !errors.Is(err, ErrNotProvisioned) {
 		return nil, fmt.Errorf("postgres: list documents: %w", err)
 	}
