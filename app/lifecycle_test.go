@@ -737,7 +737,18 @@ func TestLifecycleCrashAtEveryProvisioningStep(t *testing.T) {
 					if recs, _ := e.app.Registry.List(ctx); len(recs) != registered {
 						t.Fatalf("%d tenants registered, want %d", len(recs), registered)
 					}
-					// The storage is complete: the server stores and reads.
+					// The storage is complete: it exists (before anything
+					// could create it on first use), and the server stores
+					// and reads.
+					have := e.contents(t, done.ID)
+					for _, want := range map[string][]string{
+						config.IsolationDatabase: {"docs:file", "docs:documents"},
+						config.IsolationSchema:   {"sql:schema", "sql:role", "sql:catalog", "sql:tenantmcp_documents"},
+					}[v.iso] {
+						if _, ok := have[want]; !ok {
+							t.Fatalf("finished after a crash before %s (%s): no %s in %v", step, finish, want, have)
+						}
+					}
 					c := e.client(t, ext, "u-"+ext)
 					if out, isErr := call(t, c, "put_document", map[string]any{"key": "k", "content": ext}); isErr {
 						t.Fatalf("put after finishing: %s", out)

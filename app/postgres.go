@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantmcp/tenantmcp/audit/pgaudit"
 	"github.com/tenantmcp/tenantmcp/config"
@@ -91,6 +92,45 @@ func openPool(ctx context.Context, dsn string, maxConns int) (*pgxpool.Pool, err
 	return p, nil
 }
 
+// poolCollector exports the server's PostgreSQL pool (database.dsn),
+// read at scrape time: its size and use, and its waits. Waits are for
+// PromQL, e.g. the mean wait of an acquire that found no idle connection:
+// rate(tenantmcp_db_pool_acquire_wait_seconds_total[5m]) / rate(tenantmcp_db_pool_acquire_waits_total[5m]).
+type poolCollector struct{ p *pgxpool.Pool }
+
+var (
+	poolMaxDesc      = prometheus.NewDesc("tenantmcp_db_pool_max_conns", "Largest size of the PostgreSQL pool (database.max_conns).", nil, nil)
+	poolConnsDesc    = prometheus.NewDesc("tenantmcp_db_pool_conns", "Connections of the PostgreSQL pool, by state: in_use, idle or connecting.", []string{"state"}, nil)
+	poolAcquiresDesc = prometheus.NewDesc("tenantmcp_db_pool_acquires_total", "Connections taken from the PostgreSQL pool.", nil, nil)
+	poolWaitsDesc    = prometheus.NewDesc("tenantmcp_db_pool_acquire_waits_total", "Acquires that found no idle connection and waited for one to be released or opened.", nil, nil)
+	poolWaitDesc     = prometheus.NewDesc("tenantmcp_db_pool_acquire_wait_seconds_total", "Time spent in acquires that waited (and got a connection).", nil, nil)
+	poolCanceledDesc = prometheus.NewDesc("tenantmcp_db_pool_acquires_canceled_total", "Acquires that gave up waiting: database.acquire_timeout passed (the request got 503) or the request ended.", nil, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolMaxDesc, poolConnsDesc, poolAcquiresDesc, poolWaitsDesc, poolWaitDesc, poolCanceledDesc} {
+		ch <- d
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stat()
+	gauge := func(d *prometheus.Desc, v int32, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	gauge(poolMaxDesc, st.MaxConns())
+	gauge(poolConnsDesc, st.AcquiredConns(), "in_use")
+	gauge(poolConnsDesc, st.IdleConns(), "idle")
+	gauge(poolConnsDesc, st.ConstructingConns(), "connecting")
+	counter(poolAcquiresDesc, float64(st.AcquireCount()))
+	counter(poolWaitsDesc, float64(st.EmptyAcquireCount()))
+	counter(poolWaitDesc, st.EmptyAcquireWaitTime().Seconds())
+	counter(poolCanceledDesc, float64(st.CanceledAcquireCount()))
+}
+
 // pingPool checks that PostgreSQL answers on p. A pool whose every
 // connection is in use counts as answering: its requests are being served,
 // and a readiness check that timed out waiting for a free connection would
@@ -145,14 +185,16 @@ func (a *App) openPostgresStores(ctx context.Context, set *store.Set, iso string
 	}
 	switch iso {
 	case config.IsolationRLS:
-		rls, err := postgres.NewRLS(p, &postgres.RLSOptions{Logger: a.log})
+		rls, err := postgres.NewRLS(p, &postgres.RLSOptions{Logger: a.log,
+			AcquireTimeout: a.Config.Database.AcquireTimeout, StatementTimeout: a.Config.Database.StatementTimeout})
 		if err != nil {
 			return err
 		}
 		set.Docs, set.SQL = rls, rls
 		a.provision = func(context.Context, tenant.ID) error { return nil }
 	case config.IsolationSchema:
-		s, err := postgres.NewSchemas(p, &postgres.SchemaOptions{Logger: a.log})
+		s, err := postgres.NewSchemas(p, &postgres.SchemaOptions{Logger: a.log,
+			AcquireTimeout: a.Config.Database.AcquireTimeout, StatementTimeout: a.Config.Database.StatementTimeout})
 		if err != nil {
 			return err
 		}

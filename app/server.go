@@ -62,6 +62,9 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	if !mt.Enabled {
 		opts.SingleTenant = SingleTenantID
 	}
+	if a.pgPool != nil {
+		opts.Collectors = append(opts.Collectors, poolCollector{a.pgPool})
+	}
 	// First in, last out: the tracer provider is shut down (flushing its
 	// spans) after everything that could still end a span.
 	tp, stopTracing, err := a.tracerProvider(ctx)

@@ -102,8 +102,8 @@ strings and trial_ends_at RFC 3339.`,
 			if err != nil {
 				return err
 			}
-			if parallel < 0 {
-				return usagef(cmd, "--parallel must be 1 or more (0 = the default for the database)")
+			if parallel < 1 {
+				return usagef(cmd, "--parallel must be 1 or more")
 			}
 			data, err := readImportInput(cmd, args[0])
 			if err != nil {
@@ -114,12 +114,6 @@ strings and trial_ends_at RFC 3339.`,
 				return fmt.Errorf("%s: %w", importName(args[0]), err)
 			}
 			return withAdmin(cmd, e, &tf, !dryRun, func(r *adminRun) error {
-				if parallel == 0 {
-					parallel = DefaultImportParallelSQLite
-					if r.a.Config.UsesPostgres() {
-						parallel = DefaultImportParallelPostgres
-					}
-				}
 				im := &importer{r: r, in: in, issuer: issuer, parallel: parallel, dryRun: dryRun,
 					prog: newImportProgress(e.stderr, mode)}
 				rep, err := im.run(cmd.Context())
@@ -141,20 +135,19 @@ strings and trial_ends_at RFC 3339.`,
 	tf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&issuer, "issuer", "", "issuer of the rows that name none (default: the deployment's)")
-	f.IntVar(&parallel, "parallel", 0, fmt.Sprintf("rows created at once; 0 = %d on PostgreSQL, %d on SQLite",
-		DefaultImportParallelPostgres, DefaultImportParallelSQLite))
+	f.IntVar(&parallel, "parallel", defaultImportParallel, "rows created at once")
 	f.StringVar(&progress, "progress", "auto", "auto (a bar on a terminal, else lines), bar, lines or off")
 	f.BoolVar(&dryRun, "dry-run", false, "read the file and say what would be created and skipped; change nothing")
 	f.BoolVar(&asJSON, "json", false, "print a JSON report with every row's outcome instead of the summary")
 	return cmd
 }
 
-// Defaults of --parallel: PostgreSQL serves concurrent creates; SQLite
-// serialises every write, so more workers only queue.
-const (
-	DefaultImportParallelPostgres = 4
-	DefaultImportParallelSQLite   = 2
-)
+// defaultImportParallel is how many rows an import creates at once unless
+// --parallel says. Creating a tenant mostly waits for the database to make
+// its writes durable (a new SQLite file per tenant, or a few PostgreSQL
+// commits): 4 at once were the fastest on SQLite and on PostgreSQL, on 2
+// cores (docs/benchmarks.md, "Bulk import").
+const defaultImportParallel = 4
 
 func importName(arg string) string {
 	if arg == "-" {

@@ -581,7 +581,7 @@ access reversibly.`,
 				if asJSON {
 					return writeJSON(e.stdout, rec)
 				}
-				if purgeNow {
+				if purgeNow || rec.Status == registry.StatusPurged {
 					fmt.Fprintf(e.stdout, "deleted tenant %s (%s): data purged, archive %s kept\n", rec.ExternalID, rec.ID, rec.Lifecycle.Archive)
 				} else {
 					fmt.Fprintf(e.stdout, "deleted tenant %s (%s): archived to %s; its data is purged after %s\n",

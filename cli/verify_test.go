@@ -394,4 +394,9 @@ func TestVerifyUsage(t *testing.T) {
 			t.Errorf("%v: exit %d %q, want 2 and %q", c.args, code, errOut, c.want)
 		}
 	}
+	// Nothing listening: ERROR lines, exit 1, still a report.
+	code, rep, errOut := runVerify(t, context.Background(), nil, "--url", "http://"+freeAddr(t)+"/mcp", "--token-a", "opaque-a", "--token-b", "opaque-b")
+	if code != 1 || rep.status("connect") != "ERROR" || strings.Contains(rep.String(), "LEAK\t") || !strings.Contains(errOut, "could not run") {
+		t.Errorf("no server: exit %d %s\n%s", code, errOut, rep)
+	}
 }

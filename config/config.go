@@ -276,6 +276,15 @@ type DatabaseConfig struct {
 	DSN string
 	// MaxConns caps the PostgreSQL pool; 0 means the pgx default.
 	MaxConns int
+	// AcquireTimeout is database.acquire_timeout: how long a tenant
+	// transaction waits for a free connection of the pool before its
+	// request is refused with 503 and Retry-After; 0 waits as long as the
+	// request lasts.
+	AcquireTimeout time.Duration
+	// StatementTimeout is database.statement_timeout: the
+	// statement_timeout of every tenant transaction; 0 leaves the
+	// server's.
+	StatementTimeout time.Duration
 	// AdminDSN is database.admin_dsn: a role that may create roles and
 	// schemas, used by "db setup", "db migrate" and schema provisioning.
 	// The server itself never connects with it.
@@ -376,6 +385,15 @@ func Default() *Config {
 				Enabled:          true,
 				DefaultRateLimit: 100,
 			},
+		},
+		Database: DatabaseConfig{
+			// A request that waits a second for one of a few connections
+			// finds the database overloaded (a read holds one for well under
+			// a millisecond): refuse it rather than queue it.
+			AcquireTimeout: time.Second,
+			// Far below server.write_timeout, so a runaway statement ends
+			// while its client still waits for the answer.
+			StatementTimeout: 10 * time.Second,
 		},
 		Registry: RegistryConfig{
 			CacheTTL:         30 * time.Second,

@@ -53,6 +53,13 @@ func (v *validator) positiveDuration(key string, d time.Duration) {
 	}
 }
 
+// durationOrZero checks a duration whose 0 means "no limit".
+func (v *validator) durationOrZero(key string, d time.Duration) {
+	if d < 0 {
+		v.add(key, "must be a positive duration such as \"1s\", or 0 for no limit, not %q", formatDuration(d))
+	}
+}
+
 // httpURL checks that s is an absolute http(s) URL without query or
 // fragment. It returns the parsed URL or nil.
 func (v *validator) httpURL(key, s string, secret bool) *url.URL {
@@ -129,6 +136,11 @@ func (c *Config) validate() []*Error {
 		v.add("database.dsn", "must be a postgres:// or postgresql:// URL (leave it empty for embedded SQLite)")
 	}
 	v.nonNegative("database.max_conns", int64(c.Database.MaxConns))
+	v.durationOrZero("database.acquire_timeout", c.Database.AcquireTimeout)
+	v.durationOrZero("database.statement_timeout", c.Database.StatementTimeout)
+	if d := c.Database.StatementTimeout; d > 0 && d < time.Millisecond {
+		v.add("database.statement_timeout", "must be at least \"1ms\" (PostgreSQL counts milliseconds), or 0 for the server's setting, not %q", formatDuration(d))
+	}
 	if c.Database.AdminDSN != "" && !isPostgresURL(c.Database.AdminDSN) {
 		v.add("database.admin_dsn", "must be a postgres:// or postgresql:// URL")
 	}

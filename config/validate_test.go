@@ -168,7 +168,12 @@ func TestValidationRules(t *testing.T) {
 				`ratelimit.per_user_rate_limit: must be 0 or more, not -1`,
 				`ratelimit.max_concurrent_per_tenant: must be 0 or more, not -2`,
 			}},
-		{name: "zeros that mean off are fine", toml: "token_cache_size = 0\n[auth.multi_tenant]\ndefault_rate_limit = 0\n"},
+		{name: "zeros that mean off are fine", toml: "token_cache_size = 0\n[auth.multi_tenant]\ndefault_rate_limit = 0\n[database]\nacquire_timeout = \"0s\"\nstatement_timeout = \"0s\"\n"},
+		{name: "database timeouts", toml: "[database]\nacquire_timeout = \"-1s\"\nstatement_timeout = \"500us\"\n",
+			want: []string{
+				`database.acquire_timeout: must be a positive duration such as "1s", or 0 for no limit, not "-1s"`,
+				`database.statement_timeout: must be at least "1ms" (PostgreSQL counts milliseconds), or 0 for the server's setting, not "500µs"`,
+			}},
 		// The registry cannot run without its cache (status checks on every
 		// request): 0 does not mean "off" there.
 		{name: "audit limits", toml: "[audit]\nqueue_size = 0\nretention = \"0s\"\nlog_tool = true\nlog_tool_scope = \"\"\n",

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
+	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 
 // JSON-RPC error codes of refusals. MCP uses the standard JSON-RPC 2.0
@@ -129,6 +130,9 @@ func classify(err error) refusal {
 	case errors.Is(err, audit.ErrClosed):
 		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "audit_closed", "1"
 		ref.message = "the server is shutting down; retry shortly"
+	case errors.Is(err, postgres.ErrPoolTimeout):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "database_busy", "1"
+		ref.message = "the database is busy right now; retry shortly"
 	default:
 		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, "internal", "internal error"
 	}

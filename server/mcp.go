@@ -101,6 +101,9 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 		latency.Observe(time.Since(start).Seconds())
 		if err != nil {
 			callsFailed.Inc()
+			if rq.pw.refuse(s, rq, err) {
+				return nil, err // answered with the refusal: the library's answer is dropped
+			}
 			if isUserError(err) {
 				rq.tr.failed("tool_error")
 			} else {
@@ -124,7 +127,7 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 // passed as bytes rather than read a second time.
 func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, rq *request) {
 	rw := &rq.pw
-	rw.w = w
+	rw.w, rw.r = w, r
 	if acceptsEventStream(r.Header) {
 		// Only then may notifications a tool sends turn the response into
 		// an SSE stream; otherwise they are dropped and the result is
@@ -162,11 +165,32 @@ type protocolWriter struct {
 	rq       *request
 	wrote    bool
 	status   int // of the response, once written
+	// r is the request; refused, once set, means a tool's error answered
+	// it (refuse), and what the protocol library writes is dropped.
+	r       *http.Request
+	refused bool
+}
+
+// refuse answers the request with the refusal of a tool's error that
+// classify answers with 503 (the database busy: store/postgres's acquire
+// timeout), so the client backs off by Retry-After, unless the response
+// has begun. It reports whether it answered.
+func (p *protocolWriter) refuse(s *Server, rq *request, err error) bool {
+	if p.wrote || p.r == nil || classify(err).status != http.StatusServiceUnavailable {
+		return false
+	}
+	ref := s.refusalHeaders(p.w, p.r, rq.tr, err)
+	writeJSONRPCError(p.w, ref.status, ref.rpcCode, requestIDOf(rq.hr.Body), ref.message)
+	p.wrote, p.status, p.refused = true, ref.status, true
+	return true
 }
 
 func (p *protocolWriter) Header() http.Header { return p.w.Header() }
 
 func (p *protocolWriter) WriteHeader(code int) {
+	if p.refused {
+		return
+	}
 	if !p.wrote {
 		p.wrote, p.status = true, code
 		if p.sessions != nil {
@@ -179,6 +203,9 @@ func (p *protocolWriter) WriteHeader(code int) {
 }
 
 func (p *protocolWriter) Write(b []byte) (int, error) {
+	if p.refused {
+		return len(b), nil
+	}
 	if !p.wrote {
 		p.WriteHeader(http.StatusOK)
 	}
@@ -186,6 +213,9 @@ func (p *protocolWriter) Write(b []byte) (int, error) {
 }
 
 func (p *protocolWriter) Flush() {
+	if p.refused {
+		return
+	}
 	if !p.wrote {
 		p.WriteHeader(http.StatusOK)
 	}

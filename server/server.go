@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantmcp/tenantmcp/audit"
@@ -161,6 +162,9 @@ type Options struct {
 	// NoTenantLabels counts every tenant under tenant="other": no tenant
 	// id reaches the metrics. MetricsTopTenants is then ignored.
 	NoTenantLabels bool
+	// Collectors are more metrics for MetricsHandler to serve, such as the
+	// PostgreSQL pool's (package app adds them). nil: none.
+	Collectors []prometheus.Collector
 	// Logger receives request-path logs and, at level info, one access
 	// line per MCP request (message "request"); nil discards them. Its
 	// handler is wrapped with LogHandler, so every line logged with a
@@ -340,6 +344,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if c := newCacheCollector(opts.Registry, opts.Verifier); c != nil {
 		s.metrics.reg.MustRegister(c)
+	}
+	for _, c := range opts.Collectors {
+		if err := s.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("server: Collectors: %w", err)
+		}
 	}
 	if s.admin, err = s.newAdmin(opts.Admin); err != nil {
 		return nil, err

@@ -37,14 +37,14 @@ func (v *run) checkAdmin(ctx context.Context) {
 func (v *run) checkAdminAPI(ctx context.Context) {
 	const id, attack = "admin-api", "tenant tokens on the admin API (" + server.AdminAPIPath + "tenants, impersonations)"
 	ctx = withCheck(ctx, id)
-	var leaks, seen []string
+	var leaks, errs, seen []string
 	notServed := true
 	for _, path := range []string{server.AdminAPIPath + "tenants", server.AdminAPIPath + "impersonations"} {
 		u := v.originURL(path)
 		for _, who := range []struct{ name, token string }{{"A", v.tokA}, {"B", v.tokB}, {"no token", ""}} {
 			r, err := v.send(ctx, v.httpB, http.MethodGet, u, who.token, nil, nil)
 			if err != nil {
-				seen = append(seen, fmt.Sprintf("%s as %s: %v", path, who.name, err))
+				errs = append(errs, fmt.Sprintf("GET %s as %s: %v", path, who.name, err))
 				continue
 			}
 			seen = append(seen, fmt.Sprintf("%s as %s: %d", path, who.name, r.status))
@@ -76,7 +76,7 @@ func (v *run) checkAdminAPI(ctx context.Context) {
 	if notServed && v.opts.AdminToken == "" {
 		pass = "the admin API is not served here (404 for every path and token)"
 	}
-	v.verdict(id, attack, leaks, nil, pass)
+	v.verdict(id, attack, leaks, errs, pass)
 }
 
 func (v *run) checkAdminTools(ctx context.Context) {
@@ -90,7 +90,7 @@ func (v *run) checkAdminTools(ctx context.Context) {
 	if v.opts.AdminToken != "" {
 		adm, err := dial(ctx, v.url, v.opts.AdminToken, v.httpA, "", v.opts.Timeout)
 		if err != nil {
-			v.add(id, attack, StatusError, "the admin token gets no MCP session at %s: %v", v.url, err)
+			v.add(id, attack, StatusError, "cannot connect to %s over MCP with the admin token: %v", v.url, err)
 			return
 		}
 		defer adm.close()
@@ -163,12 +163,13 @@ var publicPaths = []struct {
 // endpoints are not served on the public URL.
 func (v *run) checkPublicEndpoints(ctx context.Context) {
 	const id, attack = "metrics", "metrics and debug endpoints on the public URL (/metrics, /debug/pprof/, /debug/vars)"
-	var leaks, seen []string
+	var leaks, errs, seen []string
 	for _, p := range publicPaths {
 		for _, path := range dedupe([]string{p.path, strings.TrimSuffix(v.mcpPath, "/") + p.path}) {
 			for _, tok := range []string{"", v.tokA} {
 				r, err := v.send(ctx, v.httpA, http.MethodGet, v.originURL(path), tok, http.Header{"Accept": {"*/*"}}, nil)
 				if err != nil {
+					errs = append(errs, fmt.Sprintf("GET %s: %v", path, err))
 					continue
 				}
 				if tok == "" {
@@ -184,5 +185,5 @@ func (v *run) checkPublicEndpoints(ctx context.Context) {
 			}
 		}
 	}
-	v.verdict(id, attack, leaks, nil, "not served: "+strings.Join(seen, ", ")+" (also with A's token)")
+	v.verdict(id, attack, leaks, errs, "not served: "+strings.Join(seen, ", ")+" (also with A's token)")
 }

@@ -26,14 +26,14 @@ func (v *run) connect(ctx context.Context) {
 	v.rep.TenantA, v.rep.TenantB, same, v.tenantValues = describeTenants(v.claimsA, v.claimsB)
 	var err error
 	if v.a, err = dial(ctx, v.url, v.tokA, v.httpA, "", v.opts.Timeout); err != nil {
-		v.add("connect", "connect as tenant A", StatusError, "tenant A's token does not get a session of MCP at %s: %v", v.url, err)
+		v.add("connect", "connect as tenant A", StatusError, "cannot connect to %s over MCP with tenant A's token: %v", v.url, err)
 		return
 	}
 	v.version = v.a.protocol()
 	v.modern = mcp.IsModernProtocol(v.version)
 	v.rep.Protocol = v.version
 	if v.b, err = dial(ctx, v.url, v.tokB, v.httpB, "", v.opts.Timeout); err != nil {
-		v.add("connect", "connect as tenant B", StatusError, "tenant B's token does not get a session of MCP at %s: %v", v.url, err)
+		v.add("connect", "connect as tenant B", StatusError, "cannot connect to %s over MCP with tenant B's token: %v", v.url, err)
 		return
 	}
 	if v.toolsA, err = v.a.tools(ctx); err != nil {
@@ -188,6 +188,31 @@ func (v *run) bCall(ctx context.Context, tool *toolInfo, args any) (*reply, erro
 	return v.b.call(ctx, tool.Name, args, nil)
 }
 
+// tricksFor returns the keys B tries for marker i: every trick for the
+// first marker, the exact key and one variant for the others.
+func (v *run) tricksFor(i int, m *marker, tricks func(string, []string) []string) []string {
+	if i == 0 {
+		return tricks(m.key, v.tenantValues)
+	}
+	return []string{m.key, "./" + m.key}
+}
+
+// tryKeys calls tool as B once per key (as argument arg), handing each
+// reply to seen (if set). It stops at the first request that fails to
+// reach the server, and returns how many were answered.
+func (v *run) tryKeys(ctx context.Context, tool *toolInfo, arg string, keys []string, seen func(key string, r *reply)) (int, error) {
+	for i, k := range keys {
+		res, err := v.bCall(ctx, tool, map[string]any{arg: k})
+		if err != nil {
+			return i, fmt.Errorf("B's %s failed: %w", tool.Name, err)
+		}
+		if seen != nil {
+			seen(k, res)
+		}
+	}
+	return len(keys), nil
+}
+
 // dataReady reports whether the data checks can run, recording id as not
 // applicable (no markers) otherwise.
 func (v *run) dataReady(id, attack string) bool {
@@ -251,20 +276,14 @@ func (v *run) checkRead(ctx context.Context) {
 	var leaks, errs []string
 	calls := 0
 	for i, m := range v.markers {
-		keys := []string{m.key, "./" + m.key}
-		if i == 0 {
-			keys = keyTricks(m.key, v.tenantValues)
-		}
-		for _, k := range keys {
-			res, err := v.bCall(ctx, m.set.read, map[string]any{m.set.readKey: k})
-			if err != nil {
-				errs = append(errs, "B's "+m.set.read.Name+" failed: "+err.Error())
-				break
-			}
-			calls++
+		n, err := v.tryKeys(ctx, m.set.read, m.set.readKey, v.tricksFor(i, m, keyTricks), func(k string, res *reply) {
 			if strings.Contains(string(res.raw), m.content) {
 				leaks = append(leaks, fmt.Sprintf("B's %s %q returned A's content", m.set.read.Name, k))
 			}
+		})
+		calls += n
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
 	v.verdict(id, attack, leaks, errs, fmt.Sprintf("%d reads by B: none returned A's content", calls))
@@ -540,17 +559,10 @@ func (v *run) checkDelete(ctx context.Context) {
 		if m.set.del == nil {
 			continue
 		}
-		keys := []string{m.key, "./" + m.key}
-		if i == 0 {
-			keys = deleteTricks(m.key, v.tenantValues)
-		}
-		for _, k := range keys {
-			_, err := v.bCall(ctx, m.set.del, map[string]any{m.set.delKey: k})
-			if err != nil {
-				errs = append(errs, "B's "+m.set.del.Name+" failed: "+err.Error())
-				break
-			}
-			calls++
+		n, err := v.tryKeys(ctx, m.set.del, m.set.delKey, v.tricksFor(i, m, deleteTricks), nil)
+		calls += n
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
 		if err := v.readBack(ctx, m); err != nil {
 			leaks = append(leaks, fmt.Sprintf("after B's deletes, %v", err))

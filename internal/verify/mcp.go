@@ -146,15 +146,22 @@ func (m *mcpClient) call(ctx context.Context, name string, args any, meta map[st
 		}
 		return &reply{refused: err}, nil
 	}
+	// The result as it came (re-encoded), and its text parts from that.
 	out := &reply{isError: res.IsError}
-	var text []string
-	for _, c := range res.Content {
-		if tc, ok := c.(mcp.TextContent); ok {
-			text = append(text, tc.Text)
+	out.raw, _ = json.Marshal(res)
+	var parts struct {
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+	}
+	json.Unmarshal(out.raw, &parts)
+	texts := make([]string, 0, len(parts.Content))
+	for _, p := range parts.Content {
+		if p.Text != "" {
+			texts = append(texts, p.Text)
 		}
 	}
-	out.text = strings.Join(text, "\n")
-	out.raw, _ = json.Marshal(res)
+	out.text = strings.Join(texts, "\n")
 	return out, nil
 }
 

@@ -11,8 +11,11 @@ import (
 // line per check (status, check, evidence) and the totals.
 func (r *Report) WriteTable(w io.Writer) error {
 	mode := "stateless"
-	if r.Stateful {
+	switch {
+	case r.Stateful:
 		mode = "stateful (sessions)"
+	case r.Protocol == "":
+		mode = "not reached"
 	}
 	fmt.Fprintf(w, "verify %s: MCP %s, %s\n", r.URL, orDash(r.Protocol), mode)
 	if r.TenantA != "" || r.TenantB != "" {

@@ -287,3 +287,15 @@ func FuzzParseJWT(f *testing.F) {
 		}
 	})
 }
+
+// TestTokensNotInReport: evidence quoting a URL or header with a token in
+// it shows a placeholder instead.
+func TestTokensNotInReport(t *testing.T) {
+	tok, _ := devToken(t, "acme")
+	v := newRun("https://mcp.example/mcp", mustURL(t, "https://mcp.example/mcp"), tok, "token-of-tenant-b-0123456789", &Options{AdminToken: "short"})
+	v.add("no-token", "x", StatusError, "Post %q: refused; B sent %s; admin short", "https://mcp.example/mcp?access_token="+tok, "token-of-tenant-b-0123456789")
+	ev := v.rep.Checks[0].Evidence
+	if strings.Contains(ev, tok) || strings.Contains(ev, "token-of-tenant-b") || !strings.Contains(ev, "<token A>") || !strings.Contains(ev, "<token B>") || !strings.Contains(ev, "admin short") {
+		t.Fatalf("evidence %q", ev)
+	}
+}
