@@ -595,8 +595,7 @@ func (im *importer) run(ctx context.Context) (*importReport, error) {
 	}
 	im.prog.say(rep.plan(len(todo)))
 	if failed := rep.count(outcomeFailed); failed > 0 {
-		im.prog.say(fmt.Sprintf("%d %s cannot be read and %s not imported:\n%s", failed, plural(failed, "row", "rows"),
-			plural(failed, "is", "are"), rep.list(outcomeFailed, 20)))
+		im.prog.say(fmt.Sprintf("%d %s cannot be imported:\n%s", failed, plural(failed, "row", "rows"), rep.list(outcomeFailed, 20)))
 	}
 	if !im.dryRun && len(todo) > 0 {
 		im.create(ctx, rep, todo)
@@ -627,6 +626,7 @@ func (im *importer) create(ctx context.Context, rep *importReport, todo []int) {
 	}
 	im.prog.begin(len(todo))
 	next, inFlight, failed := 0, 0, 0
+	stop := ctx.Done()
 	for inFlight > 0 || (next < len(todo) && ctx.Err() == nil) {
 		var send chan<- int // nil (never ready) once no row is to start
 		row := -1
@@ -646,9 +646,10 @@ func (im *importer) create(ctx context.Context, rep *importReport, todo []int) {
 				}
 			}
 			im.prog.update(next-inFlight, failed)
-		case <-ctx.Done():
-			// Stop starting rows (the loop's condition); wait for the
-			// rows in flight.
+		case <-stop:
+			// No row starts from now on (the loop's condition); wait for
+			// the rows in flight.
+			stop = nil
 		}
 	}
 	close(jobs)
@@ -715,6 +716,9 @@ func differences(sp *admin.TenantSpec, t *registry.Tenant) string {
 	add(len(sp.Config) > 0 && !maps.Equal(sp.Config, t.Config), "config")
 	if len(d) == 0 {
 		return ""
+	}
+	if len(d) == 1 {
+		return d[0] + " differs from the file and was not changed"
 	}
 	return strings.Join(d, ", ") + " differ from the file and were not changed"
 }

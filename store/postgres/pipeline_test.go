@@ -723,3 +723,66 @@ func TestRLSPreparedPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryModes: with pgx's exec and simple_protocol modes (what
+// PgBouncer without prepared statements needs) both strategies work the
+// same, tenants taking turns on one connection, and the schema strategy
+// prepares nothing.
+func TestQueryModes(t *testing.T) {
+	for _, s := range strategies {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+			t.Run(string(s)+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				e := setup(t, s)
+				cfg, err := pgxpool.ParseConfig(testenv.WithUser(t, e.dsn, e.app, ""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.MaxConns = 1
+				cfg.ConnConfig.DefaultQueryExecMode = mode
+				pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pool.Close)
+				b := e.newBackend(t, s, pool)
+				ctx := context.Background()
+				tenants := ids(2)
+				for round := range 3 {
+					for _, id := range tenants {
+						key := fmt.Sprintf("k%d", round)
+						if err := b.Put(ctx, id, key, []byte(id)); err != nil {
+							t.Fatalf("Put: %v", err)
+						}
+						if v, err := b.Get(ctx, id, key); err != nil || string(v) != string(id) {
+							t.Fatalf("Get = %q, %v", v, err)
+						}
+						if keys, err := b.List(ctx, id, ""); err != nil || len(keys) != 1 {
+							t.Fatalf("List = %q, %v; want the tenant's one key", keys, err)
+						}
+						if err := b.Delete(ctx, id, key); err != nil {
+							t.Fatalf("Delete: %v", err)
+						}
+						err := b.InTx(ctx, id, func(tx store.Tx) error {
+							var n int
+							return tx.QueryRow(ctx, "SELECT count(*) FROM tenantmcp_documents WHERE key <> $1", "x").Scan(&n)
+						})
+						if err != nil {
+							t.Fatalf("InTx: %v", err)
+						}
+					}
+				}
+				var prepared int
+				if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement = ANY($1)", schemaDocs[:]).Scan(&prepared); err != nil {
+					t.Fatal(err)
+				}
+				if prepared != 0 {
+					t.Errorf("%d documents statements prepared in %s mode, want none", prepared, mode)
+				}
+				if diff := cmp.Diff(connState{PID: stateOf(t, pool).PID, User: e.app, SearchPath: `"$user", public`}, stateOf(t, pool)); diff != "" {
+					t.Errorf("connection state (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}

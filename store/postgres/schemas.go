@@ -76,7 +76,12 @@ type Schemas struct {
 	prov   *Provisioner
 	log    *slog.Logger
 	limits limits
-	closed atomic.Bool
+	// prepare is false when the pool's query mode prepares nothing (exec,
+	// simple_protocol: for PgBouncer without prepared statements); a batch
+	// then sends the documents statements unnamed, parsed in order after
+	// the search_path is set.
+	prepare bool
+	closed  atomic.Bool
 }
 
 var (
@@ -97,8 +102,10 @@ func NewSchemas(pool *pgxpool.Pool, o *SchemaOptions) (*Schemas, error) {
 	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
 		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
 	}
+	mode := pool.Config().ConnConfig.DefaultQueryExecMode
 	return &Schemas{pool: pool, prov: o.Provisioner, log: logger(o.Logger),
-		limits: limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout}}, nil
+		limits:  limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout},
+		prepare: mode != pgx.QueryExecModeExec && mode != pgx.QueryExecModeSimpleProtocol}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, as tenant id's role
@@ -234,8 +241,10 @@ func (s *Schemas) one(ctx context.Context, id tenant.ID, stmt string, args []any
 	return s.run(ctx, id, func(c *pgx.Conn) error {
 		enter, enterArgs := s.enter(id)
 		for attempt := 0; ; attempt++ {
-			if err := s.prepareDocs(ctx, c, id); err != nil {
-				return err
+			if s.prepare {
+				if err := s.prepareDocs(ctx, c, id); err != nil {
+					return err
+				}
 			}
 			err := oneTrip(ctx, c, enter, enterArgs, stmt, args, read)
 			if !retryable(err) || attempt > 0 {
