@@ -7,6 +7,7 @@
 //	c  bare modelcontextprotocol/go-sdk, no auth
 //	d  tenantmcp, full request path, embedded default (SQLite)
 //	e  tenantmcp on PostgreSQL with row level security, get_document
+//	f  bare mcp-go running one pgx query on e's table, no isolation (opt-in; needs e)
 //	g  d with the audit trail on (SQLite audit.db)
 //
 // with 1, 100 and 10,000 tenants, and prints requests/s, p50/p99 latency,
@@ -71,8 +72,12 @@ type config struct {
 // maxRepeats bounds how often -quiet-cores repeats one phase.
 const maxRepeats = 3
 
-// allServers are the servers' letters (f is not used: g is d with audit).
-const allServers = "abcdeg"
+// allServers are the servers' letters run by default; optionalServers
+// run only when named (f: e's reference, see pgref.go).
+const (
+	allServers      = "abcdeg"
+	optionalServers = "f"
+)
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
@@ -101,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
 	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
-	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e is exempt: its PostgreSQL is another process)")
+	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e and f are exempt: their PostgreSQL is another process)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,9 +124,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-profile-tenants %d: must be between 1 and the largest -tenants count", c.profTenants)
 	}
 	for _, r := range c.servers {
-		if !strings.ContainsRune(allServers, r) {
-			return nil, fmt.Errorf("-servers: unknown server %q (want letters of %s)", r, allServers)
+		if !strings.ContainsRune(allServers+optionalServers, r) {
+			return nil, fmt.Errorf("-servers: unknown server %q (want letters of %s)", r, allServers+optionalServers)
 		}
+	}
+	if strings.Contains(c.servers, "f") && !strings.Contains(c.servers, "e") {
+		return nil, errors.New("-servers: f reads e's documents: run it with e")
 	}
 	if c.conns < 1 || c.rounds < 1 || c.duration <= 0 {
 		return nil, errors.New("-c, -rounds and -duration must be positive")
@@ -294,6 +302,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			rep.RLSRows = rows
 			t.work = func(n int) *workload { return docWorkload(t.addr, tm, n) }
 			logf("(e) %d tenants registered in PostgreSQL in %s; documents table: %d rows", maxTenants, time.Since(start).Round(time.Millisecond), rows)
+			if want("f") {
+				if err := serveRef(ctx, serve, pg, tm, cfg.conns); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -332,8 +345,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 					if r.FirstError != "" {
 						logf("    first error: %s", r.FirstError)
 					}
-					// e's PostgreSQL is another process: its load is e's own.
-					if cfg.quietCores <= 0 || t.key == "e" || r.OtherCores <= cfg.quietCores || attempt == maxRepeats {
+					// e's and f's PostgreSQL is another process: its load is theirs.
+					if cfg.quietCores <= 0 || t.key == "e" || t.key == "f" || r.OtherCores <= cfg.quietCores || attempt == maxRepeats {
 						break
 					}
 					logf("    other processes kept %.2f cores busy (over -quiet-cores %g): repeating the phase", r.OtherCores, cfg.quietCores)

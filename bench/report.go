@@ -81,6 +81,7 @@ type Ratios struct {
 	DB      float64 `json:"d_over_b"`
 	DA      float64 `json:"d_over_a"`
 	EB      float64 `json:"e_over_b"`
+	EF      float64 `json:"e_over_f,omitempty"` // e ÷ its reference f (0 without f)
 	DC      float64 `json:"d_over_c"`
 	GD      float64 `json:"g_over_d"`
 	// DBcpu, EBcpu and GDcpu compare CPU time per request instead (b's ÷
@@ -88,6 +89,7 @@ type Ratios struct {
 	// cores to itself.
 	DBcpu      float64 `json:"d_over_b_by_cpu"`
 	EBcpu      float64 `json:"e_over_b_by_cpu"`
+	EFcpu      float64 `json:"e_over_f_by_cpu,omitempty"`
 	GDcpu      float64 `json:"g_over_d_by_cpu"`
 	AddedP99us float64 `json:"p99_added_us_d_minus_b"`
 	AuditP99us float64 `json:"p99_added_us_g_minus_d"`
@@ -216,8 +218,9 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		var per []Ratios
 		for i := range max(nr, 1) {
 			a, b, c, d, e, g := get("a", i), get("b", i), get("c", i), get("d", i), get("e", i), get("g", i)
-			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), DC: ratio(d, c), GD: ratio(g, d),
-				DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b), GDcpu: cpuRatio(g, d)}
+			f := get("f", i)
+			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), EF: ratio(e, f), DC: ratio(d, c), GD: ratio(g, d),
+				DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b), EFcpu: cpuRatio(e, f), GDcpu: cpuRatio(g, d)}
 			if d != nil && b != nil {
 				rt.AddedP99us = round1(d.P99us - b.P99us)
 			}
@@ -237,6 +240,8 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		r.Ratios = append(r.Ratios, Ratios{Tenants: n,
 			DB: med(func(x Ratios) float64 { return x.DB }), DA: med(func(x Ratios) float64 { return x.DA }),
 			EB: med(func(x Ratios) float64 { return x.EB }), DC: med(func(x Ratios) float64 { return x.DC }),
+			EF:         med(func(x Ratios) float64 { return x.EF }),
+			EFcpu:      med(func(x Ratios) float64 { return x.EFcpu }),
 			GD:         med(func(x Ratios) float64 { return x.GD }),
 			DBcpu:      med(func(x Ratios) float64 { return x.DBcpu }),
 			EBcpu:      med(func(x Ratios) float64 { return x.EBcpu }),
@@ -273,7 +278,8 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
 		"other cores: CPU time of all other processes during the window ÷ its length (PostgreSQL for e; for the others, load that was not the bench's)",
 		"d and e run without audit; g is d with the audit trail on (SQLite audit.db, "+writerOpts+"), verified after the run",
-		"e calls get_document (one row through a row-level-security transaction); a, b, c, d, g call echo")
+		"e calls get_document (one row through a row-level-security transaction); a, b, c, d, g call echo",
+		"f (when run) calls get_document on bare mcp-go: one pgx query on e's table by the tenant id in the arguments, as the superuser, no transaction")
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -294,10 +300,10 @@ func (r *report) writeTable(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\td/c\tg/d\tp99 d-b µs\tp99 g-d µs\td/b by CPU\te/b by CPU\tg/d by CPU\t")
+	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\te/f\td/c\tg/d\tp99 d-b µs\tp99 g-d µs\td/b by CPU\te/b by CPU\te/f by CPU\tg/d by CPU\t")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.DC), fmtRatio(x.GD),
-			fmtDelta(x.DB, x.AddedP99us), fmtDelta(x.GD, x.AuditP99us), fmtRatio(x.DBcpu), fmtRatio(x.EBcpu), fmtRatio(x.GDcpu))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.EF), fmtRatio(x.DC), fmtRatio(x.GD),
+			fmtDelta(x.DB, x.AddedP99us), fmtDelta(x.GD, x.AuditP99us), fmtRatio(x.DBcpu), fmtRatio(x.EBcpu), fmtRatio(x.EFcpu), fmtRatio(x.GDcpu))
 	}
 	tw.Flush()
 	if d := r.Degradation; d != nil {
@@ -323,7 +329,7 @@ func (r *report) writeTable(w io.Writer) {
 		for _, x := range r.Results {
 			n += x.Repeats
 		}
-		fmt.Fprintf(w, "phases repeated because other processes kept more than %g cores busy: %d (at most %d per phase; e exempt)\n", q, n, maxRepeats)
+		fmt.Fprintf(w, "phases repeated because other processes kept more than %g cores busy: %d (at most %d per phase; e and f exempt)\n", q, n, maxRepeats)
 	}
 	if r.Audit != nil {
 		r.Audit.write(w)

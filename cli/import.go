@@ -143,10 +143,11 @@ strings and trial_ends_at RFC 3339.`,
 }
 
 // defaultImportParallel is how many rows an import creates at once unless
-// --parallel says. Creating a tenant mostly waits for the database to make
-// its writes durable (a new SQLite file per tenant, or a few PostgreSQL
-// commits): 4 at once were the fastest on SQLite and on PostgreSQL, on 2
-// cores (docs/benchmarks.md, "Bulk import").
+// --parallel says. Creating a tenant mostly waits for writes to be made
+// durable (a new SQLite file per tenant, a few PostgreSQL commits), so
+// several at once help even on SQLite: 4 rather than 1 was 1.4 to 2.7
+// times as fast there, on 2 cores; on PostgreSQL the gain was within the
+// noise (docs/benchmarks.md, "Bulk import").
 const defaultImportParallel = 4
 
 func importName(arg string) string {

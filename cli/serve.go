@@ -52,7 +52,7 @@ requests in flight for up to server.shutdown_timeout.`,
 			}
 			log := e.logger(cfg.Log.Level, cmp.Or(cfg.Log.Format, "json")) // for a log pipeline
 			ctx := cmd.Context()
-			a, err := app.Open(ctx, cfg, e.appOptions(nil, log))
+			a, err := app.OpenWaiting(ctx, cfg, e.appOptions(nil, log))
 			if err != nil {
 				return err
 			}

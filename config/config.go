@@ -285,6 +285,9 @@ type DatabaseConfig struct {
 	// statement_timeout of every tenant transaction; 0 leaves the
 	// server's.
 	StatementTimeout time.Duration
+	// StartupWait is database.startup_wait: how long "serve" keeps trying
+	// to reach PostgreSQL when it cannot at start-up; 0 gives up at once.
+	StartupWait time.Duration
 	// AdminDSN is database.admin_dsn: a role that may create roles and
 	// schemas, used by "db setup", "db migrate" and schema provisioning.
 	// The server itself never connects with it.
@@ -394,6 +397,9 @@ func Default() *Config {
 			// Far below server.write_timeout, so a runaway statement ends
 			// while its client still waits for the answer.
 			StatementTimeout: 10 * time.Second,
+			// Long enough for a database started beside the server (a
+			// compose file, a pod's sidecar) to accept connections.
+			StartupWait: 30 * time.Second,
 		},
 		Registry: RegistryConfig{
 			CacheTTL:         30 * time.Second,

@@ -162,6 +162,8 @@ var keyTable = []keyDef{
 		doc: "How long a tenant transaction (a documents call, `store.SQL`) waits for a free connection of the pool. Past it the request is refused with 503 and `Retry-After: 1` instead of queueing: the pool's waits are in `tenantmcp_db_pool_*` metrics. 0: wait as long as the request lasts."},
 	{path: "database.statement_timeout", field: func(c *Config) any { return &c.Database.StatementTimeout },
 		doc: "PostgreSQL `statement_timeout` of every tenant transaction (documents calls and `store.SQL`; exports, imports and purges are not limited): a statement running longer is cancelled and its transaction rolled back. 0: the server's setting."},
+	{path: "database.startup_wait", field: func(c *Config) any { return &c.Database.StartupWait },
+		doc: "How long `serve` keeps trying to reach PostgreSQL when it cannot at start-up (connection refused or timed out, host not found, server starting up), with backoff from 250ms to 5s and a warning logged per attempt; the listener opens only once it is reached. Past it `serve` exits non-zero naming `database.dsn` and the address. 0: exit at once. A role that may not log in, or missing tables, fail at once whatever this is."},
 	{path: "database.admin_dsn", field: func(c *Config) any { return &c.Database.AdminDSN }, secret: true,
 		doc: "PostgreSQL URL of a role that may create roles and schemas (e.g. the database owner). Used only by `tenantmcp db setup`, `tenantmcp db migrate` and, for `schema_per_tenant`, by `tenantmcp tenant create` to provision the new tenant's schema. The server never connects with it. Never echoed in errors."},
 	{path: "database.owner_role", field: func(c *Config) any { return &c.Database.OwnerRole },

@@ -529,7 +529,7 @@ func TestKeysTable(t *testing.T) {
 		"auth.multi_tenant.default_rate_limit": "100", "auth.multi_tenant.rate_limit_burst": "0",
 		"database.dsn": `""`, "database.max_conns": "0", "database.admin_dsn": `""`,
 		"database.owner_role": `""`, "database.app_role": `""`,
-		"database.acquire_timeout": `"1s"`, "database.statement_timeout": `"10s"`,
+		"database.acquire_timeout": `"1s"`, "database.statement_timeout": `"10s"`, "database.startup_wait": `"30s"`,
 		"registry.cache_ttl": `"30s"`, "registry.negative_cache_ttl": `"5s"`, "registry.cache_size": "10000",
 		"ratelimit.backend": `"memory"`, "ratelimit.redis_url": `""`, "ratelimit.on_redis_error": `"open"`,
 		"ratelimit.per_user_rate_limit": "0", "ratelimit.max_concurrent_per_tenant": "0",

@@ -141,6 +141,9 @@ func (c *Config) validate() []*Error {
 	if d := c.Database.StatementTimeout; d > 0 && d < time.Millisecond {
 		v.add("database.statement_timeout", "must be at least \"1ms\" (PostgreSQL counts milliseconds), or 0 for the server's setting, not %q", formatDuration(d))
 	}
+	if d := c.Database.StartupWait; d < 0 {
+		v.add("database.startup_wait", "must be a positive duration such as \"30s\", or 0 to exit at once when PostgreSQL cannot be reached, not %q", formatDuration(d))
+	}
 	if c.Database.AdminDSN != "" && !isPostgresURL(c.Database.AdminDSN) {
 		v.add("database.admin_dsn", "must be a postgres:// or postgresql:// URL")
 	}

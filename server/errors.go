@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
@@ -133,10 +135,27 @@ func classify(err error) refusal {
 	case errors.Is(err, postgres.ErrPoolTimeout):
 		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "database_busy", "1"
 		ref.message = "the database is busy right now; retry shortly"
+	case databaseUnavailable(err):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "database_unavailable", "1"
+		ref.message = "the database is unavailable right now; retry shortly"
 	default:
 		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, "internal", "internal error"
 	}
 	return ref
+}
+
+// databaseUnavailable reports whether err is PostgreSQL dropping or
+// refusing connections, as while it restarts or an administrator
+// terminates backends: SQLSTATE class 08 (connection exception) or 57P
+// (admin or crash shutdown, cannot connect now), or a connection that
+// could not be opened. The pool replaces the lost connections by itself.
+func databaseUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr)
 }
 
 func retryAfter(d ratelimit.Decision) string {

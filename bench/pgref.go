@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	mcpgoserver "github.com/mark3labs/mcp-go/server"
+)
+
+// (f) is the reference for (e): the cheapest thing one could write
+// oneself to serve a tenant's document from PostgreSQL. Bare mcp-go, as
+// (b), whose get_document tool runs one query on a pgx pool, with no
+// authentication, no row level security and no transaction; the tenant
+// comes from the tool's arguments (which is what makes it unsafe). It
+// reads (e)'s table and rows, connected as the superuser, whom row level
+// security does not filter, through a pool as large as (e)'s. e/f is what
+// tenantmcp's request path and isolation cost over it.
+
+// refQuery is (f)'s statement: (e)'s RLS.Get without the policy.
+const refQuery = "SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2"
+
+const refSchema = `{"type":"object","properties":{"tenant_id":{"type":"string"},"key":{"type":"string"}},"required":["tenant_id","key"]}`
+
+type refIn struct {
+	TenantID string `json:"tenant_id"`
+	Key      string `json:"key"`
+}
+
+// refHandler is (f)'s server over pool.
+func refHandler(pool *pgxpool.Pool) http.Handler {
+	ms := mcpgoserver.NewMCPServer("bench", "1", mcpgoserver.WithToolCapabilities(false))
+	ms.AddTool(mcpgo.NewToolWithRawSchema("get_document", "Read a tenant's document.", json.RawMessage(refSchema)),
+		func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+			var in refIn
+			if err := req.BindArguments(&in); err != nil {
+				return mcpgo.NewToolResultError("invalid arguments: " + err.Error()), nil
+			}
+			var content []byte
+			if err := pool.QueryRow(ctx, refQuery, in.TenantID, in.Key).Scan(&content); err != nil {
+				return mcpgo.NewToolResultError(err.Error()), nil
+			}
+			return mcpgo.NewToolResultText(string(content)), nil
+		})
+	return mcpgoserver.NewStreamableHTTPServer(ms,
+		mcpgoserver.WithEndpointPath("/mcp"),
+		mcpgoserver.WithStateLess(true))
+}
+
+// openRef opens (f)'s pool: size connections as the superuser of pg's
+// database.
+func openRef(ctx context.Context, pg *pgEnv, size int) (*pgxpool.Pool, error) {
+	dsn, err := withDB(pg.adminDSN, pg.db, "")
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = int32(size)
+	cfg.ConnConfig.RuntimeParams["application_name"] = "tenantmcp bench (f)"
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// serveRef starts (f) next to (e), whose tenants and documents it reads
+// (e's tm registered them and seeded each one's document).
+func serveRef(ctx context.Context, serve func(key, label string, h func(string) (http.Handler, error)) (*target, error), pg *pgEnv, tm *tmcp, size int) error {
+	pool, err := openRef(ctx, pg, size)
+	if err != nil {
+		return fmt.Errorf("(f) pool: %w", err)
+	}
+	t, err := serve("f", "mcp-go + one pgx query, no isolation", func(string) (http.Handler, error) { return refHandler(pool), nil })
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("(f): %w", err)
+	}
+	closeHTTP := t.close
+	t.close = func() { closeHTTP(); pool.Close() }
+	t.work = func(n int) *workload { return refWorkload(t.addr, tm, n) }
+	return nil
+}
+
+// refWorkload builds (f)'s get_document call per tenant: the same document
+// as (e)'s call, named by the tenant's internal id in the arguments.
+func refWorkload(addr string, t *tmcp, n int) *workload {
+	w := &workload{addr: addr}
+	for i := range n {
+		args := `{"tenant_id":"` + string(t.recs[i].ID) + `","key":"` + docKey + `"}`
+		w.reqs = append(w.reqs, buildRequest(addr, "", callBody("get_document", args)))
+		w.expect = append(w.expect, docContent(t.recs[i]))
+	}
+	return w
+}
