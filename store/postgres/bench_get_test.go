@@ -3,9 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +17,8 @@ import (
 
 // What BenchmarkGet compares: one document of one tenant (100 bytes) by
 // key, out of the same 1,000,000 rows as BenchmarkRead, as each way of
-// isolating tenants sends it. "|" separates round trips.
+// isolating tenants sends it, each over a pool of one connection (warmed
+// up for every tenant before it is timed). "|" separates round trips.
 //
 //	bare              SELECT content FROM bench_plain WHERE tenant_id = $1 AND key = $2, on the pool, no transaction (no isolation: the reference)
 //	rls               RLS.Get: set_config('app.tenant_id', $1, true), the SELECT, Sync (one implicit transaction)
@@ -69,27 +68,27 @@ func getVariants(f *benchData) []getVariant {
 	}
 	threeTrips := func(ctx context.Context, begin, query string, args ...any) ([]byte, error) {
 		var v []byte
-		err := runTx(ctx, f.appPool, logger(nil), begin, func(tx pgx.Tx) error { return tx.QueryRow(ctx, query, args...).Scan(&v) })
+		err := runTx(ctx, f.getPool, logger(nil), begin, func(tx pgx.Tx) error { return tx.QueryRow(ctx, query, args...).Scan(&v) })
 		return v, err
 	}
 	return []getVariant{
-		{"bare", f.appPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
-			return scan(f.appPool.QueryRow(ctx, qBare, string(id), key))
+		{"bare", f.getPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
+			return scan(f.getPool.QueryRow(ctx, qBare, string(id), key))
 		}},
-		{"rls", f.appPool, f.rls.Get},
-		{"rls-begin-commit", f.appPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
-			return batch(f.appPool, func(b *pgx.Batch) {
+		{"rls", f.getPool, f.getRLS.Get},
+		{"rls-begin-commit", f.getPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
+			return batch(f.getPool, func(b *pgx.Batch) {
 				b.Queue("BEGIN")
 				b.Queue(rlsEnter, string(id))
 				b.Queue(rlsGet, string(id), key)
 				b.Queue("COMMIT")
 			})
 		}},
-		{"rls-3rt", f.appPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
+		{"rls-3rt", f.getPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 			return threeTrips(ctx, beginSetLocal(id), rlsGet, string(id), key)
 		}},
-		{"schema", f.appPool, f.schemas.Get},
-		{"schema-3rt", f.appPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
+		{"schema", f.getPool, f.getSchemas.Get},
+		{"schema-3rt", f.getPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 			return threeTrips(ctx, f.schemas.begin(id), schemaGet, key)
 		}},
 		{"schema-unnamed", f.execPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
@@ -219,26 +218,14 @@ func BenchmarkGetInterleaved(b *testing.B) {
 		warmGet(b, f, v)
 	}
 	ctx := context.Background()
-	samples := make([][]time.Duration, len(vs))
-	rng := rand.New(rand.NewPCG(3, 4))
-	i := 0
-	for b.Loop() {
-		id, key := f.tenants[(i*7)%len(f.tenants)], benchKey(i)
-		for _, k := range rng.Perm(len(vs)) {
-			start := time.Now()
-			if _, err := vs[k].get(ctx, id, key); err != nil {
-				b.Fatalf("%s: %v", vs[k].name, err)
-			}
-			samples[k] = append(samples[k], time.Since(start))
-		}
-		i++
-	}
-	med := map[string]float64{}
+	names := make([]string, len(vs))
 	for k, v := range vs {
-		slices.Sort(samples[k])
-		med[v.name] = float64(samples[k][len(samples[k])/2]) / float64(time.Microsecond)
-		b.ReportMetric(med[v.name], v.name+"-µs")
+		names[k] = v.name
 	}
+	med := interleave(b, names, 3, func(i, k int) error {
+		_, err := vs[k].get(ctx, f.tenants[(i*7)%len(f.tenants)], benchKey(i))
+		return err
+	})
 	for _, r := range [][2]string{{"rls", "bare"}, {"schema", "bare"}, {"rls-3rt", "rls"}, {"schema", "rls"}, {"schema-qualified", "rls"}} {
 		b.ReportMetric(med[r[0]]/med[r[1]], r[0]+"/"+r[1])
 	}

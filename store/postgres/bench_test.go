@@ -48,9 +48,14 @@ type benchData struct {
 	schemas    *Schemas
 	tenants    []tenant.ID
 
-	// For BenchmarkGet: more application-role pools, and the network
-	// writes (round trips) of all of them.
+	// For BenchmarkGet: application-role pools of one connection each,
+	// so that warming a variant up (every tenant once) leaves its one
+	// backend with every tenant's catalog entries and statements; and the
+	// network writes (round trips) of all of them.
 	writes      atomic.Int64
+	getPool     *pgxpool.Pool // the default query mode
+	getRLS      *RLS          // over getPool
+	getSchemas  *Schemas      // over getPool
 	execPool    *pgxpool.Pool // QueryExecModeExec: nothing prepared
 	bigCache    *pgxpool.Pool // a statement cache with room for every tenant's statements
 	genericPool *pgxpool.Pool // plan_cache_mode = force_generic_plan
@@ -160,7 +165,16 @@ func buildBench(b *testing.B) error {
 	}
 	b.Logf("dataset built in %s", time.Since(start).Round(time.Second))
 	appDSN := testenv.WithUser(b, f.dsn, f.app, "")
-	if f.appPool, err = f.countingPool(appDSN, nil); err != nil {
+	if f.appPool, err = benchPool(appDSN, benchConns); err != nil {
+		return err
+	}
+	if f.getPool, err = f.countingPool(appDSN, nil); err != nil {
+		return err
+	}
+	if f.getRLS, err = NewRLS(f.getPool, nil); err != nil {
+		return err
+	}
+	if f.getSchemas, err = NewSchemas(f.getPool, nil); err != nil {
 		return err
 	}
 	if f.execPool, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec }); err != nil {
@@ -185,14 +199,14 @@ func buildBench(b *testing.B) error {
 	return err
 }
 
-// countingPool opens a pool of benchConns connections that counts its
-// network writes in f.writes; adjust, if set, changes its configuration.
+// countingPool opens a pool of one connection that counts its network
+// writes in f.writes; adjust, if set, changes its configuration.
 func (f *benchData) countingPool(dsn string, adjust func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	cfg.MaxConns = benchConns
+	cfg.MaxConns = 1
 	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	var d net.Dialer
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -224,7 +238,7 @@ func benchCleanup() {
 	if f.db == "" {
 		return
 	}
-	for _, p := range []*pgxpool.Pool{f.appPool, f.execPool, f.bigCache, f.genericPool} {
+	for _, p := range []*pgxpool.Pool{f.appPool, f.getPool, f.execPool, f.bigCache, f.genericPool} {
 		if p != nil {
 			p.Close()
 		}
@@ -281,9 +295,20 @@ type benchTx struct {
 	pool     *pgxpool.Pool
 	begin    func(tenant.ID) string
 	setParam bool
+	// pipelined enters the tenant as RLS.InTx does, in one batch with the
+	// first statement (begin and setParam are then unused).
+	pipelined bool
 }
 
 func (p benchTx) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) error {
+	if p.pipelined {
+		c, err := p.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Release()
+		return runPipelined(ctx, c.Conn(), logger(nil), beginSetLocal(id), rlsEnter, []any{string(id)}, fn)
+	}
 	return runTx(ctx, p.pool, logger(nil), p.begin(id), func(tx pgx.Tx) error {
 		if p.setParam {
 			if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", string(id)); err != nil {
@@ -327,8 +352,8 @@ type readVariant struct {
 
 // readVariants are the compared reads, each one transaction:
 //
-//	rls             BEGIN; SET LOCAL app.tenant_id | SELECT … (no WHERE: the policy filters) | COMMIT
-//	where           BEGIN; SET LOCAL app.tenant_id | SELECT … WHERE tenant_id = $1 (twin table, no policy) | COMMIT
+//	rls             BEGIN, set_config('app.tenant_id', $1, true), SELECT … (no WHERE: the policy filters) | COMMIT (RLS.InTx)
+//	where           the same, SELECT … WHERE tenant_id = $1 (twin table, no policy)
 //	rls+where       the RLS table with the explicit WHERE as well (what RLS.List does)
 //	where-no-config BEGIN | SELECT … WHERE tenant_id = $1 | COMMIT
 //	schema          BEGIN; SET LOCAL ROLE; SET LOCAL search_path | SELECT … (no WHERE) | COMMIT (1,000 schemas)
@@ -346,12 +371,12 @@ type readVariant struct {
 func readVariants(f *benchData) []readVariant {
 	return []readVariant{
 		{"rls", f.rls, qRLS, false, false},
-		{"where", benchTx{f.appPool, beginSetLocal, false}, qPlain, true, false},
+		{"where", benchTx{pool: f.appPool, pipelined: true}, qPlain, true, false},
 		{"rls+where", f.rls, qRLSWhere, true, false},
-		{"where-no-config", benchTx{f.appPool, beginPlain, false}, qPlain, true, false},
+		{"where-no-config", benchTx{pool: f.appPool, begin: beginPlain}, qPlain, true, false},
 		{"schema", f.schemas, qSchema, false, false},
-		{"rls-4rt", benchTx{f.appPool, beginPlain, true}, qRLS, false, true},
-		{"rls-select-config", benchTx{f.appPool, beginSelectSetConfig, false}, qRLS, false, true},
+		{"rls-4rt", benchTx{pool: f.appPool, begin: beginPlain, setParam: true}, qRLS, false, true},
+		{"rls-select-config", benchTx{pool: f.appPool, begin: beginSelectSetConfig}, qRLS, false, true},
 	}
 }
 
@@ -433,28 +458,42 @@ func BenchmarkReadInterleaved(b *testing.B) {
 		v.warm(b, f)
 	}
 	ctx := context.Background()
-	samples := make([][]time.Duration, len(vs))
-	rng := rand.New(rand.NewPCG(1, 2)) // a fresh random order each round
+	names := make([]string, len(vs))
+	for k, v := range vs {
+		names[k] = v.name
+	}
+	med := interleave(b, names, 1, func(i, k int) error { return vs[k].read(ctx, f.tenants[(i*7)%len(f.tenants)]) })
+	b.ReportMetric(med["rls"]/med["where"], "rls/where")
+	b.ReportMetric(med["schema"]/med["where"], "schema/where")
+}
+
+// interleave runs variant k of names, run(i, k), once per iteration i of
+// b.Loop, the variants in a fresh random order each time (seeded by
+// seed), and reports each variant's median time per run as <name>-µs.
+// Any load from elsewhere on the machine hits all variants alike, so
+// ratios of the medians hold where absolute times wander. It returns the
+// medians by name, in µs.
+func interleave(b *testing.B, names []string, seed uint64, run func(i, k int) error) map[string]float64 {
+	samples := make([][]time.Duration, len(names))
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	i := 0
 	for b.Loop() {
-		id := f.tenants[(i*7)%len(f.tenants)]
-		for _, k := range rng.Perm(len(vs)) {
+		for _, k := range rng.Perm(len(names)) {
 			start := time.Now()
-			if err := vs[k].read(ctx, id); err != nil {
-				b.Fatal(err)
+			if err := run(i, k); err != nil {
+				b.Fatalf("%s: %v", names[k], err)
 			}
 			samples[k] = append(samples[k], time.Since(start))
 		}
 		i++
 	}
 	med := map[string]float64{}
-	for k, v := range vs {
+	for k, name := range names {
 		slices.Sort(samples[k])
-		med[v.name] = float64(samples[k][len(samples[k])/2]) / float64(time.Microsecond)
-		b.ReportMetric(med[v.name], v.name+"-µs")
+		med[name] = float64(samples[k][len(samples[k])/2]) / float64(time.Microsecond)
+		b.ReportMetric(med[name], name+"-µs")
 	}
-	b.ReportMetric(med["rls"]/med["where"], "rls/where")
-	b.ReportMetric(med["schema"]/med["where"], "schema/where")
+	return med
 }
 
 // BenchmarkProvision measures provisioning one tenant schema (role,

@@ -487,6 +487,23 @@ func TestPipelinedTxForms(t *testing.T) {
 	}
 }
 
+// limitedBackend is newBackend with l's AcquireTimeout and
+// StatementTimeout.
+func (e *env) limitedBackend(t testing.TB, s Strategy, pool *pgxpool.Pool, l limits) backend {
+	t.Helper()
+	var b backend
+	var err error
+	if s == RowLevelSecurity {
+		b, err = NewRLS(pool, &RLSOptions{AcquireTimeout: l.acquire, StatementTimeout: l.statement})
+	} else {
+		b, err = NewSchemas(pool, &SchemaOptions{Provisioner: e.provisioner(t), AcquireTimeout: l.acquire, StatementTimeout: l.statement})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestAcquireTimeout: with every connection busy, an operation waits at
 // most AcquireTimeout and fails with ErrPoolTimeout, sending nothing.
 func TestAcquireTimeout(t *testing.T) {
@@ -495,16 +512,7 @@ func TestAcquireTimeout(t *testing.T) {
 			t.Parallel()
 			e := setup(t, s)
 			pool := e.pool(t, 1)
-			var b backend
-			var err error
-			if s == RowLevelSecurity {
-				b, err = NewRLS(pool, &RLSOptions{AcquireTimeout: 50 * time.Millisecond})
-			} else {
-				b, err = NewSchemas(pool, &SchemaOptions{Provisioner: e.provisioner(t), AcquireTimeout: 50 * time.Millisecond})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := e.limitedBackend(t, s, pool, limits{acquire: 50 * time.Millisecond})
 			ctx := context.Background()
 			id := tenant.NewID()
 			if err := b.Put(ctx, id, "k", []byte("v")); err != nil {
@@ -544,20 +552,12 @@ func TestStatementTimeout(t *testing.T) {
 			t.Parallel()
 			e := setup(t, s)
 			pool := e.pool(t, 1)
-			var b backend
-			var err error
-			if s == RowLevelSecurity {
-				b, err = NewRLS(pool, &RLSOptions{StatementTimeout: 100 * time.Millisecond})
-			} else {
-				b, err = NewSchemas(pool, &SchemaOptions{Provisioner: e.provisioner(t), StatementTimeout: 100 * time.Millisecond})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := e.limitedBackend(t, s, pool, limits{statement: 100 * time.Millisecond})
 			ctx := context.Background()
 			id := tenant.NewID()
 			putDocs(t, b, id, 1)
 			clean := stateOf(t, pool)
+			var err error
 			for _, q := range []struct {
 				what string
 				args []any
@@ -684,32 +684,13 @@ func TestRLSPreparedPlans(t *testing.T) {
 			t.Errorf("%q: %d of %d executions ran the cached generic plan, want all but the first 5", q.sql, p.generic, p.total)
 		}
 		for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
-			var plan []string
-			err := b.InTx(ctx, tenants[0], func(tx store.Tx) error {
-				if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
-					return err
-				}
-				// EXPLAIN EXECUTE takes no bind parameters: the tenant goes
-				// in as a literal, after checking it is an id.
-				args := strings.Replace(q.args, "$1", "'"+string(tenants[0])+"'", 1)
-				rows, err := tx.Query(ctx, "EXPLAIN EXECUTE "+ident(p.name)+args)
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				for rows.Next() {
-					var line string
-					if err := rows.Scan(&line); err != nil {
-						return err
-					}
-					plan = append(plan, line)
-				}
-				return rows.Err()
-			})
+			// EXPLAIN EXECUTE takes no bind parameters: the tenant goes in
+			// as a literal, after checking it is an id.
+			args := strings.Replace(q.args, "$1", "'"+string(tenants[0])+"'", 1)
+			text, err := explain(ctx, b, tenants[0], "SET LOCAL plan_cache_mode = "+mode, "EXPLAIN EXECUTE "+ident(p.name)+args)
 			if err != nil {
 				t.Fatal(err)
 			}
-			text := strings.Join(plan, "\n")
 			if !pkeyScan.MatchString(text) {
 				t.Errorf("%q, %s: not an index scan of the primary key:\n%s", q.sql, mode, text)
 			}

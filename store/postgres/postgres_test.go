@@ -328,25 +328,7 @@ CREATE TABLE notes (id bigserial PRIMARY KEY, tenant_id text NOT NULL, body text
 	wantCode(t, err, "42501", "insert for another tenant")
 
 	// The planner uses the tenant_id index for the policy.
-	var plan string
-	err = b.InTx(ctx, a, func(tx store.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, "EXPLAIN SELECT * FROM notes")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				return err
-			}
-			plan += line + "\n"
-		}
-		return rows.Err()
-	})
+	plan, err := explain(ctx, b, a, "SET LOCAL enable_seqscan = off", "EXPLAIN SELECT * FROM notes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,14 +468,32 @@ func TestRLSPolicyUsesIndex(t *testing.T) {
 	ctx := context.Background()
 	id := tenant.NewID()
 	putDocs(t, b, id, 3)
+	// A 3-row table would be scanned whole; ask for the plan that matters
+	// at scale.
+	text, err := explain(ctx, b, id, "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+		"EXPLAIN SELECT key, content FROM tenantmcp_documents ORDER BY key LIMIT 50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Index Scan using tenantmcp_documents_pkey", "Index Cond: (tenant_id = current_setting('app.tenant_id'::text, true))"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Sort") {
+		t.Errorf("plan sorts instead of reading the index in key order:\n%s", text)
+	}
+}
+
+// explain runs settings, then the EXPLAIN statement query, in a
+// transaction of tenant id, and returns the plan's lines.
+func explain(ctx context.Context, b store.SQLBackend, id tenant.ID, settings, query string) (string, error) {
 	var plan []string
 	err := b.InTx(ctx, id, func(tx store.Tx) error {
-		// A 3-row table would be scanned whole; ask for the plan that
-		// matters at scale.
-		if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"); err != nil {
+		if _, err := tx.Exec(ctx, settings); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, "EXPLAIN SELECT key, content FROM tenantmcp_documents ORDER BY key LIMIT 50")
+		rows, err := tx.Query(ctx, query)
 		if err != nil {
 			return err
 		}
@@ -507,16 +507,5 @@ func TestRLSPolicyUsesIndex(t *testing.T) {
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Join(plan, "\n")
-	for _, want := range []string{"Index Scan using tenantmcp_documents_pkey", "Index Cond: (tenant_id = current_setting('app.tenant_id'::text, true))"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("plan lacks %q:\n%s", want, text)
-		}
-	}
-	if strings.Contains(text, "Sort") {
-		t.Errorf("plan sorts instead of reading the index in key order:\n%s", text)
-	}
+	return strings.Join(plan, "\n"), err
 }
