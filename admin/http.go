@@ -39,21 +39,21 @@ func Handler(s *Service) http.Handler {
 	h := &api{s: s}
 	mux := http.NewServeMux()
 	p := strings.TrimSuffix(server.AdminAPIPath, "/")
-	mux.HandleFunc("GET "+p+"/tenants", h.listTenants)
-	mux.HandleFunc("POST "+p+"/tenants", h.createTenant)
-	mux.HandleFunc("GET "+p+"/tenants/{id}", h.getTenant)
-	mux.HandleFunc("PATCH "+p+"/tenants/{id}", h.updateTenant)
-	mux.HandleFunc("DELETE "+p+"/tenants/{id}", h.deleteTenant)
-	mux.HandleFunc("POST "+p+"/tenants/{id}/suspend", h.suspendTenant)
-	mux.HandleFunc("POST "+p+"/tenants/{id}/resume", h.resumeTenant)
-	mux.HandleFunc("POST "+p+"/tenants/{id}/impersonations", h.impersonate)
-	mux.HandleFunc("POST "+p+"/tenants/{id}/archive", h.archiveTenant)
-	mux.HandleFunc("POST "+p+"/tenants/{id}/purge", h.purgeTenant)
+	mux.HandleFunc("GET "+p+"/tenants", h.handle(h.listTenants))
+	mux.HandleFunc("POST "+p+"/tenants", h.handle(h.createTenant))
+	mux.HandleFunc("GET "+p+"/tenants/{id}", h.handle(h.getTenant))
+	mux.HandleFunc("PATCH "+p+"/tenants/{id}", h.handle(h.updateTenant))
+	mux.HandleFunc("DELETE "+p+"/tenants/{id}", h.handle(h.deleteTenant))
+	mux.HandleFunc("POST "+p+"/tenants/{id}/suspend", h.handle(h.suspendTenant))
+	mux.HandleFunc("POST "+p+"/tenants/{id}/resume", h.handle(h.resumeTenant))
+	mux.HandleFunc("POST "+p+"/tenants/{id}/impersonations", h.handle(h.impersonate))
+	mux.HandleFunc("POST "+p+"/tenants/{id}/archive", h.handle(h.archiveTenant))
+	mux.HandleFunc("POST "+p+"/tenants/{id}/purge", h.handle(h.purgeTenant))
 	mux.HandleFunc("GET "+p+"/tenants/{id}/export", h.exportTenant)
-	mux.HandleFunc("POST "+p+"/restore", h.restore)
-	mux.HandleFunc("POST "+p+"/purge-due", h.purgeDue)
-	mux.HandleFunc("GET "+p+"/impersonations", h.listImpersonations)
-	mux.HandleFunc("POST "+p+"/impersonations/{id}/end", h.endImpersonation)
+	mux.HandleFunc("POST "+p+"/restore", h.handle(h.restore))
+	mux.HandleFunc("POST "+p+"/purge-due", h.handle(h.purgeDue))
+	mux.HandleFunc("GET "+p+"/impersonations", h.handle(h.listImpersonations))
+	mux.HandleFunc("POST "+p+"/impersonations/{id}/end", h.handle(h.endImpersonation))
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		server.WriteAPIError(w, http.StatusNotFound, "not_found", "no such admin API endpoint: see docs/admin-api.yaml")
 	})
@@ -132,6 +132,23 @@ func limitParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// handle serves an operation to the admin the server authenticated:
+// the operation's status and result as JSON, or its error.
+func (h *api) handle(op func(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := h.principal(w, r)
+		if !ok {
+			return
+		}
+		status, v, err := op(w, r, p)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, status, v)
+	}
+}
+
 func (h *api) principal(w http.ResponseWriter, r *http.Request) (Principal, bool) {
 	p, err := principalFrom(r.Context(), ViaHTTP)
 	if err != nil {
@@ -141,137 +158,85 @@ func (h *api) principal(w http.ResponseWriter, r *http.Request) (Principal, bool
 	return p, true
 }
 
-func (h *api) listTenants(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) listTenants(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	limit, err := limitParam(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	q := r.URL.Query()
 	f := TenantFilter{Status: registry.Status(q.Get("status")), Name: q.Get("name"), After: tenant.ID(q.Get("after")), Limit: limit}
 	if v := q.Get("trial_ends_before"); v != "" {
 		if f.TrialEndsBefore, err = time.Parse(time.RFC3339, v); err != nil {
-			fail(w, invalid(fmt.Sprintf("trial_ends_before: %q is not an RFC 3339 time (2026-12-31T00:00:00Z)", v)))
-			return
+			return 0, nil, invalid(fmt.Sprintf("trial_ends_before: %q is not an RFC 3339 time (2026-12-31T00:00:00Z)", v))
 		}
 	}
 	page, err := h.s.ListTenants(r.Context(), p, f)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, page)
+	return http.StatusOK, page, err
 }
 
-func (h *api) createTenant(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) createTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	var spec TenantSpec
 	if err := decode(r, &spec, false); err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	t, replayed, err := h.s.CreateTenant(r.Context(), p, spec, r.Header.Get(IdempotencyKeyHeader))
 	if err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	w.Header().Set("Location", server.AdminAPIPath+"tenants/"+string(t.ID))
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
-		reply(w, http.StatusOK, t)
-		return
+		return http.StatusOK, t, nil
 	}
-	reply(w, http.StatusCreated, t)
+	return http.StatusCreated, t, nil
 }
 
-func (h *api) getTenant(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) getTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	t, err := h.s.GetTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, t)
+	return http.StatusOK, t, err
 }
 
-func (h *api) updateTenant(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) updateTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	var patch TenantPatch
 	if err := decode(r, &patch, false); err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	t, err := h.s.UpdateTenant(r.Context(), p, tenant.ID(r.PathValue("id")), patch)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, t)
+	return http.StatusOK, t, err
 }
 
-func (h *api) deleteTenant(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) deleteTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	var purgeNow bool
 	switch v := r.URL.Query().Get("purge_now"); v {
 	case "", "false":
 	case "true":
 		purgeNow = true
 	default:
-		fail(w, invalid("purge_now: true or false"))
-		return
+		return 0, nil, invalid("purge_now: true or false")
 	}
 	t, err := h.s.DeleteTenant(r.Context(), p, tenant.ID(r.PathValue("id")), purgeNow)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, t)
+	return http.StatusOK, t, err
 }
 
 type reasonBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func (h *api) suspendTenant(w http.ResponseWriter, r *http.Request) {
-	h.setStatus(w, r, h.s.SuspendTenant)
+func (h *api) suspendTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	return h.setStatus(r, p, h.s.SuspendTenant)
 }
 
-func (h *api) resumeTenant(w http.ResponseWriter, r *http.Request) {
-	h.setStatus(w, r, h.s.ResumeTenant)
+func (h *api) resumeTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	return h.setStatus(r, p, h.s.ResumeTenant)
 }
 
-func (h *api) setStatus(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, p Principal, id tenant.ID, reason string) (*registry.Tenant, error)) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) setStatus(r *http.Request, p Principal, op func(ctx context.Context, p Principal, id tenant.ID, reason string) (*registry.Tenant, error)) (int, any, error) {
 	var b reasonBody
 	if err := decode(r, &b, true); err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	t, err := op(r.Context(), p, tenant.ID(r.PathValue("id")), b.Reason)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, t)
+	return http.StatusOK, t, err
 }
 
 // impersonateBody is ImpersonationRequest with the duration as text.
@@ -285,41 +250,26 @@ type impersonateBody struct {
 	IncludeSuspended bool     `json:"include_suspended,omitempty"`
 }
 
-func (h *api) impersonate(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) impersonate(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	var b impersonateBody
 	if err := decode(r, &b, false); err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	d, err := ParseDuration(b.Duration)
 	if err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	g, err := h.s.Impersonate(r.Context(), p, ImpersonationRequest{
 		Tenant: tenant.ID(r.PathValue("id")), Reason: b.Reason, Ticket: b.Ticket, Scopes: b.Scopes,
 		Write: b.Write, Duration: d, User: b.User, IncludeSuspended: b.IncludeSuspended,
 	})
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusCreated, g)
+	return http.StatusCreated, g, err
 }
 
-func (h *api) listImpersonations(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) listImpersonations(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	limit, err := limitParam(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return 0, nil, err
 	}
 	q := r.URL.Query()
 	f := ImpersonationFilter{Tenant: tenant.ID(q.Get("tenant")), Admin: q.Get("admin"), Before: q.Get("before"), Limit: limit}
@@ -328,50 +278,25 @@ func (h *api) listImpersonations(w http.ResponseWriter, r *http.Request) {
 	case "true":
 		f.ActiveAt = h.s.o.Now()
 	default:
-		fail(w, invalid("active: true or false"))
-		return
+		return 0, nil, invalid("active: true or false")
 	}
 	gs, err := h.s.ListImpersonations(r.Context(), p, f)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, impersonationsOut{Impersonations: orEmpty(gs)})
+	return http.StatusOK, impersonationsOut{Impersonations: orEmpty(gs)}, err
 }
 
-func (h *api) endImpersonation(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) endImpersonation(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	g, err := h.s.EndImpersonation(r.Context(), p, r.PathValue("id"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, g)
+	return http.StatusOK, g, err
 }
 
-func (h *api) archiveTenant(w http.ResponseWriter, r *http.Request) {
-	h.tenantOp(w, r, h.s.ArchiveTenant)
+func (h *api) archiveTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	t, err := h.s.ArchiveTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
+	return http.StatusOK, t, err
 }
 
-func (h *api) purgeTenant(w http.ResponseWriter, r *http.Request) {
-	h.tenantOp(w, r, h.s.PurgeTenant)
-}
-
-// tenantOp answers an operation on the tenant the path names.
-func (h *api) tenantOp(w http.ResponseWriter, r *http.Request, op func(context.Context, Principal, tenant.ID) (*registry.Tenant, error)) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
-	t, err := op(r.Context(), p, tenant.ID(r.PathValue("id")))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, t)
+func (h *api) purgeTenant(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	t, err := h.s.PurgeTenant(r.Context(), p, tenant.ID(r.PathValue("id")))
+	return http.StatusOK, t, err
 }
 
 // exportTenant streams the tenant's archive. An error before the first
@@ -420,32 +345,20 @@ var archiveTypes = []string{"application/gzip", "application/x-gzip", "applicati
 
 // restore restores from the archive the body is (Content-Type
 // application/gzip), or from the archive store ({"archive": name}).
-func (h *api) restore(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
-	var (
-		t   *registry.Tenant
-		err error
-	)
+func (h *api) restore(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); slices.Contains(archiveTypes, mt) {
-		t, err = h.s.RestoreTenant(r.Context(), p, http.MaxBytesReader(w, r.Body, maxRestoreBody), r.URL.Query().Get("sha256"))
-	} else {
-		var b restoreBody
-		if err = decode(r, &b, false); err == nil {
-			if b.Archive == "" {
-				err = invalid("archive: the archive's name in the archive store is required (or send the archive itself as application/gzip)")
-			} else {
-				t, err = h.s.RestoreArchive(r.Context(), p, b.Archive)
-			}
-		}
+		t, err := h.s.RestoreTenant(r.Context(), p, http.MaxBytesReader(w, r.Body, maxRestoreBody), r.URL.Query().Get("sha256"))
+		return http.StatusOK, t, err
 	}
-	if err != nil {
-		fail(w, err)
-		return
+	var b restoreBody
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
-	reply(w, http.StatusOK, t)
+	if b.Archive == "" {
+		return 0, nil, invalid("archive: the archive's name in the archive store is required (or send the archive itself as application/gzip)")
+	}
+	t, err := h.s.RestoreArchive(r.Context(), p, b.Archive)
+	return http.StatusOK, t, err
 }
 
 // maxRestoreBody bounds an archive uploaded to restore.
@@ -455,15 +368,7 @@ type purgeDueOut struct {
 	Purged int `json:"purged"`
 }
 
-func (h *api) purgeDue(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.principal(w, r)
-	if !ok {
-		return
-	}
+func (h *api) purgeDue(w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	n, err := h.s.PurgeDue(r.Context(), p)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, http.StatusOK, purgeDueOut{Purged: n})
+	return http.StatusOK, purgeDueOut{Purged: n}, err
 }
