@@ -67,6 +67,7 @@ type config struct {
 	quiet       bool
 	quietCores  float64
 	auditBatch  int
+	pgConns     int
 }
 
 // maxRepeats bounds how often -quiet-cores repeats one phase.
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.profTenants, "profile-tenants", 100, "tenant count of the profiled phase")
 	fs.IntVar(&c.scale, "scale", 0, "also measure the registry with this many tenants (e.g. 100000): provisioning, lookup, memory")
 	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
+	fs.IntVar(&c.pgConns, "pg-conns", 0, "PostgreSQL pool size of (e) and (f) (0 = one connection per load connection, -c)")
 	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e and f are exempt: their PostgreSQL is another process)")
@@ -133,6 +135,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.conns < 1 || c.rounds < 1 || c.duration <= 0 {
 		return nil, errors.New("-c, -rounds and -duration must be positive")
+	}
+	if c.pgConns < 0 {
+		return nil, errors.New("-pg-conns must not be negative (0 = one per load connection)")
+	}
+	if c.pgConns == 0 {
+		c.pgConns = c.conns
 	}
 	if c.auditBatch < 0 {
 		return nil, errors.New("-audit-batch must not be negative (0 = the writer's default)")
@@ -261,7 +269,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if want("e") {
 		start := time.Now()
-		pg, err := openPG(ctx, cfg.postgres, cfg.conns)
+		pg, err := openPG(ctx, cfg.postgres, cfg.pgConns)
 		switch {
 		case errors.Is(err, errNoPostgres):
 			rep.Skipped = append(rep.Skipped, "e: "+err.Error())
@@ -303,7 +311,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			t.work = func(n int) *workload { return docWorkload(t.addr, tm, n) }
 			logf("(e) %d tenants registered in PostgreSQL in %s; documents table: %d rows", maxTenants, time.Since(start).Round(time.Millisecond), rows)
 			if want("f") {
-				if err := serveRef(ctx, serve, pg, tm, cfg.conns); err != nil {
+				if err := serveRef(ctx, serve, pg, tm, cfg.pgConns); err != nil {
 					return err
 				}
 			}

@@ -58,6 +58,7 @@ type benchData struct {
 	getSchemas  *Schemas      // over getPool
 	execPool    *pgxpool.Pool // QueryExecModeExec: nothing prepared
 	bigCache    *pgxpool.Pool // a statement cache with room for every tenant's statements
+	bigGeneric  *pgxpool.Pool // the same with plan_cache_mode = force_generic_plan
 	genericPool *pgxpool.Pool // plan_cache_mode = force_generic_plan
 	schemasGen  *Schemas      // over genericPool
 }
@@ -183,7 +184,14 @@ func buildBench(b *testing.B) error {
 	if f.bigCache, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.StatementCacheCapacity = 4 * benchTenants }); err != nil {
 		return err
 	}
-	if f.genericPool, err = f.countingPool(appDSN, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan" }); err != nil {
+	generic := func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan" }
+	if f.genericPool, err = f.countingPool(appDSN, generic); err != nil {
+		return err
+	}
+	if f.bigGeneric, err = f.countingPool(appDSN, func(c *pgxpool.Config) {
+		c.ConnConfig.StatementCacheCapacity = 4 * benchTenants
+		generic(c)
+	}); err != nil {
 		return err
 	}
 	if f.schemasGen, err = NewSchemas(f.genericPool, nil); err != nil {
@@ -238,7 +246,7 @@ func benchCleanup() {
 	if f.db == "" {
 		return
 	}
-	for _, p := range []*pgxpool.Pool{f.appPool, f.getPool, f.execPool, f.bigCache, f.genericPool} {
+	for _, p := range []*pgxpool.Pool{f.appPool, f.getPool, f.execPool, f.bigCache, f.bigGeneric, f.genericPool} {
 		if p != nil {
 			p.Close()
 		}

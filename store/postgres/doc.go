@@ -10,7 +10,10 @@
 //
 // Every operation is one transaction on one connection, so no tenant
 // setting can outlive it or reach the next borrower of a pooled
-// connection. Three roles take part: an administrator (superuser or
+// connection. Entering the tenant travels in the same network write as the
+// first statement (a pgx batch), so a documents operation is one round
+// trip, and every statement is parameterised with the same text for every
+// tenant, so pgx prepares it once per connection. Three roles take part: an administrator (superuser or
 // CREATEROLE) runs Setup and provisioning; the owner role (NOLOGIN) owns
 // every table and schema and runs migrations; the application role the
 // server connects as is NOSUPERUSER NOBYPASSRLS NOINHERIT and owns nothing.

@@ -146,22 +146,7 @@ func TestPreparedOncePerConnection(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var stmts []string
-			err := b.InTx(ctx, tenants[0], func(tx store.Tx) error {
-				rows, err := tx.Query(ctx, "SELECT statement FROM pg_prepared_statements WHERE statement <> $1", "")
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				for rows.Next() {
-					var q string
-					if err := rows.Scan(&q); err != nil {
-						return err
-					}
-					stmts = append(stmts, q)
-				}
-				return rows.Err()
-			})
+			stmts, err := textColumn(ctx, b, tenants[0], "", "SELECT statement FROM pg_prepared_statements WHERE statement <> $1", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -487,8 +472,9 @@ func TestPipelinedTxForms(t *testing.T) {
 	}
 }
 
-// limitedBackend is newBackend with l's AcquireTimeout and
-// StatementTimeout.
+// limitedBackend returns a backend of strategy s over pool with l's
+// AcquireTimeout and StatementTimeout; with schemas it provisions tenants
+// on demand.
 func (e *env) limitedBackend(t testing.TB, s Strategy, pool *pgxpool.Pool, l limits) backend {
 	t.Helper()
 	var b backend

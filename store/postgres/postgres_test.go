@@ -29,17 +29,7 @@ type backend interface {
 // provisions tenants on demand.
 func (e *env) newBackend(t testing.TB, s Strategy, pool *pgxpool.Pool) backend {
 	t.Helper()
-	var b backend
-	var err error
-	if s == RowLevelSecurity {
-		b, err = NewRLS(pool, nil)
-	} else {
-		b, err = NewSchemas(pool, &SchemaOptions{Provisioner: e.provisioner(t)})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return e.limitedBackend(t, s, pool, limits{})
 }
 
 func TestContract(t *testing.T) {
@@ -486,26 +476,35 @@ func TestRLSPolicyUsesIndex(t *testing.T) {
 }
 
 // explain runs settings, then the EXPLAIN statement query, in a
-// transaction of tenant id, and returns the plan's lines.
+// transaction of tenant id, and returns the plan.
 func explain(ctx context.Context, b store.SQLBackend, id tenant.ID, settings, query string) (string, error) {
-	var plan []string
+	lines, err := textColumn(ctx, b, id, settings, query)
+	return strings.Join(lines, "\n"), err
+}
+
+// textColumn runs settings (unless ""), then query, in a transaction of
+// tenant id, and returns the first column of query's rows.
+func textColumn(ctx context.Context, b store.SQLBackend, id tenant.ID, settings, query string, args ...any) ([]string, error) {
+	var out []string
 	err := b.InTx(ctx, id, func(tx store.Tx) error {
-		if _, err := tx.Exec(ctx, settings); err != nil {
-			return err
+		if settings != "" {
+			if _, err := tx.Exec(ctx, settings); err != nil {
+				return err
+			}
 		}
-		rows, err := tx.Query(ctx, query)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
+			var v string
+			if err := rows.Scan(&v); err != nil {
 				return err
 			}
-			plan = append(plan, line)
+			out = append(out, v)
 		}
 		return rows.Err()
 	})
-	return strings.Join(plan, "\n"), err
+	return out, err
 }
