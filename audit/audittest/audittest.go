@@ -77,6 +77,30 @@ func Event(chain string, i int) audit.Event {
 	}
 }
 
+// At is the time of Event number i: Base plus i minutes.
+func At(i int) time.Time { return Base.Add(time.Duration(i) * time.Minute) }
+
+// SameQueries fails t for every filter under which s.Query of chain
+// returns other records than ref.Query (say, of an audit.MemoryStore
+// holding the same records).
+func SameQueries(t testing.TB, s, ref audit.Store, chain string, filters ...audit.Filter) {
+	t.Helper()
+	ctx := context.Background()
+	for _, f := range filters {
+		got, err := s.Query(ctx, chain, f)
+		if err != nil {
+			t.Fatalf("Query(%+v): %v", f, err)
+		}
+		want, err := ref.Query(ctx, chain, f)
+		if err != nil {
+			t.Fatalf("reference Query(%+v): %v", f, err)
+		}
+		if d := Diff(want, got); d != "" {
+			t.Errorf("Query(%+v) (-want +got):\n%s", f, d)
+		}
+	}
+}
+
 // Records chains the events after from, without storing them, and returns
 // the records and the new head. It fails the test if an event does not
 // encode; in another goroutine than the test's, encode first (Bodies) and
@@ -475,7 +499,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		evs[90].Time = Base.Add(-time.Hour)
 		recs := Append(t, s, "a", evs...)
 		AppendN(t, s, "b", 0, 20) // another chain, same values
-		at := func(i int) time.Time { return Base.Add(time.Duration(i) * time.Minute) }
+		at := At
 		filters := []audit.Filter{
 			{},
 			{Limit: 1},
@@ -564,7 +588,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		for _, n := range []int{1, 3, 200, 7, 300, 1, 600, 255, 256, 257, 2} {
 			add(n)
 		}
-		at := func(i int) time.Time { return Base.Add(time.Duration(i) * time.Minute) }
+		at := At
 		filters := []audit.Filter{
 			{Since: at(1500)},
 			{Since: at(1700)},

@@ -66,23 +66,13 @@ func TestMigrateSpans(t *testing.T) {
 	if err := ref.Append(ctx, more); err != nil {
 		t.Fatal(err)
 	}
-	at := func(i int) time.Time { return audittest.Base.Add(time.Duration(i) * time.Minute) }
-	for _, f := range []audit.Filter{
-		{Since: at(100), Until: at(120)},
-		{Since: at(600), Until: at(800), Limit: 500},
-		{Until: audittest.Base, Limit: 500},
-		{Since: at(-24 * 60), Until: at(-23 * 60), Limit: 500},
-		{Since: at(990)},
-	} {
-		got, err := s.Query(ctx, "a", f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := ref.Query(ctx, "a", f)
-		if d := audittest.Diff(want, got); d != "" {
-			t.Errorf("Query(%+v) (-want +got):\n%s", f, d)
-		}
-	}
+	at := audittest.At
+	audittest.SameQueries(t, s, ref, "a",
+		audit.Filter{Since: at(100), Until: at(120)},
+		audit.Filter{Since: at(600), Until: at(800), Limit: 500},
+		audit.Filter{Until: audittest.Base, Limit: 500},
+		audit.Filter{Since: at(-24 * 60), Until: at(-23 * 60), Limit: 500},
+		audit.Filter{Since: at(990)})
 	var v int
 	if err := s.r.QueryRow(`SELECT MAX(version) FROM audit_schema_version`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version %d, %v; want %d", v, err, len(migrations))

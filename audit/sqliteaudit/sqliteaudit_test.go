@@ -50,16 +50,21 @@ func TestContractOneReader(t *testing.T) {
 	})
 }
 
+// tamperer opens a Tamperer of the file at path, closed when t ends.
+func tamperer(t testing.TB, path string) *sqliteaudit.Tamperer {
+	t.Helper()
+	tm, err := sqliteaudit.NewTamperer(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.Close() })
+	return tm
+}
+
 func TestTamper(t *testing.T) {
 	audittest.RunTamper(t, func(t *testing.T) (audit.Store, audittest.Tamperer) {
 		path := filepath.Join(t.TempDir(), "audit.db")
-		s := open(t, path, nil)
-		tm, err := sqliteaudit.NewTamperer(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tm.Close() })
-		return s, tm
+		return open(t, path, nil), tamperer(t, path)
 	})
 }
 

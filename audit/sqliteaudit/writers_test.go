@@ -20,11 +20,7 @@ func TestOtherWriterSeen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	a, b := open(t, path, nil), open(t, path, nil)
-	tm, err := sqliteaudit.NewTamperer(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.Close() })
+	tm := tamperer(t, path)
 	bodies := audittest.Bodies(t, "c", 0, 20)
 	appendOn := func(s *sqliteaudit.Store, h audit.Head, bs ...[]byte) (audit.Head, error) {
 		recs, next := audittest.Chain("c", h, bs...)
@@ -104,11 +100,7 @@ func TestQueryAfterTruncation(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	s := open(t, path, nil)
-	tm, err := sqliteaudit.NewTamperer(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.Close() })
+	tm := tamperer(t, path)
 	evs := make([]audit.Event, 600)
 	for i := range evs {
 		evs[i] = audittest.Event("a", i)
@@ -128,20 +120,10 @@ func TestQueryAfterTruncation(t *testing.T) {
 	if err := ref.Append(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	at := func(i int) time.Time { return audittest.Base.Add(time.Duration(i) * time.Minute) }
-	for _, f := range []audit.Filter{
-		{Since: at(150), Until: at(210), Limit: 500},
-		{Since: at(300), Until: at(400), Limit: 500},
-		{Since: at(430), Limit: 500},
-		{Until: at(160), Limit: 20},
-	} {
-		got, err := s.Query(ctx, "a", f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := ref.Query(ctx, "a", f)
-		if d := audittest.Diff(want, got); d != "" {
-			t.Errorf("Query(%+v) (-want +got):\n%s", f, d)
-		}
-	}
+	at := audittest.At
+	audittest.SameQueries(t, s, ref, "a",
+		audit.Filter{Since: at(150), Until: at(210), Limit: 500},
+		audit.Filter{Since: at(300), Until: at(400), Limit: 500},
+		audit.Filter{Since: at(430), Limit: 500},
+		audit.Filter{Until: at(160), Limit: 20})
 }

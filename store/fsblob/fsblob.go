@@ -199,11 +199,12 @@ func (s *Store) put(ctx context.Context, r *os.Root, obj string, value []byte) (
 		if err == nil || !notExist(err) || dir == "" || attempt == 5 {
 			break
 		}
-		c, err := mkdirs(r, dir)
-		if err != nil {
-			return err
-		}
+		c, merr := mkdirs(r, dir)
 		created = append(created, c...)
+		if merr != nil && !(notExist(merr) && attempt < 5) {
+			return merr
+		}
+		// A parent removed while mkdirs ran: create the path again.
 	}
 	if err != nil {
 		return err
