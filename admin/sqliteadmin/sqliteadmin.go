@@ -7,12 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tenantmcp/tenantmcp/admin"
+	"github.com/tenantmcp/tenantmcp/registry/sqlitestore"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -55,11 +51,11 @@ func Open(path string, opts *Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqliteadmin: empty path; pass the registry file's path (<data dir>/registry.db)")
 	}
-	abs, err := createPrivate(path)
+	abs, err := sqlitestore.CreateFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqliteadmin: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(abs, o.BusyTimeout))
+	db, err := sql.Open("sqlite", sqlitestore.DSN(abs, o.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("sqliteadmin: open %s: %w", abs, err)
 	}
@@ -91,44 +87,6 @@ func (opts *Options) resolve() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
-}
-
-// createPrivate creates the file at path (and its directory) if missing,
-// readable by its owner only from the start, and returns its absolute
-// path.
-func createPrivate(path string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return "", fmt.Errorf("create the directory of %s: %w", abs, err)
-	}
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return abs, f.Close()
-	}
-	if errors.Is(err, fs.ErrExist) {
-		return abs, nil
-	}
-	return "", fmt.Errorf("create %s: %w", abs, err)
-}
-
-// dsn names the file at abs to the driver with the settings the
-// registry's store uses on it: WAL (readers never wait for the writer),
-// the busy timeout for the write lock, synchronous=NORMAL, and
-// transactions that take the write lock when they begin.
-func dsn(abs string, busy time.Duration) string {
-	q := url.Values{"_txlock": {"immediate"}, "_pragma": {
-		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
-		"journal_mode(WAL)",
-		"synchronous(NORMAL)",
-	}}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
-	if filepath.Separator == '\\' {
-		u.Path = "/" + u.Path // file:///C:/…
-	}
-	return u.String()
 }
 
 // Path returns the absolute path of the file.

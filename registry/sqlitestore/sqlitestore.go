@@ -72,30 +72,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := CreateFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: resolve %s: %w", path, err)
+		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlitestore: create directory of %s: %w", abs, err)
-	}
-	// Create the file ourselves so that it is private from the start.
-	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	} else if !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("sqlitestore: create %s: %w", abs, err)
-	}
-
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)+")")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
-	if filepath.Separator == '\\' {
-		u.Path = "/" + u.Path
-	}
-	db, err := sql.Open("sqlite", u.String())
+	dsn := DSN(abs, o.BusyTimeout)
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", abs, err)
 	}
@@ -108,7 +90,47 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
 	}
-	return &Store{db: db, path: abs, dsn: u.String(), watchEvery: o.WatchInterval, log: o.Logger}, nil
+	return &Store{db: db, path: abs, dsn: dsn, watchEvery: o.WatchInterval, log: o.Logger}, nil
+}
+
+// CreateFile makes the registry file at path, and its directory, private
+// (0600 and 0700) if they do not exist yet, and returns its absolute path.
+// Other stores that keep tables in the registry's file (the admin store)
+// open it with CreateFile and DSN too, so that all use one set of settings.
+func CreateFile(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return "", fmt.Errorf("create the directory of %s: %w", abs, err)
+	}
+	// Create the file ourselves so that it is private from the start.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return abs, f.Close()
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return abs, nil
+	}
+	return "", fmt.Errorf("create %s: %w", abs, err)
+}
+
+// DSN names the file at abs to the driver with the registry's settings:
+// WAL (readers never wait for the writer), the busy timeout for the write
+// lock, synchronous=NORMAL, and transactions that take the write lock
+// when they begin.
+func DSN(abs string, busy time.Duration) string {
+	q := url.Values{"_txlock": {"immediate"}, "_pragma": {
+		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+	}}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	if filepath.Separator == '\\' {
+		u.Path = "/" + u.Path // file:///C:/…
+	}
+	return u.String()
 }
 
 // Path returns the absolute path of the registry file.
