@@ -33,16 +33,23 @@ import (
 type Auditor = lifecycle.Auditor
 
 // Principal is who performs an admin operation: the admin's subject and
-// issuer, how the operation arrived (ViaMCP, ViaHTTP, ViaCLI) and the
-// request id.
+// issuer, how the operation arrived (ViaMCP, ViaHTTP, ViaCLI, ViaConsole)
+// and the request id.
 type Principal = lifecycle.Principal
 
 // Channels of Principal.Via.
 const (
-	ViaMCP  = "mcp"
-	ViaHTTP = "http"
-	ViaCLI  = "cli"
+	ViaMCP     = "mcp"
+	ViaHTTP    = "http"
+	ViaCLI     = "cli"
+	ViaConsole = "console"
 )
+
+// CallerError reports whether an operation's error is meant for the admin
+// who asked (not found, invalid, conflict, audit unavailable, a problem
+// with an archive) rather than an internal error, which callers log and
+// show only as "internal error".
+func CallerError(err error) bool { return callerError(err) }
 
 // Options configure a Service. Registry and Store are required.
 type Options struct {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/auth/devauth"
 	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/examples/documents"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
@@ -54,10 +55,18 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		WriteTimeout:           cfg.Server.WriteTimeout,
 		IdleTimeout:            cfg.Server.IdleTimeout,
 		MaxBodyReadsPerTenant:  cfg.Server.MaxBodyReadsPerTenant,
-		AllowedOrigins:         cfg.Server.AllowedOrigins,
-		MetricsTopTenants:      cfg.Server.MetricsTopTenants,
-		NoTenantLabels:         cfg.Server.MetricsTopTenants == 0,
-		Logger:                 a.log,
+		MaxHeaderBytes:         cfg.Server.MaxHeaderBytes,
+		MaxJSONDepth:           cfg.Server.MaxJSONDepth,
+		MaxArgumentBytes:       cfg.Server.MaxArgumentBytes,
+		// 0 in the configuration turns these off.
+		MaxConcurrentRequests:       cfg.Server.MaxConcurrentRequests,
+		UnlimitedConcurrentRequests: cfg.Server.MaxConcurrentRequests == 0,
+		MaxConnsPerClient:           cfg.Server.MaxConnsPerClient,
+		UnlimitedConnsPerClient:     cfg.Server.MaxConnsPerClient == 0,
+		AllowedOrigins:              cfg.Server.AllowedOrigins,
+		MetricsTopTenants:           cfg.Server.MetricsTopTenants,
+		NoTenantLabels:              cfg.Server.MetricsTopTenants == 0,
+		Logger:                      a.log,
 	}
 	if !mt.Enabled {
 		opts.SingleTenant = SingleTenantID
@@ -95,7 +104,12 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		opts.Verifier, verifier = v, v
 		opts.AllowLoopbackOrigins = true // a local MCP Inspector, say
 		opts.Metadata.AuthorizationServers = []string{dev.Issuer()}
-		opts.Routes = map[string]http.Handler{"GET /dev/jwks.json": dev}
+		das, err := a.devAuth(dev, tools)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		opts.Routes = das.Routes() // the JWKS and the dev authorization server
 	case !cfg.Auth.Enabled:
 		a.log.Warn("AUTHENTICATION IS DISABLED ([auth] enabled = false): every request is served as the local tenant without a token. Use this only on your own machine.")
 		opts.LocalIdentity = &auth.Identity{Issuer: LocalIssuer, TenantID: LocalTenantID, UserID: "local"}
@@ -217,6 +231,52 @@ func (a *App) Tools() []server.Tool {
 		return a.opts.Tools
 	}
 	return documents.Tools()
+}
+
+// DevScopes are the default scopes of dev tokens: read:tools,
+// execute:tools and every scope a served tool requires, so that each of
+// them can be called. The tokens dev and token print and those of the dev
+// authorization server carry them.
+func DevScopes(tools []server.Tool) []string {
+	out := []string{"read:tools", "execute:tools"}
+	for _, t := range tools {
+		for _, s := range t.Scopes {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// devAuth is the dev authorization server (serve never builds one). It
+// offers the tenants registered under the dev issuer that are served now,
+// read from the registry at each sign-in, and the administrator when
+// admins share the dev issuer.
+func (a *App) devAuth(dev *auth.DevIssuer, tools []server.Tool) (*devauth.Server, error) {
+	o := &devauth.Options{Scopes: DevScopes(tools), Logger: a.log}
+	if a.adminSharesIssuer() {
+		o.AdminScope = a.Config.Admin.Scope
+	}
+	tenants := func(ctx context.Context) ([]devauth.Tenant, error) {
+		recs, err := a.Registry.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []devauth.Tenant
+		now := time.Now()
+		for _, t := range recs {
+			if t.Issuer == dev.Issuer() && t.Check(now) == nil {
+				out = append(out, devauth.Tenant{ExternalID: t.ExternalID, Name: t.Name})
+			}
+		}
+		return out, nil
+	}
+	das, err := devauth.New(dev, a.Config.ResourceURL(), tenants, o)
+	if err != nil {
+		return nil, fmt.Errorf("dev authorization server: %w", err)
+	}
+	return das, nil
 }
 
 func (a *App) verifierOptions() *auth.Options {

@@ -68,6 +68,12 @@ type config struct {
 	quietCores  float64
 	auditBatch  int
 	pgConns     int
+	// -soak: the soak mode (soak.go) instead of the phases.
+	soak        time.Duration
+	soakEvery   time.Duration
+	soakRate    float64
+	soakTenants int
+	soakServer  string
 }
 
 // maxRepeats bounds how often -quiet-cores repeats one phase.
@@ -109,8 +115,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e and f are exempt: their PostgreSQL is another process)")
+	fs.DurationVar(&c.soak, "soak", 0, "run a soak of this length instead of the phases: one server (-soak-server) at a steady load over -soak-tenants tenants and a mix of tools, sampled every -soak-every (see soak.go)")
+	fs.DurationVar(&c.soakEvery, "soak-every", 10*time.Second, "sampling interval of -soak")
+	fs.Float64Var(&c.soakRate, "soak-rate", 1000, "requests/s offered during -soak, paced over the -c connections")
+	fs.IntVar(&c.soakTenants, "soak-tenants", 1000, "tenants of -soak")
+	fs.StringVar(&c.soakServer, "soak-server", "g", "server of -soak: g (audit on) or d (audit off)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.soak < 0 || c.soakEvery <= 0 || c.soakRate <= 0 || c.soakTenants < 1 {
+		return nil, errors.New("-soak must not be negative; -soak-every, -soak-rate and -soak-tenants must be positive")
+	}
+	if c.soakServer != "d" && c.soakServer != "g" {
+		return nil, fmt.Errorf("-soak-server %q: want d or g", c.soakServer)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -163,6 +180,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg, err := parseFlags(args, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.soak > 0 {
+		return runSoak(ctx, cfg, stdout)
 	}
 	logf := func(format string, a ...any) {
 		if !cfg.quiet {

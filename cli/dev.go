@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -175,8 +174,10 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	scopes := devScopes(tools)
 	fmt.Fprintf(e.stdout, "%s dev: serving MCP at %s\n", e.name, st.Resource)
 	fmt.Fprintf(e.stdout, "  isolation: %s    data: %s\n", st.Isolation, data)
-	fmt.Fprintf(e.stdout, "  development issuer: %s (JWKS at %s/jwks.json); tokens below are valid for %s, scopes %s\n\n",
+	fmt.Fprintf(e.stdout, "  development issuer: %s (JWKS at %s/jwks.json); tokens below are valid for %s, scopes %s\n",
 		st.Issuer, st.Issuer, ttl, strings.Join(scopes, " "))
+	fmt.Fprintf(e.stdout, "  OAuth: an MCP client that supports OAuth (the MCP Inspector, the TypeScript SDK, ...) needs only the URL %s:\n", st.Resource)
+	fmt.Fprintf(e.stdout, "  it registers itself and opens a sign-in page (%s/authorize) where you pick the tenant and user.\n\n", st.Issuer)
 	for i, t := range demoTenants {
 		tok, err := iss.Mint(auth.TokenRequest{
 			Audience: st.Resource, TenantID: t.id, TenantName: t.name, UserID: t.user,
@@ -225,23 +226,8 @@ const inspectorVersion = "2.12.0"
 // inspector runs the pinned MCP Inspector CLI.
 const inspector = "npx -y @modelcontextprotocol/inspector@" + inspectorVersion
 
-// baseScopes are granted to every dev token, besides those the served
-// tools require.
-var baseScopes = []string{"read:tools", "execute:tools"}
-
-// devScopes are the default scopes of dev tokens: baseScopes and every
-// scope a served tool requires, so that each of them can be called.
-func devScopes(tools []server.Tool) []string {
-	out := slices.Clone(baseScopes)
-	for _, t := range tools {
-		for _, s := range t.Scopes {
-			if !slices.Contains(out, s) {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
+// devScopes are the default scopes of dev tokens (app.DevScopes).
+func devScopes(tools []server.Tool) []string { return app.DevScopes(tools) }
 
 func printTenant(w io.Writer, resource string, tools []server.Tool, id, name, internal, user, token string) {
 	fmt.Fprintf(w, "Tenant %q (%s), internal id %s, user %s\n", id, name, internal, user)

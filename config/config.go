@@ -197,6 +197,18 @@ type ServerConfig struct {
 	// MaxBodyReadsPerTenant caps a tenant's requests whose body is still
 	// arriving, per replica.
 	MaxBodyReadsPerTenant int
+	// MaxHeaderBytes caps a request's request line and header fields.
+	MaxHeaderBytes int
+	// MaxJSONDepth caps how deeply a request body's JSON nests.
+	MaxJSONDepth int
+	// MaxArgumentBytes caps a tool call's arguments (<= MaxBodyBytes).
+	MaxArgumentBytes int64
+	// MaxConcurrentRequests caps the requests in flight on a replica over
+	// all tenants (0 = off).
+	MaxConcurrentRequests int
+	// MaxConnsPerClient caps the open connections from one client IP
+	// address (0 = off).
+	MaxConnsPerClient int
 	// AllowedOrigins are the browser origins allowed besides the server's
 	// own ("*" = any).
 	AllowedOrigins []string
@@ -321,7 +333,8 @@ type RateLimitConfig struct {
 	OnRedisError string
 	// PerUserRateLimit is ratelimit.per_user_rate_limit, requests per minute (0 = off).
 	PerUserRateLimit int
-	// MaxConcurrentPerTenant is ratelimit.max_concurrent_per_tenant (0 = off).
+	// MaxConcurrentPerTenant is ratelimit.max_concurrent_per_tenant (0 =
+	// off; default DefaultMaxConcurrentPerTenant).
 	MaxConcurrentPerTenant int
 }
 
@@ -350,6 +363,11 @@ type LogConfig struct {
 	Format string
 }
 
+// DefaultMaxConcurrentPerTenant is ratelimit.max_concurrent_per_tenant's
+// default: an eighth of server.max_concurrent_requests' default, so that a
+// few tenants at their cap still leave room for the others.
+const DefaultMaxConcurrentPerTenant = 64
+
 // Default returns the built-in defaults: a loopback server with Auth0
 // multi-tenant auth (domain still to be set), embedded SQLite, in-memory
 // rate limits and filesystem blobs. Derived defaults (public URL, audience,
@@ -361,7 +379,7 @@ func Default() *Config {
 			Listen:          "127.0.0.1:8080",
 			DataDir:         "./tenantmcp-data",
 			ShutdownTimeout: 15 * time.Second,
-			MaxBodyBytes:    1 << 20,
+			MaxBodyBytes:    server.DefaultMaxBodyBytes,
 			// The library's defaults, so that a key left out and a
 			// server.Options field left zero mean the same.
 			ReadHeaderTimeout:     server.DefaultReadHeaderTimeout,
@@ -369,6 +387,11 @@ func Default() *Config {
 			WriteTimeout:          server.DefaultWriteTimeout,
 			IdleTimeout:           server.DefaultIdleTimeout,
 			MaxBodyReadsPerTenant: server.DefaultMaxBodyReadsPerTenant,
+			MaxHeaderBytes:        server.DefaultMaxHeaderBytes,
+			MaxJSONDepth:          server.DefaultMaxJSONDepth,
+			MaxArgumentBytes:      server.DefaultMaxArgumentBytes,
+			MaxConcurrentRequests: server.DefaultMaxConcurrentRequests,
+			MaxConnsPerClient:     server.DefaultMaxConnsPerClient,
 			AllowedOrigins:        []string{},
 			MetricsTopTenants:     server.DefaultMetricsTopTenants,
 		},
@@ -407,8 +430,9 @@ func Default() *Config {
 			CacheSize:        10000,
 		},
 		RateLimit: RateLimitConfig{
-			Backend:      "memory",
-			OnRedisError: "open",
+			Backend:                "memory",
+			OnRedisError:           "open",
+			MaxConcurrentPerTenant: DefaultMaxConcurrentPerTenant,
 		},
 		Storage: StorageConfig{
 			Blob:     "fs",
@@ -774,6 +798,15 @@ func (c *Config) applyDerived() {
 	}
 	if c.Auth.MultiTenant.Isolation == "" {
 		c.Auth.MultiTenant.Isolation = c.EffectiveIsolation()
+	}
+}
+
+// fitArgumentLimit lowers server.max_argument_bytes, when it was not
+// given, to a smaller server.max_body_bytes: arguments arrive in the body.
+// It runs before validation (set reports whether a key was given).
+func (c *Config) fitArgumentLimit(set func(key string) bool) {
+	if !set("server.max_argument_bytes") && c.Server.MaxBodyBytes > 0 {
+		c.Server.MaxArgumentBytes = min(c.Server.MaxArgumentBytes, c.Server.MaxBodyBytes)
 	}
 }
 

@@ -153,6 +153,7 @@ func parse(data []byte, environ []string, file string) (*Config, error) {
 	if !syntaxOK {
 		return nil, l.errs.capped()
 	}
+	l.cfg.fitArgumentLimit(func(key string) bool { _, ok := l.sources[key]; return ok })
 	for _, e := range l.cfg.validate() {
 		if l.bad[e.Key] {
 			continue // already reported as undecodable; its default would only confuse

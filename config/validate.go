@@ -179,6 +179,9 @@ func (c *Config) validate() []*Error {
 	v.oneOf("ratelimit.on_redis_error", rl.OnRedisError, "open", "closed")
 	v.nonNegative("ratelimit.per_user_rate_limit", int64(rl.PerUserRateLimit))
 	v.nonNegative("ratelimit.max_concurrent_per_tenant", int64(rl.MaxConcurrentPerTenant))
+	if total := c.Server.MaxConcurrentRequests; rl.MaxConcurrentPerTenant > 0 && total > 0 && rl.MaxConcurrentPerTenant >= total {
+		v.add("ratelimit.max_concurrent_per_tenant", "must be less than server.max_concurrent_requests (%d), not %d: one tenant could hold every request slot of a replica", total, rl.MaxConcurrentPerTenant)
+	}
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if c.Log.Format != "" { // "": the command's default
@@ -220,6 +223,19 @@ func (c *Config) validateServer(v *validator) {
 	if s.MaxBodyReadsPerTenant <= 0 {
 		v.add("server.max_body_reads_per_tenant", "must be more than 0, not %d", s.MaxBodyReadsPerTenant)
 	}
+	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 16<<20 {
+		v.add("server.max_header_bytes", "must be between 4096 (a bearer token and the MCP headers need a few KiB) and 16777216, not %d", s.MaxHeaderBytes)
+	}
+	if s.MaxJSONDepth < 8 || s.MaxJSONDepth > 10000 {
+		v.add("server.max_json_depth", "must be between 8 (MCP messages themselves nest 3 to 4 levels) and 10000 (the JSON decoder's own limit), not %d", s.MaxJSONDepth)
+	}
+	if s.MaxArgumentBytes <= 0 {
+		v.add("server.max_argument_bytes", "must be more than 0, not %d", s.MaxArgumentBytes)
+	} else if s.MaxBodyBytes > 0 && s.MaxArgumentBytes > s.MaxBodyBytes {
+		v.add("server.max_argument_bytes", "must be at most server.max_body_bytes (%d), not %d: arguments arrive in the request body; lower it or raise server.max_body_bytes", s.MaxBodyBytes, s.MaxArgumentBytes)
+	}
+	v.nonNegative("server.max_concurrent_requests", int64(s.MaxConcurrentRequests))
+	v.nonNegative("server.max_conns_per_client", int64(s.MaxConnsPerClient))
 	for _, o := range s.AllowedOrigins {
 		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "") {
 			v.add("server.allowed_origins", "%s is not an origin: want scheme://host[:port] such as \"https://app.example.com\", or \"*\"", strconv.Quote(truncate(o)))

@@ -112,9 +112,13 @@ func (s *Server) decodesBodies(ctx context.Context) bool {
 // finished counts a finished MCP request in the metrics and writes its
 // access log line. record calls it for every request, refused or served.
 func (s *Server) finished(r *http.Request, tr *trail) {
-	latency := max(s.opts.Now().Sub(tr.start), 0)
+	end := s.opts.Now()
+	latency := max(end.Sub(tr.start), 0)
 	outcome, reason := s.outcomeOf(r, tr)
 	s.metrics.observe(tr.tenant, outcome, tr.refusal, latency.Seconds())
+	if tr.tenant != nil {
+		s.history.record(tr.tenant.ID, end, outcome, tr.refusal, latency)
+	}
 	ctx := r.Context()
 	level := slog.LevelInfo
 	if tr.imp != nil {

@@ -337,11 +337,7 @@ func (s *Server) adminToolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 		}
 		res, err := s.runTool(ctx, rq, t, req.Params.RawArguments)
 		if err != nil {
-			if isUserError(err) {
-				rq.tr.failed("tool_error")
-			} else {
-				rq.tr.failed("internal")
-			}
+			rq.tr.failed(toolErrorClass(ctx, err))
 			return mcp.NewToolResultError(s.toolErrorMessage(ctx, rq, t, err)), nil
 		}
 		if res == nil {
@@ -382,10 +378,23 @@ func (s *Server) serveAdminAPI(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
-	ident, admin, err := s.verify(r.Context(), tr, token)
+	ident, err := s.adminIdentity(r.Context(), tr, token, "the admin API")
 	if err != nil {
 		refuse(err)
 		return
+	}
+	r.Header.Del("Authorization")
+	ac := &AdminCaller{Identity: ident, RequestID: tr.requestID(s.idPrefix)}
+	s.admin.opts.API.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, ac)))
+}
+
+// adminIdentity verifies token and returns its identity if it is an
+// admin's: the checks of the admin API, which AuthenticateAdmin shares.
+// what names what needs admin rights, for the refusal.
+func (s *Server) adminIdentity(ctx context.Context, tr *trail, token, what string) (*auth.Identity, error) {
+	ident, admin, err := s.verify(ctx, tr, token)
+	if err != nil {
+		return nil, err
 	}
 	tr.verified(ident, ident.TenantID)
 	if tr.imp != nil {
@@ -394,12 +403,43 @@ func (s *Server) serveAdminAPI(w http.ResponseWriter, r *http.Request) {
 		tr.resolved(tr.imp.Tenant)
 	}
 	if !admin || strings.HasPrefix(token, ImpersonationPrefix) {
-		refuse(&scopeError{missing: []string{s.admin.scope}, what: "the admin API"})
-		return
+		return nil, &scopeError{missing: []string{s.admin.scope}, what: what}
 	}
-	r.Header.Del("Authorization")
-	ac := &AdminCaller{Identity: ident, RequestID: tr.requestID(s.idPrefix)}
-	s.admin.opts.API.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, ac)))
+	return ident, nil
+}
+
+// ErrNotAdmin is the error of AuthenticateAdmin for a valid credential
+// that is not an admin's: a tenant user's token, a token without the admin
+// scope, or an impersonation credential.
+var ErrNotAdmin = errors.New("not an admin")
+
+// ErrNoAdmin is the error of AuthenticateAdmin on a server that serves no
+// admins (no AdminOptions, or authentication disabled).
+var ErrNoAdmin = errors.New("this server serves no admins")
+
+// AuthenticateAdmin runs the admin API's checks on a bearer token outside
+// an HTTP request to the API (the console's sign-in): it returns the admin
+// the token stands for, an error wrapping ErrNotAdmin for a valid token
+// that is not an admin's (impersonation credentials included), one
+// wrapping auth.ErrInvalidToken for a token that fails verification, or
+// ErrNoAdmin. The caller's RequestID is a new request id.
+func (s *Server) AuthenticateAdmin(ctx context.Context, token string) (*AdminCaller, error) {
+	if s.admin == nil {
+		return nil, ErrNoAdmin
+	}
+	if s.opts.LocalIdentity != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoAdmin, errNoAdminWithoutAuth)
+	}
+	tr := s.newTrail()
+	ident, err := s.adminIdentity(ctx, tr, token, "the console")
+	if err != nil {
+		var se *scopeError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%w: %w", ErrNotAdmin, err)
+		}
+		return nil, err
+	}
+	return &AdminCaller{Identity: ident, RequestID: tr.requestID(s.idPrefix)}, nil
 }
 
 var errNoAdminWithoutAuth = errors.New("the admin API needs authentication: this server runs with [auth] enabled = false")

@@ -62,6 +62,9 @@ func classify(err error) refusal {
 		limit  *limitError
 		method *methodError
 		header *headerError
+		// limits.go
+		headerSize *headerSizeError
+		depth      *depthError
 	)
 	ref := refusal{rpcCode: codeInvalidRequest}
 	switch {
@@ -101,6 +104,13 @@ func classify(err error) refusal {
 		ref.retryAfter = retryAfter(limit.d)
 	case errors.Is(err, errConcurrency):
 		ref.status, ref.reason, ref.message, ref.retryAfter = 429, "concurrency", err.Error(), "1"
+	case errors.Is(err, errServerBusy):
+		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, reasonServerBusy, "1"
+		ref.message = err.Error()
+	case errors.As(err, &headerSize):
+		ref.status, ref.reason, ref.message = 431, reasonHeaderTooLarge, err.Error()
+	case errors.As(err, &depth):
+		ref.status, ref.reason, ref.message = 400, reasonJSONTooDeep, err.Error()
 	case errors.Is(err, ratelimit.ErrUnavailable):
 		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "limiter_unavailable", "1"
 		ref.message = "rate limiter unavailable; retry shortly"

@@ -96,6 +96,9 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 				return mcp.NewToolResultError((&scopeError{missing: []string{need}}).Error()), nil
 			}
 		}
+		if res := s.refuseArguments(rq, req.Params.RawArguments); res != nil {
+			return res, nil
+		}
 		start := time.Now()
 		res, err := s.runTool(ctx, rq, t, req.Params.RawArguments)
 		latency.Observe(time.Since(start).Seconds())
@@ -104,11 +107,7 @@ func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 			if rq.pw.refuse(s, rq, err) {
 				return nil, err // answered with the refusal: the library's answer is dropped
 			}
-			if isUserError(err) {
-				rq.tr.failed("tool_error")
-			} else {
-				rq.tr.failed("internal")
-			}
+			rq.tr.failed(toolErrorClass(ctx, err))
 			return mcp.NewToolResultError(s.toolErrorMessage(ctx, rq, t, err)), nil
 		}
 		callsOK.Inc()

@@ -186,6 +186,11 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 			s.refuseBody(w, r, tr, nil, errBatch)
 			return
 		}
+		// Before anything decodes it (the peek below, the protocol library).
+		if err := s.checkBodyDepth(body); err != nil {
+			s.refuseBody(w, r, tr, body, err)
+			return
+		}
 		if s.decodesBodies(ctx) {
 			var m rpcPeek
 			peeked := json.Unmarshal(body, &m) == nil // else the MCP layer answers a parse error
@@ -225,6 +230,13 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer release()
 	}
+	// The replica's cap, taken only by requests within their tenant's, so
+	// a tenant at its cap cannot use it up for the others.
+	if !s.limits.admit() {
+		s.refuseBody(w, r, tr, body, errServerBusy)
+		return
+	}
+	defer s.limits.release()
 
 	// 7. A request is served only with its audit event's place reserved,
 	// so its event cannot be lost to a full queue (503 instead).

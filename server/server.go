@@ -77,8 +77,40 @@ type Options struct {
 	// Stateful enables MCP sessions (2025-11-25 and earlier); each session
 	// is bound to the tenant and user that opened it. Default stateless.
 	Stateful bool
-	// MaxBodyBytes bounds a request body; 0 = 1 MiB.
+	// MaxBodyBytes bounds a request body; 0 = DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's request line and header fields;
+	// 0 = DefaultMaxHeaderBytes (64 KiB). A larger one gets 431. Serve
+	// also has net/http cut off, with a bare 431 and before the server
+	// sees them, header blocks of more than twice this.
+	MaxHeaderBytes int
+	// MaxJSONDepth bounds how deeply a request body's JSON nests arrays
+	// and objects; 0 = DefaultMaxJSONDepth (64). A deeper body gets 400
+	// (JSON-RPC -32600) before anything decodes it.
+	MaxJSONDepth int
+	// MaxArgumentBytes bounds a tool call's arguments (their JSON text);
+	// 0 = DefaultMaxArgumentBytes (256 KiB), or MaxBodyBytes if that is
+	// smaller. A larger call is answered with a tool error result
+	// (isError), which clients show the model. At most MaxBodyBytes.
+	MaxArgumentBytes int64
+	// MaxConcurrentRequests caps the MCP requests in flight on this
+	// server over all tenants; one more gets 503 with Retry-After at once
+	// (no queue). It is taken after the tenant's own cap
+	// (MaxConcurrentPerTenant), so a tenant at its cap holds no more of
+	// it. 0 = DefaultMaxConcurrentRequests (512); see
+	// UnlimitedConcurrentRequests for none.
+	MaxConcurrentRequests int
+	// UnlimitedConcurrentRequests turns MaxConcurrentRequests off.
+	UnlimitedConcurrentRequests bool
+	// MaxConnsPerClient caps the connections Serve keeps open from one
+	// client IP address; more are closed as soon as they are accepted.
+	// Behind a proxy every connection has the proxy's address: turn it
+	// off there (UnlimitedConnsPerClient) or raise it. 0 =
+	// DefaultMaxConnsPerClient (256). An http.Server of your own needs
+	// its own limit.
+	MaxConnsPerClient int
+	// UnlimitedConnsPerClient turns MaxConnsPerClient off.
+	UnlimitedConnsPerClient bool
 	// ReadHeaderTimeout bounds how long a client may take to send a
 	// request's headers; 0 = DefaultReadHeaderTimeout. Serve applies it
 	// (and IdleTimeout); an http.Server of your own needs its own.
@@ -162,6 +194,12 @@ type Options struct {
 	// NoTenantLabels counts every tenant under tenant="other": no tenant
 	// id reaches the metrics. MetricsTopTenants is then ignored.
 	NoTenantLabels bool
+	// HistoryTenants is how many tenants the in-memory metrics history
+	// (History, HistorySummary: the last HistoryWindow of requests,
+	// refusals and latency, for the operator console) keeps; when one more
+	// tenant sends a request, the least recently active is dropped. 0 =
+	// DefaultHistoryTenants.
+	HistoryTenants int
 	// Collectors are more metrics for MetricsHandler to serve, such as the
 	// PostgreSQL pool's (package app adds them). nil: none.
 	Collectors []prometheus.Collector
@@ -204,6 +242,9 @@ type Server struct {
 	mcp         *mcpserver.StreamableHTTPServer
 	mux         *http.ServeMux
 	metrics     *metrics
+	limits      limitState   // requests in flight (limits.go)
+	conns       *connLimiter // nil: connections per client not limited
+	history     *history
 	tracer      trace.Tracer // nil: tracing off (see tracing.go)
 	origins     originPolicy
 	idPrefix    string
@@ -277,15 +318,17 @@ func New(opts Options) (*Server, error) {
 	if opts.MetricsTopTenants < 0 {
 		errs = append(errs, fmt.Errorf("server: MetricsTopTenants is %d: want a positive number, 0 for the default, or NoTenantLabels for none", opts.MetricsTopTenants))
 	}
+	if opts.HistoryTenants < 0 {
+		errs = append(errs, fmt.Errorf("server: HistoryTenants is %d: want a positive number, or 0 for the default", opts.HistoryTenants))
+	}
 	if opts.MaxBodyReadsPerTenant < 0 {
 		errs = append(errs, fmt.Errorf("server: MaxBodyReadsPerTenant is %d: want a positive number, or 0 for the default", opts.MaxBodyReadsPerTenant))
 	}
+	errs = append(errs, checkLimits(&opts)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 1 << 20
-	}
+	applyLimitDefaults(&opts)
 	opts.ReadHeaderTimeout = cmp.Or(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
 	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
@@ -329,6 +372,7 @@ func New(opts Options) (*Server, error) {
 		concurrency: ratelimit.NewConcurrency(),
 		bodyReads:   ratelimit.NewConcurrency(),
 		metrics:     newMetrics(topTenants),
+		history:     newHistory(cmp.Or(opts.HistoryTenants, DefaultHistoryTenants)),
 		tracer:      newTracer(opts.TracerProvider, opts.Version),
 		origins:     origins,
 		idPrefix:    newIDPrefix(),
@@ -339,6 +383,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Stateful {
 		s.sessions = newSessionTable(opts.Now)
 	}
+	s.initLimits()
+	s.metrics.reg.MustRegister(s.history)
 	if opts.Audit != nil {
 		s.metrics.reg.MustRegister(auditCollector{opts.Audit})
 	}
@@ -442,12 +488,16 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w, done := s.bound(w, r)
 	defer done()
-	if rejectRebinding(r) { // every path: metadata documents too
+	err := s.checkHeaderSize(r) // every path: metadata documents too
+	if err == nil && rejectRebinding(r) {
+		err = errHost
+	}
+	if err != nil {
 		var tr *trail
 		if r.URL.Path == s.mcpPath {
 			tr = s.newTrail()
 		}
-		s.refuse(w, r, tr, errHost)
+		s.refuse(w, r, tr, err)
 		s.record(r, tr)
 		return
 	}
@@ -475,16 +525,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	// cut long tool calls and event streams. ServeHTTP bounds each write
 	// instead (Options.WriteTimeout), and the body read from the end of the
 	// headers (Options.ReadTimeout), under any http.Server.
+	//
+	// Requests outlive ctx (they drain); base is cancelled, with
+	// ErrCutAtShutdown as its cause, only for the requests still running
+	// when the drain ends.
+	base, cut := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cut(nil)
 	hs := &http.Server{
-		Handler:           s,
+		Handler: s,
+		// Twice the limit ServeHTTP enforces (checkHeaderSize): a bound on
+		// what is read before the handler runs, so that the exact limit is
+		// refused, counted and audited there.
+		MaxHeaderBytes:    2 * s.opts.MaxHeaderBytes,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	s.draining.Store(false)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(s.limitConns(ln)) }()
 	select {
 	case err := <-errc:
 		return err
@@ -496,6 +556,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
+		cut(ErrCutAtShutdown) // before their connections close: tools see why
 		hs.Close()
 		return fmt.Errorf("shutdown: requests still in flight after %s were cut off", drain)
 	}

@@ -70,6 +70,7 @@ func serveSlow(t *testing.T, mutate func(*server.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, ln, 5*time.Second) }()

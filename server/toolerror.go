@@ -61,6 +61,22 @@ func (s *Server) runTool(ctx context.Context, rq *request, t *Tool, args json.Ra
 
 var errToolPanic = errors.New("tool panicked")
 
+// ErrCutAtShutdown is the cause (context.Cause) of a request's context
+// cancelled because it was still running when Serve's drain time ran out;
+// the call is audited with error class "cut_at_shutdown".
+var ErrCutAtShutdown = errors.New("server: request cut off at shutdown: still running when the drain time (server.shutdown_timeout) ran out")
+
+// toolErrorClass is the audit error class of a tool's error.
+func toolErrorClass(ctx context.Context, err error) string {
+	switch {
+	case isUserError(err):
+		return "tool_error"
+	case errors.Is(context.Cause(ctx), ErrCutAtShutdown):
+		return "cut_at_shutdown"
+	}
+	return "internal"
+}
+
 // toolErrorMessage is what the client is told about a tool's error.
 func (s *Server) toolErrorMessage(ctx context.Context, rq *request, t *Tool, err error) string {
 	if isUserError(err) {

@@ -1,0 +1,4 @@
+package devauth
+
+// CheckRedirectURI is checkRedirectURI, for the fuzz test.
+var CheckRedirectURI = checkRedirectURI

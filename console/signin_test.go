@@ -1,0 +1,351 @@
+package console_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no test leaves a goroutine behind (servers, audit
+// writers, verifiers).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSignInRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b, resp, body := f.signIn(t, "alice")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/tenants" {
+		t.Fatalf("sign-in ended at %s with %d", resp.Request.URL, resp.StatusCode)
+	}
+	wantContains(t, body, "Test Tenant 0", "test-tenant-0", "Test Tenant 1", `aria-current="page"`, "alice", "Sign out")
+
+	f.idp.mu.Lock()
+	az, tok := f.idp.authorizes[0], f.idp.tokenReqs[0]
+	f.idp.mu.Unlock()
+	if az.Get("resource") != f.h.URL || !strings.Contains(az.Get("scope"), adminScope) || !strings.Contains(az.Get("scope"), "openid") || az.Get("nonce") == "" {
+		t.Errorf("authorization request %v: want resource %s, scope with openid and %s, a nonce", az, f.h.URL, adminScope)
+	}
+	sum := sha256.Sum256([]byte(tok.Get("code_verifier")))
+	if tok.Get("code_verifier") == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != az.Get("code_challenge") {
+		t.Errorf("token request sent verifier %q, which is not the challenge's %q", tok.Get("code_verifier"), az.Get("code_challenge"))
+	}
+	if tok.Get("resource") != f.h.URL {
+		t.Errorf("token request resource %q, want %q", tok.Get("resource"), f.h.URL)
+	}
+
+	// The cookie: HttpOnly, Lax, scoped to the console, not Secure on
+	// loopback http.
+	var set string
+	for r := resp.Request.Response; r != nil; r = r.Request.Response {
+		for _, h := range r.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(h, "tenantmcp_console=") {
+				set = h
+			}
+		}
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/console/"} {
+		if !strings.Contains(set, want) {
+			t.Errorf("session cookie %q lacks %s", set, want)
+		}
+	}
+	if strings.Contains(set, "Secure") {
+		t.Errorf("session cookie %q is Secure on a loopback http console", set)
+	}
+
+	// A second attempt in the same browser is not needed: a signed-in
+	// admin going to the sign-in lands on the page asked for.
+	resp, _ = b.get("/console/signin?next=/console/impersonation")
+	if resp.Request.URL.Path != "/console/impersonation" {
+		t.Errorf("signed-in admin at the sign-in went to %s", resp.Request.URL)
+	}
+	// Never outside the console.
+	resp, _ = b.get("/console/signin?next=//evil.example/x")
+	if resp.Request.URL.Host != strings.TrimPrefix(f.base, "http://") {
+		t.Errorf("next=//evil.example sent the browser to %s", resp.Request.URL)
+	}
+}
+
+func TestSignInRFC8414Fallback(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{rfc8414Only: true})
+	f.admin(t)
+	f.idp.mu.Lock()
+	scope := f.idp.authorizes[0].Get("scope")
+	f.idp.mu.Unlock()
+	if scope != adminScope {
+		t.Errorf("scope %q from an OAuth (not OpenID) provider, want %q", scope, adminScope)
+	}
+}
+
+// noFollow returns b's client without redirects.
+func (b *browser) noFollow() *http.Client {
+	c := *b.c
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// startSignIn starts a sign-in in b and returns the authorization URL
+// (not followed).
+func (b *browser) startSignIn(t *testing.T) *url.URL {
+	t.Helper()
+	resp, err := b.noFollow().Get(b.f.base + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d, want 303", resp.StatusCode)
+	}
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestSignInStateChecks(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	a := f.browser(t)
+	az := a.startSignIn(t)
+	state := az.Query().Get("state")
+
+	// A callback with another state than this browser's.
+	resp, body := a.get("/console/callback?code=x&state=" + url.QueryEscape(state+"x"))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "not started in this browser") {
+		t.Errorf("wrong state: %d\n%s", resp.StatusCode, body)
+	}
+	// That failure dropped this browser's sign-in cookie: the real state
+	// now fails too (start again).
+	resp, _ = a.get("/console/callback?code=x&state=" + url.QueryEscape(state))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("state after the cookie was dropped: %d", resp.StatusCode)
+	}
+
+	// Another browser cannot finish a sign-in started in the first (login
+	// CSRF): its IdP round trip comes back with the first one's state.
+	a2 := f.browser(t)
+	az = a2.startSignIn(t)
+	b := f.browser(t)
+	resp, body = b.get(az.String()) // the IdP redirects b to the callback with a2's state
+	if resp.StatusCode != http.StatusBadRequest || resp.Request.URL.Path != "/console/callback" {
+		t.Errorf("foreign state: ended at %s with %d\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("browser with a foreign state got a session: %d", resp.StatusCode)
+	}
+
+	// A state is used once: replaying a finished sign-in's callback fails.
+	c := f.browser(t)
+	az = c.startSignIn(t)
+	resp, _ = c.get(az.String())
+	if resp.Request.URL.Path != "/console/tenants" {
+		t.Fatalf("sign-in ended at %s", resp.Request.URL)
+	}
+	var cb *url.URL // the callback
+	for r := resp.Request.Response; r != nil; r = r.Request.Response {
+		if r.Request.URL.Path == "/console/callback" {
+			cb = r.Request.URL
+		}
+	}
+	resp, _ = f.browser(t).get(cb.RequestURI())
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback: %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestSignInRefusedToken(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.browser(t)
+	state := b.startSignIn(t).Query().Get("state")
+	resp, body := b.get("/console/callback?error=access_denied&state=" + url.QueryEscape(state))
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "access_denied") {
+		t.Errorf("IdP error: %d\n%s", resp.StatusCode, body)
+	}
+	// The IdP hands out a token for another resource: the server's admin
+	// authentication refuses it.
+	f.idp.mu.Lock()
+	f.idp.audience = "https://other.example/mcp"
+	f.idp.mu.Unlock()
+	resp, body = b.get("/console/signin")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not accepted by this server") {
+		t.Errorf("token for another resource: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a refused sign-in left a session: %d", resp.StatusCode)
+	}
+}
+
+func TestNoSessionRedirectsToSignIn(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.browser(t)
+	id := string(f.h.Tenant(0).Record.ID)
+	for _, p := range []string{"/console/", "/console/tenants", "/console/tenants/" + id, "/console/impersonation", "/console/audit", "/console/charts", "/console/jobs", "/console/nope"} {
+		resp, err := b.noFollow().Get(f.base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?next=") {
+			t.Errorf("GET %s without a session: %d to %q, want 303 to the sign-in", p, resp.StatusCode, loc)
+		}
+	}
+	resp, body := b.post("/console/tenants/"+id+"/suspend", url.Values{"reason": {"x"}, "csrf": {"guess"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST without a session: %d\n%s", resp.StatusCode, body)
+	}
+	if st := f.tenant(t, 0).Status; st != "active" {
+		t.Errorf("tenant is %s after a POST without a session", st)
+	}
+}
+
+func TestTenantUserSeesNoAdminAccess(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	// A valid token of the admin identity provider without the admin
+	// scope: a tenant's user, say.
+	b, resp, body := f.signIn(t, "bob", "read:tools")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "No admin access") {
+		t.Fatalf("tenant user: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	secret := []string{"Test Tenant", "test-tenant-", `aria-label="Main"`, "/console/tenants/"}
+	wantNot(t, body, secret...)
+	id := string(f.h.Tenant(0).Record.ID)
+	for _, p := range []string{"/console/", "/console/tenants", "/console/tenants/" + id, "/console/tenants/" + id + "/suspend",
+		"/console/impersonation", "/console/audit", "/console/charts", "/console/jobs", "/console/nope"} {
+		resp, body := b.get(p)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "No admin access") {
+			t.Errorf("tenant user GET %s: %d", p, resp.StatusCode)
+		}
+		wantNot(t, body, secret...)
+	}
+	tok := b.csrf("/console/tenants") // the no-access page's sign-out form
+	resp, body = b.post("/console/tenants/"+id+"/suspend", url.Values{"reason": {"x"}, "csrf": {tok}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "No admin access") {
+		t.Errorf("tenant user POST suspend: %d", resp.StatusCode)
+	}
+	resp, _ = b.post("/console/impersonation", url.Values{"tenant": {id}, "reason": {"x"}, "csrf": {tok}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("tenant user POST impersonation: %d", resp.StatusCode)
+	}
+	if st := f.tenant(t, 0).Status; st != "active" {
+		t.Errorf("tenant is %s after a tenant user's POST", st)
+	}
+	if evs := f.consoleEvents(t, id, "impersonate_tenant"); len(evs) != 0 {
+		t.Errorf("a tenant user's POST started an impersonation: %+v", evs)
+	}
+	// Signing out works.
+	resp, body = b.post("/console/signout", url.Values{"csrf": {tok}})
+	if resp.Request.URL.Path != "/console/signedout" {
+		t.Errorf("sign-out ended at %s: %d\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+}
+
+func TestSignOutAndExpiry(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.admin(t)
+	tok := b.csrf("/console/tenants")
+	resp, body := b.post("/console/signout", url.Values{"csrf": {"wrong"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-out with a wrong token: %d\n%s", resp.StatusCode, body)
+	}
+	resp, _ = b.post("/console/signout", url.Values{"csrf": {tok}})
+	if resp.Request.URL.Path != "/console/signedout" {
+		t.Fatalf("sign-out ended at %s", resp.Request.URL)
+	}
+	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after sign-out: %d, want 303 to the sign-in", resp.StatusCode)
+	}
+
+	// The access token lasts an hour: the session ends with it.
+	b = f.admin(t)
+	f.clock.advance(61 * time.Minute)
+	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the token's expiry: %d, want 303 to the sign-in", resp.StatusCode)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.admin(t)
+	for _, p := range []string{"/console/tenants", "/console/assets/console.css", "/console/signedout", "/console/nope"} {
+		resp, _ := b.get(p)
+		h := resp.Header
+		csp := h.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP %q", p, csp)
+		}
+		if h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: headers %v", p, h)
+		}
+		if p != "/console/assets/console.css" && h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", p, h.Get("Cache-Control"))
+		}
+	}
+	resp, err := f.browser(t).noFollow().Get(f.base + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("sign-in redirect headers: %v", resp.Header)
+	}
+}
+
+// TestCrossTenantCredentials: a tenant's MCP bearer token opens nothing
+// on the console, and a console session cookie opens nothing on /mcp or
+// the admin API.
+func TestCrossTenantCredentials(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	tenantTok := f.h.Tenant(0).Token
+	for _, p := range []string{"/console/tenants", "/console/tenants/" + string(f.h.Tenant(1).Record.ID), "/console/impersonation"} {
+		req, _ := http.NewRequest(http.MethodGet, f.base+p, nil)
+		req.Header.Set("Authorization", "Bearer "+tenantTok)
+		c := *f.client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+			t.Errorf("GET %s with a tenant's bearer token: %d, want 303 to the sign-in", p, resp.StatusCode)
+		}
+	}
+
+	b := f.admin(t)
+	u, _ := url.Parse(f.base + "/console/")
+	var cookie string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "tenantmcp_console" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	if st := f.mcpStatus(t, "", "Cookie", cookie); st != http.StatusUnauthorized {
+		t.Errorf("/mcp with the console cookie: %d, want 401", st)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.base+"/admin/v1/tenants", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/admin/v1/tenants with the console cookie: %d, want 401", resp.StatusCode)
+	}
+}
