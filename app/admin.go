@@ -181,5 +181,11 @@ func (a *App) adminOptions(ctx context.Context, opts *server.Options, aud *audit
 		return nil, errors.New("admin: no admin issuer: set auth.issuer (or admin.issuer)")
 	}
 	opts.Admin = ao
+	if a.consoleEnabled() {
+		if err := a.mountConsole(opts, svc); err != nil {
+			cleanup()
+			return nil, err
+		}
+	}
 	return cleanup, nil
 }

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -100,6 +101,9 @@ type App struct {
 	archives archive.Store
 	// limiterErrors counts rate-limit checks answered without Redis.
 	limiterErrors func(error)
+	// serving is the server Server built, once built (the console checks
+	// operators' tokens with it).
+	serving atomic.Pointer[server.Server]
 }
 
 // Open opens the registry and the stores that cfg describes. It does not

@@ -206,6 +206,14 @@ func forward(c net.Conn, to string) {
 func rlsDatabase(t *testing.T, dsn func(appDSN string) string, dbExtra string) (admin, appDSN, cfgTOML string) {
 	t.Helper()
 	admin, owner, appRole := testenv.PostgresWithRoles(t)
+	appDSN, cfgTOML = rlsSetup(t, admin, owner, appRole, dsn, dbExtra)
+	return admin, appDSN, cfgTOML
+}
+
+// rlsSetup is rlsDatabase on the database of the superuser URL admin,
+// with the owner and application roles named.
+func rlsSetup(t *testing.T, admin, owner, appRole string, dsn func(appDSN string) string, dbExtra string) (appDSN, cfgTOML string) {
+	t.Helper()
 	password := app.RandomPassword()
 	appDSN, err := app.AppDSN(admin, appRole, password)
 	if err != nil {
@@ -220,7 +228,7 @@ func rlsDatabase(t *testing.T, dsn func(appDSN string) string, dbExtra string) (
 	if err := app.SetupDatabase(context.Background(), cfg, admin, &app.SetupOptions{AppPassword: password}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	return admin, appDSN, cfgTOML
+	return appDSN, cfgTOML
 }
 
 // TestConnectionsTerminatedUnderLoad: while two tenants read their own

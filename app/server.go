@@ -65,6 +65,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		UnlimitedConnsPerClient:     cfg.Server.MaxConnsPerClient == 0,
 		AllowedOrigins:              cfg.Server.AllowedOrigins,
 		MetricsTopTenants:           cfg.Server.MetricsTopTenants,
+		HistoryTenants:              cfg.Server.HistoryTenants,
 		NoTenantLabels:              cfg.Server.MetricsTopTenants == 0,
 		Logger:                      a.log,
 	}
@@ -174,6 +175,7 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
+	a.serving.Store(srv)
 	a.limiterErrors = func(err error) { srv.CountLimiterError(err) }
 	cleanups = append(cleanups, a.watchRegistry(ctx)) // see registrywatch.go
 	return srv, cleanup, nil

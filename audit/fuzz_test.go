@@ -38,6 +38,16 @@ func FuzzVerifyExport(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	// Every tampering TestTamperingCaught knows, exported.
+	for _, tt := range tamperings {
+		fx := setup(f, 20, 5)
+		tt.tamper(fx)
+		var buf bytes.Buffer
+		if err := Export(context.Background(), fx.s, fx.chain, time.Time{}, time.Time{}, &buf); err != nil {
+			f.Fatalf("%s: %v", tt.name, err)
+		}
+		f.Add(buf.Bytes())
+	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fast reading of event lines agrees with the JSON decoder.

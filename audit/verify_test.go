@@ -191,40 +191,7 @@ func exportReport(t *testing.T, s Store, chain string, pub ed25519.PublicKey) (*
 // found by VerifyStore, and by VerifyExport of an export of it, at the
 // same first broken link.
 func TestTamperingCaught(t *testing.T) {
-	// 20 events, checkpoints at 5, 10, 15 and 20.
-	tests := []struct {
-		name   string
-		tamper func(*fixture)
-		seq    uint64
-		reason string // a part of the ChainError's Reason
-	}{
-		{"edited", func(f *fixture) { f.edit(7) }, 7, "hash does not match its content (changed)"},
-		{"edited and rehashed", func(f *fixture) { f.rewrite(7) }, 10, "events 6 to 10 were rewritten"},
-		{"edited and rehashed at a checkpoint", func(f *fixture) { f.rewrite(20) }, 20, "events 16 to 20 were rewritten"},
-		{"deleted", func(f *fixture) { f.remove(7, false) }, 7, "event 7 is missing (next is 8)"},
-		{"deleted and renumbered", func(f *fixture) { f.remove(7, true) }, 7, "hash does not match its content"},
-		{"deleted, renumbered and relinked", func(f *fixture) {
-			f.remove(7, true)
-			f.rehash(7) // from the gap on, so every link and hash holds
-		}, 10, "events 6 to 10 were rewritten"},
-		{"swapped", func(f *fixture) { f.swap(7, false) }, 7, "event 7 is missing (next is 8)"},
-		{"swapped and renumbered", func(f *fixture) { f.swap(7, true) }, 7, "does not link to the previous event"},
-		{"first event edited", func(f *fixture) { f.edit(1) }, 1, "hash does not match its content"},
-		{"tail truncated", func(f *fixture) { f.truncate(3) }, 18, "a signed checkpoint covers 20 events but only 17 remain (truncated)"},
-		{"tail truncated past a checkpoint", func(f *fixture) { f.truncate(8) }, 13, "covers 15 events but only 12 remain (truncated)"},
-		{"all events removed", func(f *fixture) { f.truncate(20) }, 1, "covers 5 events but only 0 remain (truncated)"},
-		{"body no longer JSON", func(f *fixture) { f.records()[11].Body = []byte("{\"time\":\n garbage") }, 12, "hash does not match its content"},
-		{"checkpoint by another key", func(f *fixture) {
-			f.s.cps[f.chain] = append(f.s.cps[f.chain], *f.signed(otherKey, f.head(12), eventTime(12)))
-		}, 12, "checkpoint is signed by key " + KeyID(otherKey.Public().(ed25519.PublicKey)) + ", not by the key given (" + KeyID(testPub) + ")"},
-		{"checkpoint altered", func(f *fixture) { f.s.cps[f.chain][1].Count = 11 }, 11, "checkpoint signature does not verify (forged or altered)"},
-		{"checkpoint re-signed with a forged key id", func(f *fixture) {
-			cp := f.signed(otherKey, f.head(14), eventTime(14))
-			cp.KeyID = KeyID(testPub)
-			f.s.cps[f.chain][2] = *cp
-		}, 14, "checkpoint signature does not verify (forged or altered)"},
-	}
-	for _, tt := range tests {
+	for _, tt := range tamperings {
 		t.Run(tt.name, func(t *testing.T) {
 			f := setup(t, 20, 5)
 			tt.tamper(f)
@@ -241,6 +208,42 @@ func TestTamperingCaught(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tamperings are the kinds of tampering TestTamperingCaught checks (and
+// FuzzVerifyExport's seeds), each on a fixture of 20 events with
+// checkpoints at 5, 10, 15 and 20, with the first broken link it leaves.
+var tamperings = []struct {
+	name   string
+	tamper func(*fixture)
+	seq    uint64
+	reason string // a part of the ChainError's Reason
+}{
+	{"edited", func(f *fixture) { f.edit(7) }, 7, "hash does not match its content (changed)"},
+	{"edited and rehashed", func(f *fixture) { f.rewrite(7) }, 10, "events 6 to 10 were rewritten"},
+	{"edited and rehashed at a checkpoint", func(f *fixture) { f.rewrite(20) }, 20, "events 16 to 20 were rewritten"},
+	{"deleted", func(f *fixture) { f.remove(7, false) }, 7, "event 7 is missing (next is 8)"},
+	{"deleted and renumbered", func(f *fixture) { f.remove(7, true) }, 7, "hash does not match its content"},
+	{"deleted, renumbered and relinked", func(f *fixture) {
+		f.remove(7, true)
+		f.rehash(7) // from the gap on, so every link and hash holds
+	}, 10, "events 6 to 10 were rewritten"},
+	{"swapped", func(f *fixture) { f.swap(7, false) }, 7, "event 7 is missing (next is 8)"},
+	{"swapped and renumbered", func(f *fixture) { f.swap(7, true) }, 7, "does not link to the previous event"},
+	{"first event edited", func(f *fixture) { f.edit(1) }, 1, "hash does not match its content"},
+	{"tail truncated", func(f *fixture) { f.truncate(3) }, 18, "a signed checkpoint covers 20 events but only 17 remain (truncated)"},
+	{"tail truncated past a checkpoint", func(f *fixture) { f.truncate(8) }, 13, "covers 15 events but only 12 remain (truncated)"},
+	{"all events removed", func(f *fixture) { f.truncate(20) }, 1, "covers 5 events but only 0 remain (truncated)"},
+	{"body no longer JSON", func(f *fixture) { f.records()[11].Body = []byte("{\"time\":\n garbage") }, 12, "hash does not match its content"},
+	{"checkpoint by another key", func(f *fixture) {
+		f.s.cps[f.chain] = append(f.s.cps[f.chain], *f.signed(otherKey, f.head(12), eventTime(12)))
+	}, 12, "checkpoint is signed by key " + KeyID(otherKey.Public().(ed25519.PublicKey)) + ", not by the key given (" + KeyID(testPub) + ")"},
+	{"checkpoint altered", func(f *fixture) { f.s.cps[f.chain][1].Count = 11 }, 11, "checkpoint signature does not verify (forged or altered)"},
+	{"checkpoint re-signed with a forged key id", func(f *fixture) {
+		cp := f.signed(otherKey, f.head(14), eventTime(14))
+		cp.KeyID = KeyID(testPub)
+		f.s.cps[f.chain][2] = *cp
+	}, 14, "checkpoint signature does not verify (forged or altered)"},
 }
 
 // TestVerifyIntact: an untouched chain verifies, with every checkpoint.

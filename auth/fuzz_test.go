@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -83,6 +84,16 @@ func FuzzVerify(f *testing.F) {
 		idp.SignWithHeader(c, map[string]any{"crit": []any{"b64"}, "b64": false}), idp.SignWithHeader(c, map[string]any{"crit": []any{}}),
 		idp.SignWithHeader(c, map[string]any{"crit": "exp"}), idp.Sign(idp.Auth0IDClaims("client", "org_1", "user")),
 		idp.Sign(idp.CognitoIDClaims(resource, "org_1", "Org", "user")),
+		// The refusals server.TestRefusals and tenantmcp verify send, and
+		// tenant claims of the wrong shape (spoofing attempts).
+		idp.Sign(with(c, map[string]any{"iss": "https://evil.example/"})), idp.Sign(with(c, map[string]any{"aud": "https://other.example/mcp"})),
+		idp.Sign(with(c, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), idp.Sign(with(c, map[string]any{"exp": nil})),
+		idp.Sign(with(c, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()})), idp.Sign(with(c, map[string]any{"org_id": nil})),
+		idp.Sign(with(c, map[string]any{"org_id": ""})), idp.Sign(with(c, map[string]any{"org_id": []any{"org_1", "org_2"}})),
+		idp.Sign(with(c, map[string]any{"org_id": map[string]any{"id": "org_2"}})), idp.Sign(with(c, map[string]any{"org_id": 7})),
+		idp.Sign(with(c, map[string]any{"org_id": "../org_2"})), idp.Sign(with(c, map[string]any{"sub": ""})),
+		idp.Sign(with(c, map[string]any{"aud": []any{}})),
+		idp.SignWithoutKid(c),
 	} {
 		f.Add(s)
 	}

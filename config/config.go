@@ -58,6 +58,7 @@ type Config struct {
 	Storage   StorageConfig
 	Audit     AuditConfig
 	Admin     AdminConfig
+	Console   ConsoleConfig
 	Lifecycle LifecycleConfig
 	Tracing   TracingConfig
 	Log       LogConfig
@@ -91,6 +92,28 @@ type AdminConfig struct {
 	Scope               string
 	ImpersonationTTL    time.Duration
 	MaxImpersonationTTL time.Duration
+}
+
+// ConsoleConfig is the [console] section: the operator console at
+// /console/, where admins sign in at the admin identity provider.
+type ConsoleConfig struct {
+	Enabled      bool
+	ClientID     string
+	ClientSecret string
+	RedirectURL  string
+	SessionTTL   time.Duration
+}
+
+// DefaultConsoleSessionTTL is console.session_ttl's default.
+const DefaultConsoleSessionTTL = 8 * time.Hour
+
+// EffectiveConsoleRedirectURL is the console's sign-in callback:
+// console.redirect_url, else the public URL + /console/callback.
+func (c *Config) EffectiveConsoleRedirectURL() string {
+	if c.Console.RedirectURL != "" {
+		return c.Console.RedirectURL
+	}
+	return c.PublicBaseURL() + "/console/callback"
 }
 
 // AdminWithoutIssuer explains why admin.enabled has no effect, or is "":
@@ -218,6 +241,9 @@ type ServerConfig struct {
 	// MetricsTopTenants is server.metrics_top_tenants: how many tenants
 	// get a label of their own in the metrics (0 = none).
 	MetricsTopTenants int
+	// HistoryTenants is server.history_tenants: how many tenants the
+	// in-memory metrics history of the console keeps.
+	HistoryTenants int
 }
 
 // AuthConfig is the [auth] section.
@@ -394,6 +420,7 @@ func Default() *Config {
 			MaxConnsPerClient:     server.DefaultMaxConnsPerClient,
 			AllowedOrigins:        []string{},
 			MetricsTopTenants:     server.DefaultMetricsTopTenants,
+			HistoryTenants:        server.DefaultHistoryTenants,
 		},
 		Auth: AuthConfig{
 			Enabled:              true,
@@ -461,6 +488,7 @@ func Default() *Config {
 			ImpersonationTTL:    30 * time.Minute,
 			MaxImpersonationTTL: 8 * time.Hour,
 		},
+		Console: ConsoleConfig{SessionTTL: DefaultConsoleSessionTTL},
 		Tracing: TracingConfig{
 			SampleRatio: 1,
 			ServiceName: DefaultTracingServiceName,

@@ -66,6 +66,7 @@ var sectionDocs = []struct{ path, doc string }{
 	{"storage", "Blob and key/value storage used by prefix isolation and tools."},
 	{"audit", "The tamper-evident audit trail: one hash chain of events per tenant with signed checkpoints, in the registry's database (see docs/audit.md)."},
 	{"admin", "Cross-tenant administration: who is an admin (a token with the admin scope from the admin issuer), and impersonation limits (see docs/admin.md)."},
+	{"console", "The operator console in the browser at /console/: admins sign in at the admin identity provider (see docs/console.md)."},
 	{"tracing", "OpenTelemetry tracing of MCP requests and tool calls, exported over OTLP/HTTP (see docs/operations.md, Tracing)."},
 	{"lifecycle", "Tenant archives, purges and the background job that finishes interrupted lifecycle operations (see docs/lifecycle.md)."},
 	{"log", "Structured logs (log/slog) on standard error."},
@@ -109,6 +110,8 @@ var keyTable = []keyDef{
 		doc: "Browser origins (`https://app.example.com`) allowed to call the MCP endpoint besides the server's own; `\"*\"` allows any. A request whose `Origin` header is not allowed gets 403 (MCP Streamable HTTP: DNS-rebinding and cross-site protection); requests without `Origin`, from any non-browser client, are not affected. `tenantmcp dev` also allows loopback origins such as a local MCP Inspector."},
 	{path: "server.metrics_listen", field: func(c *Config) any { return &c.Server.MetricsListen },
 		doc: "Address (host:port) of a separate listener serving Prometheus metrics at `/metrics`. Empty (the default) serves no metrics. Metrics count every tenant's requests and refusals, so they are never served on the public listener: bind this to loopback or a private network, e.g. `127.0.0.1:9464`."},
+	{path: "server.history_tenants", field: func(c *Config) any { return &c.Server.HistoryTenants },
+		doc: "How many tenants each replica keeps a 24-hour history of in memory (requests, refusals by reason, latency in 5-minute steps) for the console's charts and sparklines. When one more tenant sends a request, the least recently active one is dropped (counted in `tenantmcp_history_tenants_dropped_total`). A tenant costs at most about 46 KB (a tenant busy all day), usually far less. Must be more than 0."},
 	{path: "server.metrics_top_tenants", field: func(c *Config) any { return &c.Server.MetricsTopTenants },
 		doc: "How many tenants get a `tenant` label of their own (their tenant id) in the per-tenant metrics: the first this many tenants served after the process starts, until it exits; every other tenant is counted under `tenant=\"other\"`, so thousands of tenants cannot blow up the number of series. `0` labels none (no tenant id reaches the metrics). Must be 0 or more."},
 
@@ -256,6 +259,18 @@ var keyTable = []keyDef{
 		doc: "How long an impersonation credential lasts when the admin does not say. Must be > 0 and at most `admin.max_impersonation_ttl`."},
 	{path: "admin.max_impersonation_ttl", field: func(c *Config) any { return &c.Admin.MaxImpersonationTTL },
 		doc: "The longest impersonation an admin may ask for. Must be > 0."},
+
+	// [console]
+	{path: "console.enabled", field: func(c *Config) any { return &c.Console.Enabled },
+		doc: "Serve the operator console at `/console/`: operators sign in at the admin identity provider (`admin.issuer`, else `auth.issuer`) with OpenID Connect authorization code + PKCE, and only admins get in. Needs `admin.enabled` and `console.client_id`. Off by default in `serve` (it needs a client registered at the identity provider); `dev` always serves it, signing in at the dev authorization server. See docs/console.md."},
+	{path: "console.client_id", field: func(c *Config) any { return &c.Console.ClientID },
+		doc: "The console's client id at the admin identity provider, registered with the redirect URL `console.redirect_url` and allowed to ask for the admin scope. Required when `console.enabled`."},
+	{path: "console.client_secret", field: func(c *Config) any { return &c.Console.ClientSecret }, secret: true,
+		doc: "The client's secret, for a confidential client (sent with HTTP Basic, or in the form when the provider supports only that). Empty: a public client (PKCE only). Never logged or shown."},
+	{path: "console.redirect_url", field: func(c *Config) any { return &c.Console.RedirectURL },
+		doc: "The console's sign-in callback URL, as registered at the identity provider. Default: `server.public_url` + `/console/callback`. Must be https, except on a loopback host."},
+	{path: "console.session_ttl", field: func(c *Config) any { return &c.Console.SessionTTL },
+		doc: "Longest a console session lasts; it also ends when the operator's access token expires. Sessions are kept in memory on the replica that signed the operator in. Must be > 0."},
 
 	// [lifecycle]
 	{path: "lifecycle.archives", field: func(c *Config) any { return &c.Lifecycle.Archives },
@@ -469,6 +484,9 @@ func (c *Config) Encode(redact bool) []byte {
 func (k *keyDef) redacted(c *Config) string {
 	switch p := k.field(c).(type) {
 	case *string:
+		if *p != "" && !strings.Contains(*p, "://") {
+			return tomlQuote("REDACTED") // a plain secret, not a URL with one
+		}
 		return tomlQuote(redactURL(*p))
 	case *[]string:
 		q := make([]string, len(*p))

@@ -129,6 +129,7 @@ func (c *Config) validate() []*Error {
 	c.validateAudit(v)
 	c.validateTracing(v)
 	c.validateAdmin(v)
+	c.validateConsole(v)
 	c.validateLifecycle(v)
 
 	mt := c.Auth.MultiTenant
@@ -242,6 +243,9 @@ func (c *Config) validateServer(v *validator) {
 		}
 	}
 	v.nonNegative("server.metrics_top_tenants", int64(s.MetricsTopTenants))
+	if s.HistoryTenants <= 0 {
+		v.add("server.history_tenants", "must be more than 0, not %d", s.HistoryTenants)
+	}
 	if s.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil || port == "" {
 			v.add("server.metrics_listen", "%s is not host:port, such as \"127.0.0.1:9464\"", strconv.Quote(truncate(s.MetricsListen)))
@@ -429,6 +433,29 @@ func (c *Config) validateAdmin(v *validator) {
 		if a.Issuer == c.EffectiveIssuer() {
 			v.add("admin.issuer", "is the tenants' issuer: leave it empty to use the tenants' identity provider, or name the operators' own")
 		}
+	}
+}
+
+func (c *Config) validateConsole(v *validator) {
+	k := c.Console
+	v.positiveDuration("console.session_ttl", k.SessionTTL)
+	if k.RedirectURL != "" {
+		switch u := v.httpURL("console.redirect_url", k.RedirectURL, false); {
+		case u == nil:
+		case u.Path != "/console/callback":
+			v.add("console.redirect_url", "must end in /console/callback (where the console receives the sign-in), not %q", u.Path)
+		case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+			v.add("console.redirect_url", "must use https:// (http:// only on a loopback host): the session cookie is Secure")
+		}
+	}
+	if !k.Enabled {
+		return
+	}
+	if !c.Admin.Enabled {
+		v.add("console.enabled", "needs admin.enabled = true: the console is for admins, and signs them in with the admin identity provider")
+	}
+	if k.ClientID == "" {
+		v.add("console.client_id", "required when console.enabled = true: register the console as a client at the admin identity provider (redirect URL %s) and set its client id", c.EffectiveConsoleRedirectURL())
 	}
 }
 

@@ -26,6 +26,41 @@ type ChartSource interface {
 	HistoryTenants(n int) []tenant.ID
 }
 
+// LateHistory is a ChartSource for a server built after the console
+// (the console is one of the server's routes): it calls the function on
+// every use. Until it returns a source (nil before the server is built),
+// every tenant's history is empty.
+//
+//	var srv atomic.Pointer[server.Server]
+//	charts := console.LateHistory(func() console.ChartSource {
+//		if s := srv.Load(); s != nil {
+//			return s
+//		}
+//		return nil
+//	})
+type LateHistory func() ChartSource
+
+func (f LateHistory) History(id tenant.ID, since time.Time) server.HistorySeries {
+	if h := f(); h != nil {
+		return h.History(id, since)
+	}
+	return server.HistorySeries{Tenant: id, Bucket: server.HistoryBucket}
+}
+
+func (f LateHistory) HistorySummary(id tenant.ID, points int) server.HistorySummary {
+	if h := f(); h != nil {
+		return h.HistorySummary(id, points)
+	}
+	return server.HistorySummary{}
+}
+
+func (f LateHistory) HistoryTenants(n int) []tenant.ID {
+	if h := f(); h != nil {
+		return h.HistoryTenants(n)
+	}
+	return nil
+}
+
 // sparkPoints is the number of steps of a sparkline: hours.
 const sparkPoints = 24
 

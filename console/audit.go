@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"maps"
 	"net/http"
@@ -213,8 +214,8 @@ type auditData struct {
 	System     bool
 	T          *registry.Tenant
 	Rows       []auditRow
-	Next       string // query of the next (older) page, or ""
-	Export     string // query of the export link
+	Next       template.URL // query of the next (older) page, or ""
+	Export     template.URL // query of the export link
 	Status     *Verification
 	StatusText string
 	StatusOK   bool
@@ -255,11 +256,11 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 		d.Rows = append(d.Rows, row)
 	}
 	if len(recs) == auditPageSize && recs[len(recs)-1].Seq > 1 {
-		d.Next = d.Q.values(recs[len(recs)-1].Seq)
+		d.Next = template.URL(d.Q.values(recs[len(recs)-1].Seq)) // url.Values.Encode: safe
 	}
 	exp := d.Q
 	exp.User, exp.Tool, exp.Outcome = "", "", ""
-	d.Export = exp.values(0)
+	d.Export = template.URL(exp.values(0))
 	d.Status = c.o.Audit.Verified(chain)
 	d.StatusText, d.StatusOK = verificationText(d.Status)
 	c.render(w, r, s, http.StatusOK, "audit", "Audit", d)

@@ -251,7 +251,10 @@ func sparkline(s Series) template.HTML {
 var chartFuncs = template.FuncMap{
 	"millis": formatLatency,
 	"step":   formatStep,
-	"clock": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+	// inc and before are the jobs page's: a 1-based step, a due date.
+	"inc":    func(i int) int { return i + 1 },
+	"before": func(a, b time.Time) bool { return a.Before(b) },
+	"clock":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 }
 
 // formatLatency shows a latency estimate in milliseconds; "—" for none.

@@ -200,11 +200,19 @@ func (c *Console) cookie(name, value string, expires time.Time) *http.Cookie {
 
 // checkCSRF checks a change: the form's csrf field must equal the
 // session's token, and the request must come from the console's own
-// origin (Origin, else Sec-Fetch-Site, must say so). It returns why it
+// origin: an Origin other than the console's, or a Sec-Fetch-Site other
+// than same-origin, is refused, and one of them must be there (Origin
+// "null", which browsers send under Referrer-Policy no-referrer, counts as
+// absent). It returns why it
 // refuses, or "".
 func (c *Console) checkCSRF(r *http.Request, s *session) string {
 	origin := r.Header.Get("Origin")
 	site := r.Header.Get("Sec-Fetch-Site")
+	if origin == "null" {
+		// What browsers send for a same-origin form under Referrer-Policy
+		// no-referrer: Sec-Fetch-Site must then say where it came from.
+		origin = ""
+	}
 	switch {
 	case origin != "" && origin != c.origin:
 		return "it came from another site (" + originText(origin) + ")"

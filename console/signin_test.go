@@ -3,6 +3,7 @@ package console_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,22 +84,26 @@ func TestSignInRFC8414Fallback(t *testing.T) {
 	}
 }
 
-// noFollow returns b's client without redirects.
-func (b *browser) noFollow() *http.Client {
+// getNoFollow sends a GET without following a redirect; the body is
+// read and closed.
+func (b *browser) getNoFollow(path string) *http.Response {
+	b.t.Helper()
 	c := *b.c
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
+	resp, err := c.Get(b.f.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }
 
 // startSignIn starts a sign-in in b and returns the authorization URL
 // (not followed).
 func (b *browser) startSignIn(t *testing.T) *url.URL {
 	t.Helper()
-	resp, err := b.noFollow().Get(b.f.base + "/console/signin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := b.getNoFollow("/console/signin")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d, want 303", resp.StatusCode)
 	}
@@ -137,7 +142,7 @@ func TestSignInStateChecks(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || resp.Request.URL.Path != "/console/callback" {
 		t.Errorf("foreign state: ended at %s with %d\n%s", resp.Request.URL, resp.StatusCode, body)
 	}
-	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+	if resp := b.getNoFollow("/console/tenants"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("browser with a foreign state got a session: %d", resp.StatusCode)
 	}
 
@@ -178,7 +183,7 @@ func TestSignInRefusedToken(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not accepted by this server") {
 		t.Errorf("token for another resource: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
-	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+	if resp := b.getNoFollow("/console/tenants"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("a refused sign-in left a session: %d", resp.StatusCode)
 	}
 }
@@ -189,11 +194,7 @@ func TestNoSessionRedirectsToSignIn(t *testing.T) {
 	b := f.browser(t)
 	id := string(f.h.Tenant(0).Record.ID)
 	for _, p := range []string{"/console/", "/console/tenants", "/console/tenants/" + id, "/console/impersonation", "/console/audit", "/console/charts", "/console/jobs", "/console/nope"} {
-		resp, err := b.noFollow().Get(f.base + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := b.getNoFollow(p)
 		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?next=") {
 			t.Errorf("GET %s without a session: %d to %q, want 303 to the sign-in", p, resp.StatusCode, loc)
 		}
@@ -262,14 +263,14 @@ func TestSignOutAndExpiry(t *testing.T) {
 	if resp.Request.URL.Path != "/console/signedout" {
 		t.Fatalf("sign-out ended at %s", resp.Request.URL)
 	}
-	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+	if resp := b.getNoFollow("/console/tenants"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after sign-out: %d, want 303 to the sign-in", resp.StatusCode)
 	}
 
 	// The access token lasts an hour: the session ends with it.
 	b = f.admin(t)
 	f.clock.advance(61 * time.Minute)
-	if resp, _ := b.noFollow().Get(f.base + "/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+	if resp := b.getNoFollow("/console/tenants"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after the token's expiry: %d, want 303 to the sign-in", resp.StatusCode)
 	}
 }
@@ -292,11 +293,7 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("%s: Cache-Control %q, want no-store", p, h.Get("Cache-Control"))
 		}
 	}
-	resp, err := f.browser(t).noFollow().Get(f.base + "/console/signin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := f.browser(t).getNoFollow("/console/signin")
 	if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("sign-in redirect headers: %v", resp.Header)
 	}

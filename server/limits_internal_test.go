@@ -259,3 +259,34 @@ func httptestRequest(t *testing.T, hdr map[string]string) *http.Request {
 	}
 	return r
 }
+
+// BenchmarkLimitChecks: what the header-size and depth checks add to a
+// request: a typical tools/call and headers, and a body near the default
+// argument limit (mostly one long string, skipped with IndexByte).
+func BenchmarkLimitChecks(b *testing.B) {
+	s := &Server{opts: Options{MaxHeaderBytes: DefaultMaxHeaderBytes, MaxJSONDepth: DefaultMaxJSONDepth}}
+	call := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}`)
+	big := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"put_document","arguments":{"key":"k","content":"` + strings.Repeat("x", 250<<10) + `"}}}`)
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/mcp", nil)
+	for k, v := range map[string]string{"Authorization": "Bearer " + strings.Repeat("t", 900), "Content-Type": "application/json",
+		"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": "2025-11-25", "User-Agent": "bench/1"} {
+		r.Header.Set(k, v)
+	}
+	b.Run("headers", func(b *testing.B) {
+		for b.Loop() {
+			if s.checkHeaderSize(r) != nil {
+				b.Fatal("refused")
+			}
+		}
+	})
+	for name, body := range map[string][]byte{"depth/call": call, "depth/250KiB": big} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if s.checkBodyDepth(body) != nil {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
+}

@@ -207,6 +207,9 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, c *client, p *
 		s.refusePage(w, http.StatusInternalServerError, "The list of tenants could not be read; see the server's log, then start the sign-in again.")
 		return
 	}
+	slices.SortStableFunc(tenants, func(a, b Tenant) int {
+		return cmp.Or(cmp.Compare(cmp.Or(a.Name, a.ExternalID), cmp.Or(b.Name, b.ExternalID)), cmp.Compare(a.ExternalID, b.ExternalID))
+	})
 	now := s.opts.Now()
 	p.expires = now.Add(s.opts.RequestTTL)
 	id := randomToken()
@@ -374,7 +377,9 @@ func (s *Server) render(w http.ResponseWriter, status int, p *page) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser posts the
+	// form with "Origin: null", which the form's check refuses.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+styleCSP+"; form-action "+p.formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())

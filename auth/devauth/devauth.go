@@ -42,10 +42,10 @@ type Tenant struct {
 	Name string
 }
 
-// Tenants lists the tenants the sign-in page offers. It is called on every
-// page view and again when the form is posted (a tenant that is no longer
-// listed cannot be signed in to), so tenants created while the server runs
-// are offered at once.
+// Tenants lists the tenants the sign-in page offers (shown in order of
+// name). It is called on every page view and again when the form is
+// posted (a tenant that is no longer listed cannot be signed in to), so
+// tenants created while the server runs are offered at once.
 type Tenants func(ctx context.Context) ([]Tenant, error)
 
 // Options configure a Server. The zero value of each field is its default.

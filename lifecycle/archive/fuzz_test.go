@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -37,9 +38,23 @@ func seeds(t testing.TB) map[string]struct {
 	es := unpack(t, valid)
 	lying := editManifest(t, es, func(m *archive.Manifest) { m.Parts[1].SHA256 = strings.Repeat("ab", 32) })
 	traversal := slices.Insert(slices.Clone(es), 0, file("parts/blobs/../../../../tmp/evil", []byte("x")))
+	manifest := len(es) - 1
+	ins := func(i int, e ...entry) []entry { return slices.Insert(slices.Clone(es), i, e...) }
+	// More of TestCorruptionIsRefused's attacks, each refused as corrupt.
+	attacks := map[string][]entry{
+		"symlink":                 ins(0, entry{tar.Header{Typeflag: tar.TypeSymlink, Name: "parts/kv/link", Linkname: "/etc/passwd"}, nil}),
+		"hard-link":               ins(0, entry{tar.Header{Typeflag: tar.TypeLink, Name: "parts/kv/link", Linkname: "parts/kv/kv.jsonl"}, nil}),
+		"absolute-path":           ins(0, file("/etc/passwd", nil)),
+		"outside-parts":           ins(0, file("README.txt", []byte("hi"))),
+		"duplicate-entry":         ins(1, es[0]),
+		"two-manifests":           append(slices.Clone(es), es[manifest]),
+		"manifest-dotdot-name":    editManifest(t, es, func(m *archive.Manifest) { m.Parts[1].Name = "../q3.md" }),
+		"manifest-listed-twice":   editManifest(t, es, func(m *archive.Manifest) { m.Parts = append(m.Parts, m.Parts[1]) }),
+		"manifest-another-format": editManifest(t, es, func(m *archive.Manifest) { m.Format = "tenantmcp-audit-export" }),
+	}
 	var raw bytes.Buffer // the valid archive's tar, uncompressed: FuzzOpen compresses it
 	io.Copy(&raw, must(gzip.NewReader(bytes.NewReader(valid))))
-	return map[string]struct {
+	out := map[string]struct {
 		data []byte
 		want error
 	}{
@@ -49,6 +64,13 @@ func seeds(t testing.TB) map[string]struct {
 		"path-traversal": {pack(t, traversal), archive.ErrCorrupt},
 		"lying-hash":     {pack(t, lying), archive.ErrCorrupt},
 	}
+	for name, es := range attacks {
+		out[name] = struct {
+			data []byte
+			want error
+		}{pack(t, es), archive.ErrCorrupt}
+	}
+	return out
 }
 
 // FuzzOpen: Open never panics, fails only with its documented errors,
