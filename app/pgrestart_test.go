@@ -79,6 +79,12 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
+	var halted sync.Once
+	halt := func() {
+		halted.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(halt) // before the server's cleanup, also when the test fails early
 	for _, id := range tenants {
 		for range 3 {
 			wg.Go(func() {
@@ -148,12 +154,12 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	for _, mode := range []string{"fast", "immediate"} {
 		before := refused.Load()
 		pg.Restart(t, mode)
+		t.Logf("restarted -m %s", mode)
 		recovered("pg_ctl restart -m " + mode)
 		t.Logf("restart -m %s: %d requests refused with 503 meanwhile", mode, refused.Load()-before)
 		waitServed(ok.Load() + 50) // the load is served again
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	t.Logf("%d reads served, %d refused with 503", ok.Load(), refused.Load())
 	for _, p := range problems {
 		t.Error(p)

@@ -43,6 +43,10 @@ func TestValidateConsole(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("loopback http: %v", err)
 	}
+	c.Auth.Enabled = false
+	if es := errorsOf(t, c.Validate()); !slices.Contains(keysOf(es), "console.enabled") || !strings.Contains(es.Error(), "auth.enabled") {
+		t.Errorf("console without authentication: %v", es)
+	}
 }
 
 func TestConsoleClientSecretRedacted(t *testing.T) {

@@ -262,7 +262,7 @@ var keyTable = []keyDef{
 
 	// [console]
 	{path: "console.enabled", field: func(c *Config) any { return &c.Console.Enabled },
-		doc: "Serve the operator console at `/console/`: operators sign in at the admin identity provider (`admin.issuer`, else `auth.issuer`) with OpenID Connect authorization code + PKCE, and only admins get in. Needs `admin.enabled` and `console.client_id`. Off by default in `serve` (it needs a client registered at the identity provider); `dev` always serves it, signing in at the dev authorization server. See docs/console.md."},
+		doc: "Serve the operator console at `/console/`: operators sign in at the admin identity provider (`admin.issuer`, else `auth.issuer`) with OpenID Connect authorization code + PKCE, and only admins get in. Needs `admin.enabled`, `auth.enabled` and `console.client_id`. Off by default in `serve` (it needs a client registered at the identity provider); `dev` always serves it, signing in at the dev authorization server. See docs/console.md."},
 	{path: "console.client_id", field: func(c *Config) any { return &c.Console.ClientID },
 		doc: "The console's client id at the admin identity provider, registered with the redirect URL `console.redirect_url` and allowed to ask for the admin scope. Required when `console.enabled`."},
 	{path: "console.client_secret", field: func(c *Config) any { return &c.Console.ClientSecret }, secret: true,

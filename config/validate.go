@@ -451,8 +451,11 @@ func (c *Config) validateConsole(v *validator) {
 	if !k.Enabled {
 		return
 	}
-	if !c.Admin.Enabled {
+	switch {
+	case !c.Admin.Enabled:
 		v.add("console.enabled", "needs admin.enabled = true: the console is for admins, and signs them in with the admin identity provider")
+	case !c.Auth.Enabled:
+		v.add("console.enabled", "needs auth.enabled = true: without authentication there are no admins to sign in")
 	}
 	if k.ClientID == "" {
 		v.add("console.client_id", "required when console.enabled = true: register the console as a client at the admin identity provider (redirect URL %s) and set its client id", c.EffectiveConsoleRedirectURL())

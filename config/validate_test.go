@@ -184,6 +184,8 @@ func TestValidationRules(t *testing.T) {
 			}},
 		{name: "registry cache_size 0", toml: "[registry]\ncache_size = 0\n",
 			want: []string{`registry.cache_size: must be more than 0, not 0`}},
+		{name: "history_tenants must be positive", toml: "[server]\nhistory_tenants = 0\n",
+			want: []string{`server.history_tenants: must be more than 0, not 0`}},
 		{name: "max_body_bytes must be positive", toml: "[server]\nmax_body_bytes = 0\n",
 			want: []string{`server.max_body_bytes: must be more than 0, not 0`}},
 		{name: "slow-client bounds must be positive",

@@ -171,3 +171,30 @@ func TestAuditVerifyAndExport(t *testing.T) {
 		t.Errorf("export with a bad time: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestAuditViewerImpersonation: a request made with an impersonation
+// credential started in the console shows in the tenant's trail with both
+// identities: the impersonated user and the admin acting.
+func TestAuditViewerImpersonation(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{data: true})
+	b := f.admin(t)
+	zero, one := f.tenant(t, 0), f.tenant(t, 1)
+	tok := b.csrf("/console/impersonation")
+	_, body := b.post("/console/impersonation", url.Values{"tenant": {string(zero.ID)}, "reason": {"ticket 7"}, "csrf": {tok}})
+	m := secretRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no credential:\n%s", body)
+	}
+	if st := f.mcpStatus(t, m[1]); st != http.StatusOK {
+		t.Fatalf("impersonated request: %d", st)
+	}
+	f.chain(t, string(zero.ID)) // flushed
+	_, body = b.get("/console/audit?tenant=" + string(zero.ID) + "&outcome=ok")
+	if !regexp.MustCompile(`<code>impersonator:[^<]+</code><br><strong>impersonated by</strong> <code>alice</code>`).MatchString(body) {
+		t.Errorf("the impersonated request does not show both identities:\n%s", body)
+	}
+	wantContains(t, body, "impersonation_id=")
+	_, body = b.get("/console/audit?tenant=" + string(one.ID))
+	wantNot(t, body, "impersonated by")
+}

@@ -29,6 +29,8 @@ type oidcClient struct {
 	mu     sync.Mutex
 	meta   *providerMetadata
 	metaAt time.Time
+	err    error // the last failure, reused until errAt + metadataRetry
+	errAt  time.Time
 }
 
 // providerMetadata is what the console reads of the provider's metadata.
@@ -42,8 +44,13 @@ type providerMetadata struct {
 	oidc                  bool     // read from openid-configuration
 }
 
-// metadataTTL is how long the provider's metadata is reused.
-const metadataTTL = 10 * time.Minute
+// metadataTTL is how long the provider's metadata is reused, and
+// metadataRetry how long a failure to read it is (so sign-in attempts do
+// not turn into a stream of requests to a provider that is down).
+const (
+	metadataTTL   = 10 * time.Minute
+	metadataRetry = 5 * time.Second
+)
 
 // errProvider: the identity provider could not be reached or answered
 // something unusable.
@@ -57,6 +64,11 @@ func (o *oidcClient) metadata(ctx context.Context) (*providerMetadata, error) {
 		m := o.meta
 		o.mu.Unlock()
 		return m, nil
+	}
+	if o.err != nil && o.now().Sub(o.errAt) < metadataRetry {
+		err := o.err
+		o.mu.Unlock()
+		return nil, err
 	}
 	o.mu.Unlock()
 	var errs []error
@@ -83,7 +95,11 @@ func (o *oidcClient) metadata(ctx context.Context) (*providerMetadata, error) {
 		o.mu.Unlock()
 		return &m, nil
 	}
-	return nil, errors.Join(errs...)
+	err := errors.Join(errs...)
+	o.mu.Lock()
+	o.err, o.errAt = err, o.now()
+	o.mu.Unlock()
+	return nil, err
 }
 
 // maxProviderBody bounds what is read of the provider's answers.
@@ -305,6 +321,9 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		if exp := now.Add(time.Duration(tr.ExpiresIn) * time.Second); exp.Before(s.expires) {
 			s.expires = exp
 		}
+	}
+	if old := c.sessionOf(r); old != nil {
+		c.sessions.remove(old.id) // the browser's previous sign-in ends
 	}
 	c.sessions.add(s)
 	http.SetCookie(w, c.cookie(signInCookie, "", time.Time{}))

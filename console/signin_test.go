@@ -346,3 +346,13 @@ func TestCrossTenantCredentials(t *testing.T) {
 		t.Errorf("/admin/v1/tenants with the console cookie: %d, want 401", resp.StatusCode)
 	}
 }
+
+func TestSignInProviderDown(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	f.idp.ts.Close()
+	resp, body := f.browser(t).get("/console/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "Sign-in unavailable") {
+		t.Errorf("provider down: %d\n%s", resp.StatusCode, body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -158,14 +159,18 @@ func classify(err error) refusal {
 // refusing connections, as while it restarts or an administrator
 // terminates backends: SQLSTATE class 08 (connection exception) or 57P
 // (admin or crash shutdown, cannot connect now), or a connection that
-// could not be opened. The pool replaces the lost connections by itself.
+// could not be opened; or a connection that dropped mid-use with no
+// SQLSTATE at all (the socket reset or cut short: a crash, "pg_ctl
+// restart -m immediate", a network cut). The pool replaces the lost
+// connections by itself.
 func databaseUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
 	}
 	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr)
+	return errors.As(err, &connErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func retryAfter(d ratelimit.Decision) string {

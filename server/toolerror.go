@@ -73,9 +73,16 @@ func toolErrorClass(ctx context.Context, err error) string {
 		return "tool_error"
 	case errors.Is(context.Cause(ctx), ErrCutAtShutdown):
 		return "cut_at_shutdown"
+	case errors.Is(err, store.ErrStorageFull):
+		return "storage_full"
 	}
 	return "internal"
 }
+
+// storageFullMessage is what a tool's caller is told when a write failed
+// because the server's storage is full: a fixed text (the backend's error
+// names files and paths), true for every tenant on that storage alike.
+const storageFullMessage = "the server's storage is full, so nothing was written (any previous value is unchanged); try again later, and tell the operator if it persists"
 
 // toolErrorMessage is what the client is told about a tool's error.
 func (s *Server) toolErrorMessage(ctx context.Context, rq *request, t *Tool, err error) string {
@@ -86,6 +93,9 @@ func (s *Server) toolErrorMessage(ctx context.Context, rq *request, t *Tool, err
 	if !errors.Is(err, errToolPanic) {
 		s.log.ErrorContext(ctx, "tool failed", "tool", t.Name, "tenant_id", string(rq.tenant.ID),
 			"request_id", id, "err", err)
+	}
+	if errors.Is(err, store.ErrStorageFull) {
+		return storageFullMessage + " (request id " + id + ")"
 	}
 	return "internal error (request id " + id + ")"
 }

@@ -41,6 +41,11 @@ var (
 	ErrNotConfigured = errors.New("store: not configured on this server")
 	// ErrTooLarge: the value exceeds MaxValueSize.
 	ErrTooLarge = errors.New("store: value too large")
+	// ErrStorageFull: the disk or filesystem holding the data is full, so
+	// the write was not made (nothing of it was kept: the previous value,
+	// if any, is intact). Writes succeed again once there is room; nothing
+	// needs restarting.
+	ErrStorageFull = errors.New("store: storage full")
 )
 
 // Limits on keys and values.

@@ -98,7 +98,7 @@ func (c *Cluster) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.I
 // it accepts connections again.
 func (c *Cluster) Restart(t testing.TB, mode string) {
 	t.Helper()
-	if out, err := c.pgctl("restart", "-m", mode); err != nil {
+	if out, err := c.pgctl("restart", "-m", mode, "-l", filepath.Join(c.dir, "log")); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		t.Fatalf("pg_ctl restart -m %s: %v\n%s\n%s", mode, err, out, tail(log, 2000))
 	}
@@ -113,6 +113,9 @@ func (c *Cluster) asPostgres(name string, args ...string) ([]byte, error) {
 	cmd.Dir = c.dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// The server pg_ctl starts must not keep Wait waiting on the output
+	// pipe (it writes to the log file; this is a backstop).
+	cmd.WaitDelay = time.Second
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		return nil, err

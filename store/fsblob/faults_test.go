@@ -5,37 +5,20 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/store"
 	"github.com/tenantmcp/tenantmcp/store/fsblob"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // smallFilesystem mounts a 64 KiB tmpfs for the test and returns its
-// directory; it skips the test where mounting is not allowed (not root).
-func smallFilesystem(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a size-limited tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	// Registered after TempDir, so it runs before TempDir's removal.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+// directory (testenv.SmallFilesystem).
+func smallFilesystem(t *testing.T) string { return testenv.SmallFilesystem(t, "64k") }
 
 // TestDiskFull: on a full filesystem a Put fails with ENOSPC in its
 // error, the object keeps its previous value (or stays absent), no
@@ -56,7 +39,7 @@ func TestDiskFull(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 1<<20) // far more than the filesystem holds
 
 	err = s.Put(ctx, id, "notes/k", big)
-	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
+	if !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, store.ErrStorageFull) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("overwrite on a full disk: %v; want an error saying there is no space left", err)
 	}
 	if got, err := s.Get(ctx, id, "notes/k"); err != nil || string(got) != "old value" {

@@ -182,6 +182,9 @@ func (s *Store) Put(ctx context.Context, id tenant.ID, key string, value []byte)
 	}
 	defer r.Close()
 	if err := s.put(ctx, r, objectPath(key), value); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("fsblob: put %q: %w: %w", key, store.ErrStorageFull, err)
+		}
 		return s.unsafe(id, "put", key, err)
 	}
 	return nil

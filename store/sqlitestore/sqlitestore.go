@@ -414,10 +414,20 @@ func isCantOpen(err error) bool {
 func (s *Store) use(ctx context.Context, id tenant.ID, create bool, fn func(db *sql.DB) error) error {
 	h, err := s.acquire(ctx, id, create)
 	if err != nil {
-		return err
+		return storageFull(err)
 	}
 	defer s.release(h)
-	return fn(h.db)
+	return storageFull(fn(h.db))
+}
+
+// storageFull marks SQLITE_FULL (the filesystem holding the file is full;
+// SQLite rolled the statement back) as store.ErrStorageFull.
+func storageFull(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == 13 { // SQLITE_FULL
+		return fmt.Errorf("%w: %w", store.ErrStorageFull, err)
+	}
+	return err
 }
 
 // Get returns the document stored under key, or store.ErrNotFound.

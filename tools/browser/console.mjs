@@ -56,7 +56,7 @@ const browser = await chromium.launch({
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const page = await context.newPage();
 const errors = [];
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text()); });
+page.on('console', m => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
 page.on('pageerror', e => errors.push(e.message));
 
 try {
@@ -145,7 +145,7 @@ try {
 
   // The jobs page.
   await page.getByRole('link', { name: 'Jobs' }).click();
-  await page.getByRole('heading', { name: /Jobs/, level: 1 }).waitFor();
+  await page.getByRole('heading', { name: /jobs/i, level: 1 }).waitFor();
   await shot(page, 'jobs');
 
   if (errors.length) throw new Error(`the pages logged errors (CSP violations?): ${errors.join('; ')}`);
