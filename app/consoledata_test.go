@@ -18,7 +18,7 @@ import (
 // the lifecycle: an operator signed in at the dev authorization server
 // sees a tenant's real traffic.
 func TestConsoleDataPagesInDev(t *testing.T) {
-	d := deploy(t, "", nil)
+	d := deploy(t, "[auth.multi_tenant]\ntenant_claim = \"org_id\"\n", nil)
 	base := strings.TrimSuffix(d.url, "/mcp")
 	acme := d.client(t, "acme", "alice")
 	for range 3 {

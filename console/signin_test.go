@@ -356,3 +356,20 @@ func TestSignInProviderDown(t *testing.T) {
 		t.Errorf("provider down: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestSignInAgainAsAdmin: a browser signed in without admin rights can
+// sign in again as an admin, and then gets in.
+func TestSignInAgainAsAdmin(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b, resp, _ := f.signIn(t, "bob", "read:tools")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("tenant user: %d", resp.StatusCode)
+	}
+	f.idp.signInAs("alice", adminScope)
+	resp, body := b.get("/console/signin?next=/console/impersonation")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/impersonation" {
+		t.Fatalf("signing in again as an admin: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	wantContains(t, body, "alice")
+}

@@ -107,7 +107,8 @@ func (h *history) record(id tenant.ID, now time.Time, outcome, reason string, la
 	th := h.entry(id, e)
 	th.mu.Lock()
 	defer th.mu.Unlock()
-	slot := &th.ring[e%int64(historySlots)]
+	n := int64(historySlots)
+	slot := &th.ring[(e%n+n)%n] // never negative, whatever the clock says
 	b := *slot
 	switch {
 	case b == nil:

@@ -15,8 +15,10 @@ import (
 // refused requests, by the metrics' reason names, and nothing of another
 // tenant's or of requests refused before a tenant was known.
 func TestHistoryThroughServer(t *testing.T) {
+	lim := ratelimit.NewMemory(nil)
+	t.Cleanup(func() { lim.Close() })
 	f := setup(t, setupOptions{claims: genericClaims, server: func(o *server.Options) {
-		o.Limiter = ratelimit.NewMemory(nil)
+		o.Limiter = lim
 		o.DefaultLimit = ratelimit.Limit{PerMinute: 600, Burst: 100}
 	}})
 	noisy := f.addTenant(t, "noisy", func(r *registry.Tenant) { r.RateLimit, r.RateBurst = 60, 2 })

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/auth/devauth"
 	"github.com/tenantmcp/tenantmcp/config"
+	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/tenanttest"
 )
 
@@ -203,6 +204,19 @@ func TestThroughTheDevServer(t *testing.T) {
 	f.open(t)
 	if !strings.Contains(f.pageBody, "Initech") {
 		t.Fatalf("initech not offered:\n%s", f.pageBody)
+	}
+	// A suspended tenant is not.
+	rec, err := d.app.Registry.Lookup(ctx, iss.Issuer(), "initech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.app.Registry.Update(ctx, rec.ID, func(t *registry.Tenant) error { t.Status = registry.StatusSuspended; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f = b.newFlow(t, callback)
+	f.open(t)
+	if strings.Contains(f.pageBody, "Initech") {
+		t.Fatalf("suspended initech offered:\n%s", f.pageBody)
 	}
 
 	// The protected-resource metadata leads a client to this server.
