@@ -16,6 +16,13 @@
 //
 //	cd bench && go run . -duration 10s -json results.json -svg ../docs/benchmarks-ratios.svg
 //
+// With -soak DURATION it runs one server instead (g, or d with -soak-server
+// d) at a steady paced load over -soak-tenants tenants and a mix of tools,
+// and samples throughput, latency, live heap, goroutines and open files
+// every -soak-every (soak.go):
+//
+//	cd bench && go run . -soak 10m -soak-rate 200 -json soak.json -svg ../docs/benchmarks-soak.svg
+//
 // See docs/benchmarks.md for the results and how to read them.
 package main
 

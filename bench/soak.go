@@ -39,6 +39,9 @@ import (
 // checked for a tenant-specific or call-specific substring.
 var soakOps = []string{"echo", "put_document", "get_document", "list_documents"}
 
+// soakRequestTimeout bounds one request of the soak.
+const soakRequestTimeout = 30 * time.Second
+
 // soakDocKey is the document each tenant's put_document overwrites: the
 // same key every time, so the store stays the same size over the soak.
 const soakDocKey = "soak/doc"
@@ -120,6 +123,7 @@ type SoakSummary struct {
 	LastGoroutines     float64 `json:"last_quarter_goroutines"`
 	FirstOpenFiles     float64 `json:"first_quarter_open_files"`
 	LastOpenFiles      float64 `json:"last_quarter_open_files"`
+	WarmupErrors       int64   `json:"warmup_errors"`
 	MaxOtherCores      float64 `json:"max_other_cores"`
 	MeanOtherCores     float64 `json:"mean_other_cores"`
 	FirstError         string  `json:"first_error,omitempty"`
@@ -280,9 +284,9 @@ func runSoak(ctx context.Context, cfg *config, stdout io.Writer) error {
 		return s
 	}
 	time.Sleep(cfg.warmup)
-	take() // the warm-up's figures are not reported
+	// The warm-up's figures are not reported, but its errors are.
+	rep.Summary.WarmupErrors = take().Errors
 	total = histogram{}
-	rep.Summary.FirstError = ""
 	prev.read()
 	prevGC = readRuntime(&SoakSample{})
 	last := time.Now()
@@ -383,6 +387,11 @@ func (sc *soakConn) roundTrip(i int) error {
 		if err := c.dial(); err != nil {
 			return err
 		}
+	}
+	// A server that stops answering fails the request instead of holding
+	// the soak.
+	if err := c.nc.SetDeadline(time.Now().Add(soakRequestTimeout)); err != nil {
+		return err
 	}
 	err := c.roundTrip(c.w.reqs[i], c.w.expect[i])
 	if err != nil && c.nc != nil && !errors.Is(err, errUnexpected) {
@@ -528,7 +537,7 @@ func (r *SoakReport) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, load %s at the start, %s at the end\n", r.Machine.CPUs, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadAvg, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(w, "soak of (%s): %d tenants, tools %v, %.0f req/s offered on %d connections, %gs (after %gs warm-up), sampled every %gs, protocol %s\n\n",
 		c.Server, c.Tenants, c.Tools, c.Rate, c.Conns, c.DurationS, c.WarmupS, c.EveryS, c.Protocol)
-	fmt.Fprintf(w, "overall: %d requests, %d errors, %.0f req/s, p50 %.2f ms, p99 %.2f ms (from the time each request was due)\n", s.Requests, s.Errors, s.RPS, s.P50ms, s.P99ms)
+	fmt.Fprintf(w, "overall: %d requests, %d errors (%d in the warm-up), %.0f req/s, p50 %.2f ms, p99 %.2f ms (from the time each request was due)\n", s.Requests, s.Errors, s.WarmupErrors, s.RPS, s.P50ms, s.P99ms)
 	fmt.Fprintf(w, "first quarter → last quarter of the samples:\n")
 	fmt.Fprintf(w, "  throughput   %.0f → %.0f req/s\n", s.FirstRPS, s.LastRPS)
 	fmt.Fprintf(w, "  p99          %.2f → %.2f ms\n", s.FirstP99ms, s.LastP99ms)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSoakSmoke runs -soak for about a second on both servers it knows:
@@ -58,7 +59,7 @@ func TestSoakSmoke(t *testing.T) {
 				sum += s.Requests
 			}
 			sm := rep.Summary
-			if sm.Errors != 0 || sm.FirstError != "" || sm.Requests != sum || sm.Requests == 0 {
+			if sm.Errors != 0 || sm.WarmupErrors != 0 || sm.FirstError != "" || sm.Requests != sum || sm.Requests == 0 {
 				t.Errorf("summary %+v (samples add up to %d requests)", sm, sum)
 			}
 			switch {
@@ -125,5 +126,28 @@ func TestSoakSummary(t *testing.T) {
 		if got := niceMax(c.in); got != c.want {
 			t.Errorf("niceMax(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestSoakFlags: bad -soak settings are refused, naming the flag.
+func TestSoakFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-soak", "1s", "-soak-server", "e"}, "-soak-server"},
+		{[]string{"-soak", "1s", "-soak-rate", "0"}, "-soak-rate"},
+		{[]string{"-soak", "1s", "-soak-every", "0s"}, "-soak-every"},
+		{[]string{"-soak", "1s", "-soak-tenants", "0"}, "-soak-tenants"},
+		{[]string{"-soak", "-1s"}, "-soak"},
+	} {
+		_, err := parseFlags(c.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error naming %s", c.args, err, c.want)
+		}
+	}
+	c, err := parseFlags([]string{"-soak", "10m"}, io.Discard)
+	if err != nil || c.soak != 10*time.Minute || c.soakRate != 1000 || c.soakTenants != 1000 || c.soakServer != "g" || c.soakEvery != 10*time.Second {
+		t.Errorf("parseFlags(-soak 10m) = %+v, %v", c, err)
 	}
 }

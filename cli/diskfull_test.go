@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/tenantmcp/tenantmcp/internal/idptest"
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
 )
@@ -19,9 +21,13 @@ import (
 // storage is full and nothing was written — not "internal error", and
 // without a path; the old value is intact; the other tenant reads its own
 // document meanwhile; once there is room again writes succeed without a
-// restart, and after a graceful stop the audit trail, which waited in
-// memory while the disk was full, verifies.
+// restart, after a graceful stop the audit trail verifies, and no
+// goroutine is left running.
 func TestDiskFullThroughServe(t *testing.T) {
+	// Not parallel: goleak compares with the goroutines before it. First
+	// registered, so its check runs after every other cleanup.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	data := testenv.SmallFilesystem(t, "2m")
 	idp := idptest.New(t)
 	addr := freeAddr(t)

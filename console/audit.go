@@ -218,7 +218,8 @@ type auditData struct {
 	Export     template.URL // query of the export link
 	Status     *Verification
 	StatusText string
-	StatusOK   bool
+	// StatusClass styles it: verified, broken or unfinished, none yet.
+	StatusClass string
 }
 
 // auditPage is the audit viewer: one tenant's chain (or the system's),
@@ -262,7 +263,16 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	exp.User, exp.Tool, exp.Outcome = "", "", ""
 	d.Export = template.URL(exp.values(0))
 	d.Status = c.o.Audit.Verified(chain)
-	d.StatusText, d.StatusOK = verificationText(d.Status)
+	var good bool
+	d.StatusText, good = verificationText(d.Status)
+	switch {
+	case d.Status == nil:
+		d.StatusClass = "hint"
+	case good:
+		d.StatusClass = "flash flash-ok"
+	default:
+		d.StatusClass = "flash flash-error"
+	}
 	c.render(w, r, s, http.StatusOK, "audit", "Audit", d)
 }
 

@@ -34,6 +34,11 @@ type lineChart struct {
 	Series []chartSeries
 	// YFormat labels the y ticks; nil = a plain number.
 	YFormat func(float64) string
+	// Counts makes the y ticks whole numbers.
+	Counts bool
+	// Empty is written across the plot when no series has a value above
+	// zero ("" = nothing).
+	Empty string
 }
 
 // Drawing constants of lineChart (SVG user units).
@@ -65,6 +70,9 @@ func (c lineChart) svg() template.HTML {
 		}
 	}
 	step, top := niceScale(ymax)
+	if c.Counts && step < 1 {
+		step, top = 1, math.Max(1, math.Ceil(ymax))
+	}
 	yfmt := c.YFormat
 	if yfmt == nil {
 		yfmt = formatCount
@@ -127,6 +135,9 @@ func (c lineChart) svg() template.HTML {
 		}
 		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"%s><title>%s</title></path>`,
 			strings.TrimSpace(d.String()), st.Color, dash, xmlText(s.Name))
+	}
+	if ymax == 0 && c.Empty != "" {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="14" fill="#4a5260">%s</text>`, chartLeft+plotW/2, chartTop+plotH/2, xmlText(c.Empty))
 	}
 	// Legend.
 	lx := chartLeft

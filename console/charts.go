@@ -162,7 +162,7 @@ func tenantChartSVGs(t *registry.Tenant, hs server.HistorySeries) (requests, ref
 	requests = lineChart{
 		ID: "chart-requests", Title: fmt.Sprintf("Requests of %s, last %s", name, span),
 		Desc:   fmt.Sprintf("%d requests in all: %d served with an error, %d refused. The table below has the numbers.", hs.Total.Requests, hs.Total.Errors, hs.Total.Refused),
-		YLabel: "requests per step", Times: times, Step: hs.Bucket,
+		YLabel: "requests per step", Times: times, Step: hs.Bucket, Counts: true, Empty: "no requests in this range",
 		Series: []chartSeries{{"all requests", all}, {"errors", errs}, {"refused", refused}},
 	}.svg()
 	var rs []chartSeries
@@ -178,7 +178,7 @@ func tenantChartSVGs(t *registry.Tenant, hs server.HistorySeries) (requests, ref
 	}
 	refusals = lineChart{
 		ID: "chart-refusals", Title: fmt.Sprintf("Refusals of %s by reason, last %s", name, span), Desc: desc,
-		YLabel: "refusals per step", Times: times, Step: hs.Bucket, Series: rs,
+		YLabel: "refusals per step", Times: times, Step: hs.Bucket, Series: rs, Counts: true, Empty: "no refusals in this range",
 	}.svg()
 	desc = "No requests."
 	if hs.Total.Requests > 0 {
@@ -187,7 +187,7 @@ func tenantChartSVGs(t *registry.Tenant, hs server.HistorySeries) (requests, ref
 	}
 	latency = lineChart{
 		ID: "chart-latency", Title: fmt.Sprintf("Latency of %s, last %s", name, span), Desc: desc,
-		YLabel: "latency (ms)", Times: times, Step: hs.Bucket, YFormat: formatMillis,
+		YLabel: "latency (ms)", Times: times, Step: hs.Bucket, YFormat: formatMillis, Empty: "no requests in this range",
 		Series: []chartSeries{{"p50", p50}, {"p99", p99}},
 	}.svg()
 	return requests, refusals, latency

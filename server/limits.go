@@ -243,10 +243,53 @@ func stringEnd(b []byte, i int) int {
 // mostly ends the call in the host application. It is counted and
 // audited as a refusal. Nil when the arguments are within the limit.
 func (s *Server) refuseArguments(rq *request, raw json.RawMessage) *mcp.CallToolResult {
-	if int64(len(raw)) <= s.opts.MaxArgumentBytes {
+	size := len(raw)
+	if rq.bigArgs > 0 { // taken out of the body by shrinkArguments
+		size = rq.bigArgs
+	}
+	if int64(size) <= s.opts.MaxArgumentBytes {
 		return nil
 	}
 	s.metrics.refused.WithLabelValues(reasonArgumentsTooLarge).Inc()
 	rq.tr.refused(reasonArgumentsTooLarge)
-	return mcp.NewToolResultError((&argumentsError{size: len(raw), max: s.opts.MaxArgumentBytes}).Error())
+	return mcp.NewToolResultError((&argumentsError{size: size, max: s.opts.MaxArgumentBytes}).Error())
+}
+
+// shrinkArguments takes the arguments of a tools/call out of its body
+// when they are over MaxArgumentBytes: it returns the body with them
+// replaced by {} and their size, so that the protocol library decodes a
+// small message (instead of the large one, several times over) and the
+// tool handler refuses the call by that size (refuseArguments). A body no
+// larger than the limit is returned as it is at no cost; a larger one is
+// decoded once here unless serveMCP's peek (tr) has decoded it already.
+//
+// The arguments are found as the bytes the decoder returned for them. If
+// those bytes stood first somewhere else in the body (another value with
+// the same text), that value is replaced instead and the protocol library
+// still sees the large arguments: the tool handler then refuses them by
+// their own size, so the limit holds either way.
+func (s *Server) shrinkArguments(body []byte, tr *trail) ([]byte, int) {
+	if int64(len(body)) <= s.opts.MaxArgumentBytes {
+		return body, 0
+	}
+	var m *rpcPeek
+	if tr != nil && tr.peeked {
+		m = &tr.peek
+	} else {
+		m = new(rpcPeek)
+		if json.Unmarshal(body, m) != nil {
+			return body, 0 // the protocol library answers a parse error
+		}
+	}
+	args := m.Params.Arguments
+	if m.Method != string(mcp.MethodToolsCall) || int64(len(args)) <= s.opts.MaxArgumentBytes {
+		return body, 0
+	}
+	i := bytes.Index(body, args)
+	if i < 0 {
+		return body, 0
+	}
+	out := make([]byte, 0, len(body)-len(args)+2)
+	out = append(append(append(out, body[:i]...), "{}"...), body[i+len(args):]...)
+	return out, len(args)
 }

@@ -211,6 +211,39 @@ func TestArgumentSizeLimit(t *testing.T) {
 	}
 }
 
+// TestArgumentSizeLimitUndecoded: without the audit trail (or anything
+// else that decodes bodies before the protocol library) the limit holds
+// the same, also when the arguments' text stands first elsewhere in the
+// message, and the refusal names their real size.
+func TestArgumentSizeLimitUndecoded(t *testing.T) {
+	f := setup(t, setupOptions{claims: genericClaims, server: func(o *server.Options) { o.MaxArgumentBytes = 1024 }})
+	f.addTenant(t, "acme", nil)
+	f.addTenant(t, "globex", nil)
+	acme := "Bearer " + f.genericToken("acme", "u")
+	args := `{"key":"big","content":"` + strings.Repeat("x", 2000) + `"}`
+	size := strconv.Itoa(len(args))
+	for name, body := range map[string]string{
+		"plain":            toolCall("put_document", args),
+		"same text before": `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"put_document","other":` + args + `,"arguments":` + args + `}}`,
+		"escaped method":   `{"jsonrpc":"2.0","id":7,"method":"tools\/call","params":{"name":"put_document","arguments":` + args + `}}`,
+	} {
+		resp, raw := post(t, f.url, acme, body, nil)
+		r := decodeRPC(t, raw)
+		if resp.StatusCode != 200 || !r.Result.IsError || !strings.Contains(r.text(), "tool arguments too large: "+size+" bytes") {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, raw)
+		}
+	}
+	if _, raw := post(t, f.url, acme, toolCall("get_document", `{"key":"big"}`), nil); !decodeRPC(t, raw).Result.IsError {
+		t.Fatalf("a refused call stored its document: %s", raw)
+	}
+	if resp, raw := post(t, f.url, "Bearer "+f.genericToken("globex", "u"), toolCall("put_document", `{"key":"k","content":"small"}`), nil); resp.StatusCode != 200 || decodeRPC(t, raw).Result.IsError {
+		t.Fatalf("globex: %d %s", resp.StatusCode, raw)
+	}
+	if m := f.metrics(t); !strings.Contains(m, `tenantmcp_requests_refused_total{reason="arguments_too_large"} 3`) {
+		t.Errorf("metrics do not count the refusals:\n%s", metricLines(m, "refused_total"))
+	}
+}
+
 // holder is a tool that holds its calls until the test lets them go.
 type holder struct{ entered, release chan struct{} }
 

@@ -49,6 +49,9 @@ type request struct {
 	admin *AdminCaller
 	// log is the server's logger for Logger(ctx).
 	log *slog.Logger
+	// bigArgs is the size of a tools/call's arguments that were over
+	// MaxArgumentBytes and taken out of the body (limits.go); 0 if none.
+	bigArgs int
 }
 
 type requestKey struct{}
@@ -167,6 +170,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// 4. What is asked: peek at the JSON-RPC method to enforce tool scopes
 	// at the HTTP level (403 insufficient_scope lets clients step up).
 	var body []byte
+	bigArgs := 0 // arguments over MaxArgumentBytes, taken out of body
 	if r.Method == http.MethodPost {
 		// One tenant's slow uploads cannot hold every connection.
 		release, ok := s.bodyReads.Acquire(string(rec.ID), s.opts.MaxBodyReadsPerTenant)
@@ -204,6 +208,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		body, bigArgs = s.shrinkArguments(body, tr)
 	}
 	// The request's span, now that its _meta is known (tracing.go; a no-op
 	// with tracing off). A refusal before here gets its span in record.
@@ -241,7 +246,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	// 7. A request is served only with its audit event's place reserved,
 	// so its event cannot be lost to a full queue (503 instead).
 	rq := &tr.rq
-	*rq = request{tenant: rec, ident: ident, imp: tr.imp, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog}
+	*rq = request{tenant: rec, ident: ident, imp: tr.imp, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog, bigArgs: bigArgs}
 	if s.opts.Audit != nil {
 		slot, err := s.opts.Audit.Reserve(ctx)
 		if err != nil {
