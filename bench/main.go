@@ -124,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e and f are exempt: their PostgreSQL is another process)")
 	fs.DurationVar(&c.soak, "soak", 0, "run a soak of this length instead of the phases: one server (-soak-server) at a steady load over -soak-tenants tenants and a mix of tools, sampled every -soak-every (see soak.go)")
 	fs.DurationVar(&c.soakEvery, "soak-every", 10*time.Second, "sampling interval of -soak")
-	fs.Float64Var(&c.soakRate, "soak-rate", 1000, "requests/s offered during -soak, paced over the -c connections")
+	fs.Float64Var(&c.soakRate, "soak-rate", 200, "requests/s offered during -soak, paced over the -c connections")
 	fs.IntVar(&c.soakTenants, "soak-tenants", 1000, "tenants of -soak")
 	fs.StringVar(&c.soakServer, "soak-server", "g", "server of -soak: g (audit on) or d (audit off)")
 	if err := fs.Parse(args); err != nil {

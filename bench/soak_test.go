@@ -147,7 +147,7 @@ func TestSoakFlags(t *testing.T) {
 		}
 	}
 	c, err := parseFlags([]string{"-soak", "10m"}, io.Discard)
-	if err != nil || c.soak != 10*time.Minute || c.soakRate != 1000 || c.soakTenants != 1000 || c.soakServer != "g" || c.soakEvery != 10*time.Second {
+	if err != nil || c.soak != 10*time.Minute || c.soakRate != 200 || c.soakTenants != 1000 || c.soakServer != "g" || c.soakEvery != 10*time.Second {
 		t.Errorf("parseFlags(-soak 10m) = %+v, %v", c, err)
 	}
 }
