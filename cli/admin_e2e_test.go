@@ -66,6 +66,21 @@ func TestAdminThroughDev(t *testing.T) {
 	}
 	printed := m[1]
 
+	// The printed console address is the console: without a session it
+	// sends the browser to sign in.
+	if !strings.Contains(out, "Console: "+base+"/console/ ") {
+		t.Errorf("dev does not print the console's address %s/console/:\n%s", base, out)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noRedirect.Get(base + "/console/"); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/console/signin") {
+			t.Errorf("GET /console/ without a session: %d Location %q, want a redirect to /console/signin", resp.StatusCode, loc)
+		}
+	}
+
 	// The printed admin token lists every tenant; a tenant token gets 403.
 	code, body, _ := adminGet(t, base+"/admin/v1/tenants", printed)
 	if code != 200 || !slices.Equal(externalIDs(t, body), []string{"acme", "globex"}) {

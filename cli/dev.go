@@ -195,6 +195,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 			return err
 		}
 		printAdmin(e.stdout, st.Resource, tok)
+		fmt.Fprintf(e.stdout, "Console: %s (sign in as the Administrator on the dev sign-in page)\n\n", consoleURL(st.Resource))
 	}
 	fmt.Fprintf(e.stdout, "More tokens:  %s token --data %s --tenant globex --user carol\n", cli, dir)
 	fmt.Fprintf(e.stdout, "Admin token:  %s token --data %s --admin --user ops@example.com\n", cli, dir)
@@ -203,6 +204,16 @@ func runDev(ctx context.Context, cmd *cobra.Command, e *env, addr, data, databas
 	fmt.Fprintf(e.stdout, "Stop with Ctrl-C.\n\n")
 
 	return srv.Serve(ctx, ln, cfg.Server.ShutdownTimeout)
+}
+
+// consoleURL is the operator console's address on the server of resource.
+func consoleURL(resource string) string {
+	u, err := neturl.Parse(resource)
+	if err != nil {
+		return "/console/"
+	}
+	u.Path, u.RawQuery = "/console/", ""
+	return u.String()
 }
 
 // printAdmin prints the dev admin token and how to use it.

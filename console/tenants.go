@@ -56,7 +56,7 @@ type tenantListData struct {
 	Q, Status, TrialBefore string
 	Statuses               []registry.Status
 	Tenants                []tenantRow
-	Next                   string // query of the next page, or ""
+	Next                   template.URL // query of the next page (url.Values.Encode: safe in an href), or ""
 	Problems               []string
 	HasActivity            bool
 	DefaultRateLimit       int
@@ -88,7 +88,7 @@ func (c *Console) tenantList(w http.ResponseWriter, r *http.Request, s *session)
 			}
 			if page.Next != "" {
 				nq := url.Values{"q": {d.Q}, "status": {d.Status}, "trial_before": {d.TrialBefore}, "after": {string(page.Next)}}
-				d.Next = nq.Encode()
+				d.Next = template.URL(nq.Encode())
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -296,5 +298,46 @@ func TestLifecycleActions(t *testing.T) {
 	}
 	if resp, _ := b.get(page + "/explode"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown action: %d", resp.StatusCode)
+	}
+}
+
+// TestTenantListPages follows the "Next page" link as a browser would:
+// every tenant is listed exactly once across the pages.
+func TestTenantListPages(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	iss := f.tenant(t, 0).Issuer
+	for i := range 60 {
+		if _, err := f.reg.Add(t.Context(), registry.Tenant{Issuer: iss, ExternalID: fmt.Sprintf("page-org-%02d", i), Name: fmt.Sprintf("Paged %02d", i), Status: registry.StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := f.admin(t)
+	next := regexp.MustCompile(`<a href="(/console/tenants\?[^"]*)">Next page</a>`)
+	seen := map[string]int{}
+	path := "/console/tenants?q=Paged"
+	for pages := 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("more pages than 60 tenants fill")
+		}
+		resp, body := b.get(path)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		}
+		for _, m := range regexp.MustCompile(`Paged \d\d`).FindAllString(body, -1) {
+			seen[m]++
+		}
+		path = ""
+		if m := next.FindStringSubmatch(body); m != nil {
+			path = html.UnescapeString(m[1])
+		}
+	}
+	if len(seen) != 60 {
+		t.Errorf("listed %d distinct tenants across the pages, want 60", len(seen))
+	}
+	for name, n := range seen {
+		if n != 1 {
+			t.Errorf("%s listed %d times", name, n)
+		}
 	}
 }

@@ -129,8 +129,8 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		if !ln.l.acquire(addr) {
+			ln.l.reject(addr) // counted and logged by the time the client sees the close
 			c.Close()
-			ln.l.reject(addr)
 			continue
 		}
 		return &limitedConn{Conn: c, l: ln.l, addr: addr}, nil

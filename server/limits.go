@@ -54,7 +54,7 @@ const (
 // errServerBusy refuses a request over Options.MaxConcurrentRequests.
 var errServerBusy = errors.New("server busy: too many requests in flight on this replica; retry after the time in Retry-After")
 
-// headerError refuses a header block over Options.MaxHeaderBytes.
+// headerSizeError refuses a header block over Options.MaxHeaderBytes.
 type headerSizeError struct{ max int }
 
 func (e *headerSizeError) Error() string {
