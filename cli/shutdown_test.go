@@ -58,13 +58,14 @@ type process struct {
 	err    error         // cmd.Wait's, once done
 }
 
-// startProcess runs bin with args and waits for "serving MCP"; it is
-// killed when the test ends if it is still running.
-func startProcess(t *testing.T, bin string, args ...string) *process {
+// startProcess runs bin with args, and env added to the environment, and
+// waits for "serving MCP"; it is killed when the test ends if it is still
+// running.
+func startProcess(t *testing.T, env []string, bin string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
-	p.cmd.Env = append(os.Environ(), "TENANTMCP_LOG_LEVEL=info")
+	p.cmd.Env = append(append(os.Environ(), "TENANTMCP_LOG_LEVEL=info"), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	orgs := []string{"org_acme", "org_globex", "org_initech"}
 	const timeout = 10 * time.Second
 	path, data, addr := shutdownDeployment(t, bin, idp, timeout.String(), orgs...)
-	p := startProcess(t, bin, "serve", "--config", path)
+	p := startProcess(t, nil, bin, "serve", "--config", path)
 	base := "http://" + addr
 	url := base + "/mcp"
 	pub := publicAuditKey(t, base)
@@ -483,7 +484,7 @@ func TestShutdownCutsRequestPastTimeout(t *testing.T) {
 	bin := buildShutdownServer(t)
 	idp := idptest.New(t)
 	path, data, addr := shutdownDeployment(t, bin, idp, "1s", "org_acme")
-	p := startProcess(t, bin, "serve", "--config", path)
+	p := startProcess(t, nil, bin, "serve", "--config", path)
 	base := "http://" + addr
 	url := base + "/mcp"
 	pub := publicAuditKey(t, base)
@@ -521,5 +522,93 @@ func TestShutdownCutsRequestPastTimeout(t *testing.T) {
 	}
 	if len(byTrace) != 2 {
 		t.Errorf("%d requests audited; want the 2 sent", len(byTrace))
+	}
+}
+
+// TestShutdownEndsSessionStreams: with stateful sessions, a client
+// holding its session's GET stream does not hold the shutdown up: the
+// stream ends cleanly when the drain starts, a tool call in flight is
+// still answered, the process exits 0, and both are audited.
+func TestShutdownEndsSessionStreams(t *testing.T) {
+	bin := buildShutdownServer(t)
+	idp := idptest.New(t)
+	// Far longer than the test: only a stream that held the shutdown up
+	// would make it wait that long.
+	const timeout = 10 * time.Minute
+	path, data, addr := shutdownDeployment(t, bin, idp, timeout.String(), "org_acme")
+	p := startProcess(t, []string{"TENANTMCP_SERVER_STATEFUL_SESSIONS=true"}, bin, "serve", "--config", path)
+	base := "http://" + addr
+	url := base + "/mcp"
+	pub := publicAuditKey(t, base)
+	tok := idp.Sign(idp.GenericClaims(url, "user@org_acme", []string{"execute:tools"}, map[string]any{"org_id": "org_acme"}))
+	trace := newTrace()
+	do := func(method, body, sid string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, "")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
+	}
+	resp = do(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
+	resp.Body.Close()
+	stream := do(http.MethodGet, "", sid)
+	if stream.StatusCode != 200 || !strings.HasPrefix(stream.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET stream: %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, stream.Body)
+		stream.Body.Close()
+		ended <- err
+	}()
+	call := make(chan *http.Response, 1)
+	go func() {
+		call <- do(http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"millis":1000,"label":"in-session"}}}`, sid)
+	}()
+	p.waitStderr(t, "slow tool entered: in-session")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; err != nil {
+		t.Errorf("the session's stream at shutdown: %v; want it ended cleanly", err)
+	}
+	res := <-call
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"done"`) {
+		t.Errorf("the call in flight: %d %.300s; want its answer", res.StatusCode, b)
+	}
+	if code := p.exitCode(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d with a session stream open; want 0:\n%s", code, p.stderr)
+	}
+	methods := map[string]int{}
+	for _, e := range auditByTrace(t, data, pub)[trace] {
+		methods[e.Method]++
+		if e.Outcome != audit.OutcomeOK {
+			t.Errorf("%s audited %s (%s); want ok", e.Method, e.Outcome, e.ErrorClass)
+		}
+	}
+	if methods["GET"] != 1 || methods["tools/call"] != 1 {
+		t.Errorf("audited %v; want the stream (GET) and the call once each", methods)
 	}
 }

@@ -108,6 +108,15 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost:
 	case s.sessions != nil && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
 		// Stateful mode only: a session's stream and its termination.
+		if drain, ok := r.Context().Value(drainKey{}).(context.Context); ok && r.Method == http.MethodGet {
+			// A stream carries no work to finish: it ends when Serve's
+			// drain starts rather than hold the shutdown up; the client
+			// opens a new one (on another replica).
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			defer context.AfterFunc(drain, cancel)()
+			r = r.WithContext(ctx)
+		}
 	default:
 		// Stateless (the default) has no GET stream: a stream no request
 		// owns would be shared by every caller without a session.

@@ -517,10 +517,15 @@ func (s *Server) CountLimiterError(error) { s.metrics.degraded.Inc() }
 // MCPPath is the path MCP is served at (the path of ResourceURL).
 func (s *Server) MCPPath() string { return s.mcpPath }
 
+// drainKey holds, in a request's context, the context Serve cancels when
+// its drain starts.
+type drainKey struct{}
+
 // Serve accepts connections on ln until ctx is cancelled, then shuts down
-// gracefully: it stops accepting, waits up to drain for requests in
-// flight to finish, and returns.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+// gracefully: it stops accepting, ends the sessions' streams, waits up to
+// drainFor for requests in flight to finish, cuts the rest (their context's
+// cause is ErrCutAtShutdown) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drainFor time.Duration) error {
 	// No http.Server WriteTimeout: it spans the whole request, so it would
 	// cut long tool calls and event streams. ServeHTTP bounds each write
 	// instead (Options.WriteTimeout), and the body read from the end of the
@@ -529,7 +534,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	// Requests outlive ctx (they drain); base is cancelled, with
 	// ErrCutAtShutdown as its cause, only for the requests still running
 	// when the drain ends.
-	base, cut := context.WithCancelCause(context.WithoutCancel(ctx))
+	//
+	// drain is cancelled when the drain starts: the sessions' streams end
+	// then (serveMCP), since they carry no work to finish.
+	drain, startDrain := context.WithCancel(context.Background())
+	defer startDrain()
+	base, cut := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), drainKey{}, drain))
 	defer cut(nil)
 	hs := &http.Server{
 		Handler: s,
@@ -551,14 +561,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	s.log.Info("shutting down: draining requests in flight", "timeout", drain)
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	startDrain()
+	s.log.Info("shutting down: draining requests in flight", "timeout", drainFor)
+	sctx, cancel := context.WithTimeout(context.Background(), drainFor)
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		cut(ErrCutAtShutdown) // before their connections close: tools see why
 		hs.Close()
-		return fmt.Errorf("shutdown: requests still in flight after %s were cut off", drain)
+		return fmt.Errorf("shutdown: requests still in flight after %s were cut off", drainFor)
 	}
 	if err != nil {
 		return err
