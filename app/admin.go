@@ -182,10 +182,13 @@ func (a *App) adminOptions(ctx context.Context, opts *server.Options, aud *audit
 	}
 	opts.Admin = ao
 	if a.consoleEnabled() {
-		if err := a.mountConsole(opts, svc); err != nil {
+		closeConsole, err := a.mountConsole(opts, svc)
+		if err != nil {
 			cleanup()
 			return nil, err
 		}
+		closeVerifier := cleanup
+		cleanup = func() { closeConsole(); closeVerifier() }
 	}
 	return cleanup, nil
 }

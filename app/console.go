@@ -66,19 +66,21 @@ func (a *App) consoleOptions(svc *admin.Service) (console.Options, error) {
 	return o, nil
 }
 
-// mountConsole adds the console to the server's routes.
-func (a *App) mountConsole(opts *server.Options, svc *admin.Service) error {
+// mountConsole adds the console to the server's routes. The returned
+// function stops its background work (imports in progress finish their
+// rows in flight): call it before the audit writer closes.
+func (a *App) mountConsole(opts *server.Options, svc *admin.Service) (func(), error) {
 	co, err := a.consoleOptions(svc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := console.New(co)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if opts.Routes == nil {
 		opts.Routes = map[string]http.Handler{}
 	}
 	opts.Routes[console.Path] = c
-	return nil
+	return func() { c.Close() }, nil
 }

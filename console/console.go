@@ -121,6 +121,7 @@ type Console struct {
 	secure   bool   // Secure cookies
 	sessions *sessions
 	oidc     *oidcClient
+	imports  *imports // background imports (import.go), stopped by Close
 }
 
 // New validates opts and returns a Console.

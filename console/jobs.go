@@ -52,17 +52,31 @@ type jobsData struct {
 	Scanned    int
 	Truncated  bool // more tenants than were scanned
 	Problems   []string
+	// Import is the upload form and this replica's imports (import.go).
+	Import importData
 }
 
 func (c *Console) jobRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /console/jobs", c.admin(c.jobsPage))
+	c.importRoutes(mux)
 }
 
-// jobsPage lists lifecycle operations in progress with their progress,
-// archived tenants with their purge dates, recent purges and new tenants.
+// jobsPage lists this replica's imports, lifecycle operations in progress
+// with their progress, archived tenants with their purge dates, recent
+// purges and new tenants.
 func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, ok := c.jobsData(w, r, s)
+	if !ok {
+		return
+	}
+	c.render(w, r, s, cmp.Or(statusOf(d.Problems), http.StatusOK), "jobs", "Jobs", d)
+}
+
+// jobsData reads the jobs page's data; false: an internal error was
+// answered.
+func (c *Console) jobsData(w http.ResponseWriter, r *http.Request, s *session) (jobsData, bool) {
 	now := c.o.Now()
-	d := jobsData{Now: now}
+	d := jobsData{Now: now, Import: c.importData()}
 	f := admin.TenantFilter{Limit: admin.MaxPageSize}
 	for page := 0; ; page++ {
 		if page == jobsScanPages {
@@ -72,7 +86,7 @@ func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {
 		p, err := c.o.Service.ListTenants(r.Context(), s.principal(), f)
 		if err != nil {
 			if !c.callerError(w, r, s, err, &d.Problems) {
-				return
+				return d, false
 			}
 			break
 		}
@@ -95,7 +109,7 @@ func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	d.Archived = d.Archived[:min(len(d.Archived), jobsListed)]
 	d.Purged = d.Purged[:min(len(d.Purged), jobsListed)]
 	d.Created = d.Created[:min(len(d.Created), jobsListed)]
-	c.render(w, r, s, cmp.Or(statusOf(d.Problems), http.StatusOK), "jobs", "Jobs", d)
+	return d, true
 }
 
 // add sorts t into the page's sections.

@@ -331,10 +331,14 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, a.next, http.StatusSeeOther)
 }
 
-// checkIDToken checks the ID token's issuer, audience and nonce. It came
-// straight from the token endpoint over the back channel, so its
-// signature need not be checked (OpenID Connect Core 3.1.3.7); the access
-// token is what the server verifies.
+// idTokenLeeway is the clock skew allowed on an ID token's exp.
+const idTokenLeeway = time.Minute
+
+// checkIDToken checks the ID token's issuer, audience, nonce and expiry.
+// It came straight from the token endpoint over the back channel (TLS: the
+// issuer must be https), so its signature, and with it its alg, need not
+// be checked (OpenID Connect Core 3.1.3.7); the access token is what the
+// server verifies.
 func (c *Console) checkIDToken(tok string, m *providerMetadata, nonce string) string {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
@@ -348,9 +352,10 @@ func (c *Console) checkIDToken(tok string, m *providerMetadata, nonce string) st
 		Iss   string          `json:"iss"`
 		Aud   json.RawMessage `json:"aud"`
 		Nonce string          `json:"nonce"`
+		Exp   *float64        `json:"exp"`
 	}
 	if json.Unmarshal(b, &cl) != nil {
-		return "payload is not JSON"
+		return "payload is not JSON (or exp is not a number)"
 	}
 	var auds []string
 	if json.Unmarshal(cl.Aud, &auds) != nil {
@@ -365,6 +370,10 @@ func (c *Console) checkIDToken(tok string, m *providerMetadata, nonce string) st
 		return "audience is not the console's client id"
 	case subtle.ConstantTimeCompare([]byte(cl.Nonce), []byte(nonce)) != 1:
 		return "nonce does not match"
+	case cl.Exp == nil:
+		return "no exp"
+	case !c.o.Now().Before(time.Unix(int64(*cl.Exp), 0).Add(idTokenLeeway)):
+		return "expired at " + time.Unix(int64(*cl.Exp), 0).UTC().Format(time.RFC3339)
 	}
 	return ""
 }

@@ -93,7 +93,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // startAuthorization checks an authorization request. Until the client
 // and its redirect URI are known to belong together, problems are shown
 // on a page (never redirected: that would be an open redirect); after
-// that they go back to the client as error=… with its state.
+// that they go back to the client as error=… with its state, if its
+// redirect URI is trusted (trustedRedirect), else they too are shown on
+// a page.
 func (s *Server) startAuthorization(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for _, k := range []string{"client_id", "redirect_uri"} {
@@ -108,6 +110,15 @@ func (s *Server) startAuthorization(w http.ResponseWriter, r *http.Request) {
 	}
 	state := q.Get("state")
 	fail := func(code, description string) {
+		if !trustedRedirect(c, redirectURI) {
+			// Anyone can register a client with a redirect URI of their
+			// own: bouncing the browser there without the user doing
+			// anything would make this endpoint an open redirector
+			// (RFC 9700 §4.11.2).
+			s.refusePage(w, http.StatusBadRequest, "The application's authorization request is invalid ("+code+": "+description+
+				"). Nothing was sent back to the application: its redirect URI is not on this machine, so errors are shown here instead.")
+			return
+		}
 		s.redirect(w, r, redirectURI, url.Values{"error": {code}, "error_description": {description}}, state)
 	}
 	for _, k := range []string{"response_type", "state", "code_challenge", "code_challenge_method", "scope", "nonce"} {
@@ -185,6 +196,18 @@ func (s *Server) checkClient(w http.ResponseWriter, clientID, redirectURI string
 		return nil, "", false
 	}
 	return c, redirectURI, true
+}
+
+// trustedRedirect reports whether an authorization request's errors may
+// go back to redirectURI without the user doing anything: the console's
+// pre-registered client, or a redirect URI on this machine (a loopback
+// host, as native clients and the MCP Inspector use).
+func trustedRedirect(c *client, redirectURI string) bool {
+	if c.ID == ConsoleClientID {
+		return true
+	}
+	u, err := url.Parse(redirectURI)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // browser returns the browser's binding cookie, setting a new one if it

@@ -190,6 +190,9 @@ func oauthError(w http.ResponseWriter, status int, code, description string) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
+	// The description may echo what the client sent: never let a browser
+	// read it as anything but JSON (this origin is the console's in dev).
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
 }
