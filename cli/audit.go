@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/registry"
@@ -478,7 +479,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(-d).UTC(), nil
 	}
-	t, err := parseTime(s)
+	t, err := admin.ParseTime(s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-12-31T23:59:59Z), a date (2026-12-31) or a duration (24h, 7d)", s)
 	}

@@ -88,7 +88,7 @@ func (rf *recordFlags) trial(cmd *cobra.Command, now time.Time) (time.Time, bool
 		}
 		return now.AddDate(0, 0, rf.trialDays).UTC(), true, nil
 	case f.Changed("trial-ends"):
-		t, err := parseTime(rf.trialEnds)
+		t, err := admin.ParseTime(rf.trialEnds)
 		if err != nil {
 			return time.Time{}, false, usagef(cmd, "--trial-ends: %v", err)
 		}
@@ -245,17 +245,6 @@ func parseDays(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a positive duration such as 7d, 1d12h or 36h", s)
 	}
 	return time.Duration(n)*24*time.Hour + d, nil
-}
-
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
-	}
-	t, err := time.Parse("2006-01-02", s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-12-31T23:59:59Z) or a date (2026-12-31)", s)
-	}
-	return t.UTC(), nil
 }
 
 // adminRun is an admin command in progress: the deployment, the admin
