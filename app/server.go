@@ -17,6 +17,7 @@ import (
 	"github.com/tenantmcp/tenantmcp/examples/documents"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/server"
+	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 
 // Server builds the token verifier, the rate limiter and the server. The
@@ -74,6 +75,11 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 	}
 	if a.pgPool != nil {
 		opts.Collectors = append(opts.Collectors, poolCollector{a.pgPool})
+	}
+	if cfg.Database.DSN != "" {
+		// The registry, the stores and the audit trail are on PostgreSQL:
+		// its pool exhausted or its connections dropped are 503s.
+		opts.Unavailable = postgres.Unavailable
 	}
 	// First in, last out: the tracer provider is shut down (flushing its
 	// spans) after everything that could still end a span.

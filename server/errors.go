@@ -8,16 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/auth"
 	"github.com/tenantmcp/tenantmcp/ratelimit"
 	"github.com/tenantmcp/tenantmcp/registry"
-	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 
 // JSON-RPC error codes of refusals. MCP uses the standard JSON-RPC 2.0
@@ -143,34 +139,27 @@ func classify(err error) refusal {
 	case errors.Is(err, audit.ErrClosed):
 		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "audit_closed", "1"
 		ref.message = "the server is shutting down; retry shortly"
-	case errors.Is(err, postgres.ErrPoolTimeout):
-		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "database_busy", "1"
-		ref.message = "the database is busy right now; retry shortly"
-	case databaseUnavailable(err):
-		ref.status, ref.rpcCode, ref.reason, ref.retryAfter = 503, codeInternalError, "database_unavailable", "1"
-		ref.message = "the database is unavailable right now; retry shortly"
 	default:
-		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, "internal", "internal error"
+		ref.status, ref.rpcCode, ref.reason, ref.message = 500, codeInternalError, reasonInternal, "internal error"
 	}
 	return ref
 }
 
-// databaseUnavailable reports whether err is PostgreSQL dropping or
-// refusing connections, as while it restarts or an administrator
-// terminates backends: SQLSTATE class 08 (connection exception) or 57P
-// (admin or crash shutdown, cannot connect now), or a connection that
-// could not be opened; or a connection that dropped mid-use with no
-// SQLSTATE at all (the socket reset or cut short: a crash, "pg_ctl
-// restart -m immediate", a network cut). The pool replaces the lost
-// connections by itself.
-func databaseUnavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+// reasonInternal is the reason of an error classify does not know.
+const reasonInternal = "internal"
+
+// classify is classify, then Options.Unavailable for the errors classify
+// does not know: a dependency that cannot serve right now (the database
+// busy or restarting) is 503 with Retry-After, not an internal error.
+func (s *Server) classify(err error) refusal {
+	ref := classify(err)
+	if ref.reason != reasonInternal || s.opts.Unavailable == nil {
+		return ref
 	}
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	if reason, message, ok := s.opts.Unavailable(err); ok {
+		ref.status, ref.rpcCode, ref.reason, ref.message, ref.retryAfter = 503, codeInternalError, reason, message, "1"
+	}
+	return ref
 }
 
 func retryAfter(d ratelimit.Decision) string {
@@ -205,7 +194,7 @@ func (s *Server) refuseID(w http.ResponseWriter, r *http.Request, tr *trail, id 
 // challenge where the MCP authorization spec wants one, Retry-After and
 // Allow. The caller writes the body.
 func (s *Server) refusalHeaders(w http.ResponseWriter, r *http.Request, tr *trail, err error) refusal {
-	ref := classify(err)
+	ref := s.classify(err)
 	s.metrics.refused.WithLabelValues(ref.reason).Inc()
 	tr.refused(ref.reason)
 	if tr != nil {

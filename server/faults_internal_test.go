@@ -4,37 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
-	"syscall"
 	"testing"
 
 	"github.com/tenantmcp/tenantmcp/store"
 )
-
-// TestDroppedDatabaseConnectionIs503: a connection that dropped mid-use
-// without any SQLSTATE (reset, cut short, broken pipe: a crash or an
-// immediate restart) is answered like a lost connection, 503 with
-// Retry-After, not 500; other errors stay internal.
-func TestDroppedDatabaseConnectionIs503(t *testing.T) {
-	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-	for _, tc := range []struct {
-		name string
-		err  error
-		want int
-	}{
-		{"unexpected EOF", fmt.Errorf("document store: postgres: get document: %w", io.ErrUnexpectedEOF), 503},
-		{"connection reset", fmt.Errorf("postgres: begin tenant transaction: %w", reset), 503},
-		{"broken pipe", fmt.Errorf("write: %w", syscall.EPIPE), 503},
-		{"other", errors.New("postgres: get document: something else"), 500},
-	} {
-		ref := classify(tc.err)
-		if ref.status != tc.want || (tc.want == 503 && (ref.reason != "database_unavailable" || ref.retryAfter == "")) {
-			t.Errorf("%s: %d %q Retry-After %q; want %d", tc.name, ref.status, ref.reason, ref.retryAfter, tc.want)
-		}
-	}
-}
 
 // TestToolErrorClass: the audit class of a tool's error says when the
 // storage was full or the call was cut at shutdown.
@@ -55,5 +28,31 @@ func TestToolErrorClass(t *testing.T) {
 		if got := toolErrorClass(tc.ctx, tc.err); got != tc.want {
 			t.Errorf("toolErrorClass(%v) = %q; want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestUnavailableHook: Options.Unavailable decides only for errors the
+// server does not classify itself; what it claims is 503 with Retry-After
+// and its reason and message, the rest stays a 500.
+func TestUnavailableHook(t *testing.T) {
+	errDown := errors.New("upstream restarting")
+	s := &Server{opts: Options{Unavailable: func(err error) (string, string, bool) {
+		if errors.Is(err, errDown) || errors.Is(err, errBodyTooLarge) {
+			return "upstream_unavailable", "the upstream is restarting; retry shortly", true
+		}
+		return "", "", false
+	}}}
+	ref := s.classify(fmt.Errorf("tool: %w", errDown))
+	if ref.status != 503 || ref.reason != "upstream_unavailable" || ref.retryAfter != "1" || ref.message != "the upstream is restarting; retry shortly" {
+		t.Errorf("claimed error: %+v", ref)
+	}
+	if ref := s.classify(errors.New("something else")); ref.status != 500 || ref.reason != reasonInternal {
+		t.Errorf("unclaimed error: %+v", ref)
+	}
+	if ref := s.classify(errBodyTooLarge); ref.status != 413 {
+		t.Errorf("an error the server classifies itself went to the hook: %+v", ref)
+	}
+	if ref := (&Server{}).classify(fmt.Errorf("tool: %w", errDown)); ref.status != 500 {
+		t.Errorf("without a hook: %+v", ref)
 	}
 }

@@ -41,6 +41,11 @@ func TestProtocolLibraryStaysInServer(t *testing.T) {
 			if strings.HasPrefix(p, "github.com/mark3labs/mcp-go") && !allowed[filepath.ToSlash(rel)] {
 				t.Errorf("%s imports %s: only server (and tenanttest) may use the protocol library", path, p)
 			}
+			// The server knows no database driver: which errors mean "retry
+			// shortly" comes from Options.Unavailable (store/postgres's).
+			if filepath.ToSlash(rel) == "server" && (strings.HasPrefix(p, "github.com/jackc/") || p == "github.com/tenantmcp/tenantmcp/store/postgres") {
+				t.Errorf("%s imports %s: the server must not depend on a database driver (use Options.Unavailable)", path, p)
+			}
 		}
 		return nil
 	})

@@ -171,11 +171,11 @@ type protocolWriter struct {
 }
 
 // refuse answers the request with the refusal of a tool's error that
-// classify answers with 503 (the database busy: store/postgres's acquire
-// timeout), so the client backs off by Retry-After, unless the response
+// the server classifies as 503 (Options.Unavailable: the database busy
+// or restarting), so the client backs off by Retry-After, unless the response
 // has begun. It reports whether it answered.
 func (p *protocolWriter) refuse(s *Server, rq *request, err error) bool {
-	if p.wrote || p.r == nil || classify(err).status != http.StatusServiceUnavailable {
+	if p.wrote || p.r == nil || s.classify(err).status != http.StatusServiceUnavailable {
 		return false
 	}
 	ref := s.refusalHeaders(p.w, p.r, rq.tr, err)

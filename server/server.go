@@ -200,6 +200,15 @@ type Options struct {
 	// tenant sends a request, the least recently active is dropped. 0 =
 	// DefaultHistoryTenants.
 	HistoryTenants int
+	// Unavailable tells which errors mean a dependency cannot serve right
+	// now rather than a fault, such as the database's pool exhausted or
+	// its connections dropped while it restarts: such a request is
+	// answered 503 with Retry-After 1 instead of 500, with reason (the
+	// metric and audit label, a fixed word such as "database_busy") and
+	// message (safe to show the client). It sees only errors the server
+	// does not classify itself. nil: none (package app passes
+	// store/postgres.Unavailable when PostgreSQL is used).
+	Unavailable func(err error) (reason, message string, ok bool)
 	// Collectors are more metrics for MetricsHandler to serve, such as the
 	// PostgreSQL pool's (package app adds them). nil: none.
 	Collectors []prometheus.Collector
