@@ -287,7 +287,8 @@ func publicAuditKey(t *testing.T, base string) ed25519.PublicKey {
 // gets SIGTERM while long calls are in flight. The listener is closed at
 // once (new connections are refused while the long calls still run),
 // every long call and every other request the server read is answered in
-// full, the process exits 0 within server.shutdown_timeout, and the audit
+// full, the process exits 0 (within server.shutdown_timeout and a
+// margin), and the audit
 // trail holds exactly one event for each answered request — with its
 // tenant, tool and outcome — none for a request the client saw fail, every
 // chain verifies, and each chain's final checkpoint covers its last event.
