@@ -23,9 +23,6 @@ const Path = "/console/"
 const (
 	DefaultSessionTTL  = 8 * time.Hour
 	DefaultMaxSessions = 10000
-	// DefaultMaxSignIns bounds the sign-ins in progress (started, not yet
-	// back from the identity provider).
-	DefaultMaxSignIns = 1000
 	// SignInTimeout is how long a started sign-in may take at the
 	// identity provider.
 	SignInTimeout = 10 * time.Minute
@@ -117,7 +114,7 @@ type Console struct {
 	o        Options
 	log      *slog.Logger
 	mux      *http.ServeMux
-	origin   string // scheme://host of RedirectURL
+	origin   string // scheme://host of RedirectURL, normalised (normalOrigin)
 	secure   bool   // Secure cookies
 	sessions *sessions
 	oidc     *oidcClient
@@ -170,9 +167,9 @@ func New(opts Options) (*Console, error) {
 	c := &Console{
 		o:        opts,
 		log:      log,
-		origin:   ru.Scheme + "://" + ru.Host,
+		origin:   normalOrigin(ru.Scheme + "://" + ru.Host),
 		secure:   !(ru.Scheme == "http" && loopback(ru.Hostname())),
-		sessions: newSessions(opts.MaxSessions, DefaultMaxSignIns, opts.Now),
+		sessions: newSessions(opts.MaxSessions, opts.Now),
 	}
 	c.oidc = &oidcClient{issuer: strings.TrimRight(opts.Issuer, "/"), http: opts.HTTPClient, now: opts.Now}
 	c.mux = c.routes()
@@ -181,7 +178,7 @@ func New(opts Options) (*Console, error) {
 
 // loopback reports whether host is localhost or a loopback address.
 func loopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -262,12 +262,13 @@ func (c *Console) importRoutes(mux *http.ServeMux) {
 // readUpload reads an admin's multipart upload (at most maxUploadBody)
 // before c.admin checks it: the CSRF check reads the form's csrf field
 // from r.PostForm, which only parsing the multipart body fills in. A
-// request without an admin's session is passed on unread, for c.admin to
-// refuse.
+// request without an admin's session, or from another origin (the header
+// part of the CSRF check), is passed on unread, for c.admin to refuse: no
+// byte of a cross-site upload's body is read.
 func (c *Console) readUpload(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := c.sessionOf(r)
-		if s == nil || !s.admin {
+		if s == nil || !s.admin || c.checkOrigin(r) != "" {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -1,11 +1,14 @@
 package console
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,26 +57,40 @@ func (s *session) takeFlash() *flash {
 	return f
 }
 
-// signInAttempt is a sign-in sent to the identity provider and not back yet.
-type signInAttempt struct {
-	state, nonce, verifier string
-	next                   string
-	created                time.Time
-}
-
-// sessions is the bounded, expiring session table and the sign-ins in
-// progress.
+// sessions is the bounded, expiring session table, the key that seals
+// the sign-ins in progress (which live in the browser's sign-in cookie,
+// see signin.go) and the states of the sign-ins finished.
 type sessions struct {
-	mu        sync.Mutex
-	max       int
-	maxSignIn int
-	now       func() time.Time
-	byID      map[string]*session
-	signIns   map[string]*signInAttempt // by state
+	mu   sync.Mutex
+	max  int
+	now  func() time.Time
+	byID map[string]*session
+	// seal seals sign-in cookies: AES-256-GCM under a random key of this
+	// process, so a sign-in finishes on the replica that started it.
+	seal cipher.AEAD
+	// used are the states of sign-ins whose code was traded for tokens,
+	// until the attempt would have expired anyway: a sign-in cookie is
+	// used once.
+	used map[string]time.Time
 }
 
-func newSessions(max, maxSignIn int, now func() time.Time) *sessions {
-	return &sessions{max: max, maxSignIn: maxSignIn, now: now, byID: map[string]*session{}, signIns: map[string]*signInAttempt{}}
+// maxUsedSignIns bounds the states of finished sign-ins remembered. The
+// set grows only with codes the identity provider redeemed (a real
+// sign-in there each), and each entry lasts at most SignInTimeout.
+const maxUsedSignIns = 10000
+
+func newSessions(max int, now func() time.Time) *sessions {
+	key := make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err) // a 32-byte key is always a valid AES key
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		panic(err) // AES has GCM's block size
+	}
+	return &sessions{max: max, now: now, byID: map[string]*session{}, seal: aead, used: map[string]time.Time{}}
 }
 
 // add stores s, making room if the table is full: expired sessions first,
@@ -130,40 +147,43 @@ func (t *sessions) len() int {
 	return len(t.byID)
 }
 
-// startSignIn records a sign-in attempt, dropping expired ones and, when
-// full, the oldest.
-func (t *sessions) startSignIn(a *signInAttempt) {
+// signInUsed reports whether the sign-in with state has finished (its
+// code was traded for tokens).
+func (t *sessions) signInUsed(state string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	exp, ok := t.used[state]
+	return ok && t.now().Before(exp)
+}
+
+// useSignIn records that the sign-in with state, live until expires, has
+// finished; false if it had already. When the set is full the expired
+// states go, then those expiring first.
+func (t *sessions) useSignIn(state string, expires time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	for st, o := range t.signIns {
-		if now.Sub(o.created) > SignInTimeout {
-			delete(t.signIns, st)
-		}
+	if exp, ok := t.used[state]; ok && now.Before(exp) {
+		return false
 	}
-	for len(t.signIns) >= t.maxSignIn {
-		var oldest *signInAttempt
-		for _, o := range t.signIns {
-			if oldest == nil || o.created.Before(oldest.created) {
-				oldest = o
+	if len(t.used) >= maxUsedSignIns {
+		for st, exp := range t.used {
+			if !now.Before(exp) {
+				delete(t.used, st)
 			}
 		}
-		delete(t.signIns, oldest.state)
 	}
-	t.signIns[a.state] = a
-}
-
-// finishSignIn removes and returns the live attempt with state, or nil: an
-// attempt is used once.
-func (t *sessions) finishSignIn(state string) *signInAttempt {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	a := t.signIns[state]
-	delete(t.signIns, state)
-	if a == nil || t.now().Sub(a.created) > SignInTimeout {
-		return nil
+	for len(t.used) >= maxUsedSignIns {
+		var first string
+		for st, exp := range t.used {
+			if first == "" || exp.Before(t.used[first]) {
+				first = st
+			}
+		}
+		delete(t.used, first)
 	}
-	return a
+	t.used[state] = expires
+	return true
 }
 
 // randomID returns n random bytes, base64url.
@@ -198,28 +218,12 @@ func (c *Console) cookie(name, value string, expires time.Time) *http.Cookie {
 	return ck
 }
 
-// checkCSRF checks a change: the form's csrf field must equal the
-// session's token, and the request must come from the console's own
-// origin: an Origin other than the console's, or a Sec-Fetch-Site other
-// than same-origin, is refused, and one of them must be there (Origin
-// "null", which browsers send under Referrer-Policy no-referrer, counts as
-// absent). It returns why it
-// refuses, or "".
+// checkCSRF checks a change: it must come from the console's own origin
+// (checkOrigin), and the form's csrf field must equal the session's
+// token. It returns why it refuses, or "".
 func (c *Console) checkCSRF(r *http.Request, s *session) string {
-	origin := r.Header.Get("Origin")
-	site := r.Header.Get("Sec-Fetch-Site")
-	if origin == "null" {
-		// What browsers send for a same-origin form under Referrer-Policy
-		// no-referrer: Sec-Fetch-Site must then say where it came from.
-		origin = ""
-	}
-	switch {
-	case origin != "" && origin != c.origin:
-		return "it came from another site (" + originText(origin) + ")"
-	case site != "" && site != "same-origin":
-		return "it came from another site (Sec-Fetch-Site: " + originText(site) + ")"
-	case origin == "" && site == "":
-		return "the browser did not say where it came from (no Origin or Sec-Fetch-Site header)"
+	if why := c.checkOrigin(r); why != "" {
+		return why
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
@@ -230,6 +234,47 @@ func (c *Console) checkCSRF(r *http.Request, s *session) string {
 		return "the form's security token is missing or does not match this session"
 	}
 	return ""
+}
+
+// checkOrigin is the part of checkCSRF that reads only headers (so it
+// runs before any body is read): an Origin other than the console's, or a
+// Sec-Fetch-Site other than same-origin, is refused, and one of them must
+// be there (Origin "null", which browsers send under Referrer-Policy
+// no-referrer, counts as absent). Origins are compared normalised
+// (normalOrigin). It returns why it refuses, or "".
+func (c *Console) checkOrigin(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	site := r.Header.Get("Sec-Fetch-Site")
+	if origin == "null" {
+		// What browsers send for a same-origin form under Referrer-Policy
+		// no-referrer: Sec-Fetch-Site must then say where it came from.
+		origin = ""
+	}
+	switch {
+	case origin != "" && normalOrigin(origin) != c.origin:
+		return "it came from another site (" + originText(origin) + ")"
+	case site != "" && site != "same-origin":
+		return "it came from another site (Sec-Fetch-Site: " + originText(site) + ")"
+	case origin == "" && site == "":
+		return "the browser did not say where it came from (no Origin or Sec-Fetch-Site header)"
+	}
+	return ""
+}
+
+// normalOrigin is origin (scheme://host[:port]) as browsers serialise it:
+// scheme and host lower-case, without the scheme's default port (443 for
+// https, 80 for http). Anything that is not such an origin (a path, user
+// info, no host) is returned as it is, and so matches no console.
+func normalOrigin(origin string) string {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return origin
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
+		host = strings.TrimSuffix(host, ":"+p)
+	}
+	return scheme + "://" + host
 }
 
 // maxForm bounds a form body.

@@ -194,16 +194,76 @@ func pkceChallenge(verifier string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// safeNext keeps a return address inside the console.
+// maxNext bounds the return address a sign-in keeps (in its cookie).
+const maxNext = 1024
+
+// safeNext keeps a return address inside the console (and short).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, Path) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, Path) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") || len(next) > maxNext {
 		return Path + "tenants"
 	}
 	return next
 }
 
-// signIn starts a sign-in: a new state, nonce and PKCE verifier, and a
-// redirect to the identity provider.
+// signInAttempt is a sign-in sent to the identity provider and not back
+// yet. It lives only in the browser's sign-in cookie, sealed: the server
+// keeps nothing of it, so starting sign-ins costs the server nothing and
+// cannot push out an operator's sign-in in progress.
+type signInAttempt struct {
+	State    string    `json:"s"`
+	Nonce    string    `json:"n"`
+	Verifier string    `json:"v"`
+	Next     string    `json:"r"`
+	Expires  time.Time `json:"e"`
+}
+
+// Why a sign-in cookie is refused.
+var (
+	errSignInUnreadable = errors.New("the sign-in cookie does not open: it was sealed by another replica or before a restart, or altered")
+	errSignInExpired    = errors.New("the sign-in expired")
+)
+
+// maxSignInCookie bounds the sign-in cookie read (a sealed attempt is
+// well under 1 KiB with the longest next).
+const maxSignInCookie = 3000
+
+// sealSignIn returns a's cookie value: AES-GCM under the process's key,
+// so its nonce and PKCE verifier cannot be read from it and it cannot be
+// altered or made up.
+func (t *sessions) sealSignIn(a *signInAttempt) string {
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(err) // strings and a time always marshal
+	}
+	return base64.RawURLEncoding.EncodeToString(t.seal.Seal(nil, nil, b, []byte(signInCookie)))
+}
+
+// openSignIn returns the live attempt sealed in v, or why not
+// (errSignInUnreadable, errSignInExpired).
+func (t *sessions) openSignIn(v string) (*signInAttempt, error) {
+	if len(v) > maxSignInCookie {
+		return nil, errSignInUnreadable
+	}
+	ct, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, errSignInUnreadable
+	}
+	b, err := t.seal.Open(nil, nil, ct, []byte(signInCookie))
+	if err != nil {
+		return nil, errSignInUnreadable
+	}
+	var a signInAttempt
+	if err := json.Unmarshal(b, &a); err != nil || a.State == "" {
+		return nil, errSignInUnreadable
+	}
+	if !t.now().Before(a.Expires) {
+		return nil, errSignInExpired
+	}
+	return &a, nil
+}
+
+// signIn starts a sign-in: a new state, nonce and PKCE verifier, sealed in
+// the browser's sign-in cookie, and a redirect to the identity provider.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if s := c.sessionOf(r); s != nil && s.admin {
@@ -217,8 +277,8 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 			Text: "The identity provider's metadata could not be read, so sign-in cannot start. The server log has the details; try again shortly.", Back: "/console/signin"})
 		return
 	}
-	a := &signInAttempt{state: randomID(24), nonce: randomID(24), verifier: randomID(48), next: safeNext(r.URL.Query().Get("next")), created: c.o.Now()}
-	c.sessions.startSignIn(a)
+	a := &signInAttempt{State: randomID(24), Nonce: randomID(24), Verifier: randomID(48), Next: safeNext(r.URL.Query().Get("next")),
+		Expires: c.o.Now().Add(SignInTimeout)}
 	scope := c.o.Scope
 	if m.oidc && (len(m.ScopesSupported) == 0 || slices.Contains(m.ScopesSupported, "openid")) {
 		scope = "openid " + scope
@@ -228,17 +288,17 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		"client_id":             {c.o.ClientID},
 		"redirect_uri":          {c.o.RedirectURL},
 		"scope":                 {scope},
-		"state":                 {a.state},
-		"nonce":                 {a.nonce},
-		"code_challenge":        {pkceChallenge(a.verifier)},
+		"state":                 {a.State},
+		"nonce":                 {a.Nonce},
+		"code_challenge":        {pkceChallenge(a.Verifier)},
 		"code_challenge_method": {"S256"},
 	}
 	if c.o.Resource != "" {
 		q.Set("resource", c.o.Resource)
 	}
-	// The state is also bound to this browser: a callback with a state
+	// The attempt is bound to this browser: a callback with a state
 	// started elsewhere (login CSRF) is refused.
-	http.SetCookie(w, c.cookie(signInCookie, a.state, a.created.Add(SignInTimeout)))
+	http.SetCookie(w, c.cookie(signInCookie, c.sessions.sealSignIn(a), a.Expires))
 	sep := "?"
 	if strings.Contains(m.AuthorizationEndpoint, "?") {
 		sep = "&"
@@ -246,9 +306,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, m.AuthorizationEndpoint+sep+q.Encode(), http.StatusSeeOther)
 }
 
-// callback finishes a sign-in: checks the state against this browser's,
-// trades the code (with the PKCE verifier) for an access token, and has
-// the server check that token as it checks the admin API's.
+// callback finishes a sign-in: opens this browser's sign-in cookie,
+// checks the state against it, trades the code (with the PKCE verifier)
+// for an access token, and has the server check that token as it checks
+// the admin API's. The cookie is cleared whatever the outcome, and a
+// state whose code was traded is refused from then on.
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	ctx := r.Context()
@@ -258,15 +320,29 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, c.cookie(signInCookie, "", time.Time{}))
 		c.render(w, r, nil, status, "message", "", message{Heading: "Sign-in failed", Text: text, Back: "/console/signin"})
 	}
+	used := func() {
+		fail(http.StatusBadRequest, "This sign-in was already used. Start again.", "state already used (a replayed callback)")
+	}
 	state := q.Get("state")
 	ck, err := r.Cookie(signInCookie)
-	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(state)) != 1 {
-		fail(http.StatusBadRequest, "This sign-in was not started in this browser, or it was already used. Start again.", "state does not match this browser's")
+	if state == "" || err != nil || ck.Value == "" {
+		fail(http.StatusBadRequest, "This sign-in was not started in this browser, or it was already used. Start again.", "no sign-in cookie or no state")
 		return
 	}
-	a := c.sessions.finishSignIn(state)
-	if a == nil {
-		fail(http.StatusBadRequest, "This sign-in expired or was already used. Start again.", "unknown or expired state")
+	a, err := c.sessions.openSignIn(ck.Value)
+	switch {
+	case errors.Is(err, errSignInExpired):
+		fail(http.StatusBadRequest, fmt.Sprintf("This sign-in expired: it must be finished within %d minutes of starting it. Start again.", int(SignInTimeout/time.Minute)), "expired")
+		return
+	case err != nil:
+		fail(http.StatusBadRequest, "This sign-in cannot be finished here: it was started on another server of this deployment, or before the server restarted. Start again (a deployment with several replicas needs sticky sessions for /console/).",
+			"cookie", "err", err)
+		return
+	case subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1:
+		fail(http.StatusBadRequest, "This sign-in was not started in this browser, or it was already used. Start again.", "state does not match this browser's")
+		return
+	case c.sessions.signInUsed(a.State):
+		used()
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -283,13 +359,19 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadGateway, "The identity provider could not be reached. Try again shortly.", "metadata", "err", err)
 		return
 	}
-	tr, err := c.exchange(ctx, m, code, a.verifier)
+	tr, err := c.exchange(ctx, m, code, a.Verifier)
 	if err != nil {
 		fail(http.StatusBadGateway, "The identity provider did not give the console a token. Start again; the server log has the details.", "token exchange", "err", err)
 		return
 	}
+	// Claimed after the exchange, so only codes the provider redeemed are
+	// remembered; of two callbacks racing with one cookie, one gets on.
+	if !c.sessions.useSignIn(a.State, a.Expires) {
+		used()
+		return
+	}
 	if tr.IDToken != "" {
-		if why := c.checkIDToken(tr.IDToken, m, a.nonce); why != "" {
+		if why := c.checkIDToken(tr.IDToken, m, a.Nonce); why != "" {
 			fail(http.StatusUnauthorized, "The identity provider's answer did not belong to this sign-in. Start again.", "id token: "+why)
 			return
 		}
@@ -328,7 +410,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	c.sessions.add(s)
 	http.SetCookie(w, c.cookie(signInCookie, "", time.Time{}))
 	http.SetCookie(w, c.cookie(sessionCookie, s.id, s.expires))
-	http.Redirect(w, r, a.next, http.StatusSeeOther)
+	http.Redirect(w, r, a.Next, http.StatusSeeOther)
 }
 
 // idTokenLeeway is the clock skew allowed on an ID token's exp.

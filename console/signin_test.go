@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tenantmcp/tenantmcp/console"
 )
 
 // TestMain checks that no test leaves a goroutine behind (servers, audit
@@ -163,6 +165,137 @@ func TestSignInStateChecks(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("replayed callback: %d, want 400", resp.StatusCode)
 	}
+}
+
+// signInCookie returns the browser's sign-in cookie value ("" = none).
+func (b *browser) signInCookie() string {
+	u, _ := url.Parse(b.f.base + "/console/")
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "tenantmcp_console_signin" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// callbackWith sends GET path (a callback) with only the sign-in cookie
+// value, not following redirects; it returns the status and the body.
+func (f *fixture) callbackWith(t *testing.T, path, cookie string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.base+path, nil)
+	req.AddCookie(&http.Cookie{Name: "tenantmcp_console_signin", Value: cookie})
+	c := *f.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestSignInCookieUsedOnce: the sign-in lives in its cookie, which is
+// cleared when used; a copy of it replayed with the same callback (state
+// and code) is refused by the console itself, before the identity
+// provider is asked (it would refuse the used code too), and makes no
+// session.
+func TestSignInCookieUsedOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.browser(t)
+	az := b.startSignIn(t)
+	ck := b.signInCookie()
+	if ck == "" {
+		t.Fatal("no sign-in cookie after the start")
+	}
+	c := *b.c
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(az.String()) // the IdP redirects to the callback
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, _ := url.Parse(resp.Header.Get("Location"))
+	resp, body := b.get(cb.String())
+	if resp.Request.URL.Path != "/console/tenants" || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in ended at %s with %d\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	if left := b.signInCookie(); left != "" {
+		t.Errorf("the sign-in cookie is kept after use: %q", left)
+	}
+	f.idp.mu.Lock()
+	exchanges := len(f.idp.tokenReqs)
+	f.idp.mu.Unlock()
+	status, body := f.callbackWith(t, cb.RequestURI(), ck)
+	if status != http.StatusBadRequest || !strings.Contains(body, "already used") {
+		t.Errorf("replayed callback with the same cookie: %d, want 400 already used\n%s", status, body)
+	}
+	f.idp.mu.Lock()
+	if n := len(f.idp.tokenReqs); n != exchanges {
+		t.Errorf("the replay reached the identity provider's token endpoint (%d exchanges, want %d)", n, exchanges)
+	}
+	f.idp.mu.Unlock()
+}
+
+// TestSignInCookieRefused: a sign-in cookie that has expired, or that this
+// console did not seal (another replica, a restart, a made-up or altered
+// value), is refused with a page that says so and what to do.
+func TestSignInCookieRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	b := f.browser(t)
+	az := b.startSignIn(t)
+	state := url.QueryEscape(az.Query().Get("state"))
+	ck := b.signInCookie()
+	for name, bad := range map[string]string{
+		"made up":    "AAAA" + ck[4:],
+		"a state":    az.Query().Get("state"),
+		"not base64": "%%%",
+		"all A":      strings.Repeat("A", len(ck)),
+	} {
+		status, body := f.callbackWith(t, "/console/callback?code=x&state="+state, bad)
+		if status != http.StatusBadRequest || !strings.Contains(body, "started on another server of this deployment, or before the server restarted") {
+			t.Errorf("%s cookie: %d\n%s", name, status, body)
+		}
+	}
+	f.clock.advance(console.SignInTimeout)
+	resp, body := b.get(az.String())
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "This sign-in expired") {
+		t.Errorf("a sign-in finished %v after it started: %d\n%s", console.SignInTimeout, resp.StatusCode, body)
+	}
+	if resp := b.getNoFollow("/console/tenants"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("an expired sign-in made a session: %d", resp.StatusCode)
+	}
+}
+
+// TestSignInFlood: starting a sign-in stores nothing on the server, so a
+// flood of sign-in starts by anyone (5,000, more than the 1,000 sign-ins
+// in progress the server used to keep, oldest dropped) does not stop an
+// operator's sign-in that began before it from completing.
+func TestSignInFlood(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	op := f.browser(t)
+	az := op.startSignIn(t)
+	c := *f.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for i := range 5000 {
+		resp, err := c.Get(f.base + "/console/signin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in start %d of the flood: %d", i, resp.StatusCode)
+		}
+	}
+	resp, body := op.get(az.String())
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/console/tenants" {
+		t.Fatalf("the operator's sign-in after the flood ended at %s with %d\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	wantContains(t, body, "alice", "Sign out")
 }
 
 func TestSignInRefusedToken(t *testing.T) {
