@@ -245,7 +245,12 @@ func Dial(t testing.TB, url, token, protocolVersion string) *Client {
 	if protocolVersion != "" {
 		copts = append(copts, client.WithProtocolVersion(protocolVersion))
 	}
+	// Redirects are not followed: the token and the request body stay
+	// with the server under test (mcp-go's client would follow a 307 to
+	// any address, GO-2026-6911).
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	tr, err := transport.NewStreamableHTTP(url,
+		transport.WithHTTPBasicClient(noRedirects),
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
 	if err != nil {
 		t.Fatal(err)

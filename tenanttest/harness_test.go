@@ -1,8 +1,12 @@
 package tenanttest_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -68,5 +72,44 @@ func TestOptions(t *testing.T) {
 	other := h.Connect(h.Token(0, auth.TokenRequest{UserID: "carol"}))
 	if res := other.Call(t, "get_document", map[string]any{"key": "shared"}); res.IsError {
 		t.Fatalf("carol of tenant 0: %s", res.Text)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatal ends only the goroutine it
+// runs in and records the failure, so a test can watch Dial fail.
+type fatalRecorder struct {
+	testing.TB
+	failed atomic.Bool
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.failed.Store(true); runtime.Goexit() }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.failed.Store(true)
+	runtime.Goexit()
+}
+
+// TestDialDoesNotFollowRedirects: a server answering 307 to another
+// address (GO-2026-6911: mcp-go's client follows redirects) fails the
+// dial; the token and the body never reach the other address.
+func TestDialDoesNotFollowRedirects(t *testing.T) {
+	var reached atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/mcp", http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tenanttest.Dial(rec, redirecting.URL+"/mcp", "secret-token", "")
+	}()
+	<-done
+	if !rec.failed.Load() {
+		t.Error("Dial to a redirecting server succeeded")
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d requests followed the redirect to another address", n)
 	}
 }

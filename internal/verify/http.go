@@ -72,10 +72,17 @@ func newRun(mcpURL string, u *url.URL, tokA, tokB string, o *Options) *run {
 		retry:   rt,
 	}
 	v.scan = newScanner(v.id)
-	v.httpA = &http.Client{Transport: rt}
-	v.httpB = &http.Client{Transport: &scanTransport{next: rt, s: v.scan}}
+	// Redirects are never followed: a server (or something in front of it)
+	// answering 307 must not get the tokens' requests and bodies sent on
+	// to another address. The redirect is an answer like any other.
+	v.httpA = &http.Client{Transport: rt, CheckRedirect: noRedirects}
+	v.httpB = &http.Client{Transport: &scanTransport{next: rt, s: v.scan}, CheckRedirect: noRedirects}
 	return v
 }
+
+// noRedirects is an http.Client's CheckRedirect that stops at the first
+// redirect and returns it.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // close closes the clients and their idle connections.
 func (v *run) close() {

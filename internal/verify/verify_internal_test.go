@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
@@ -298,4 +300,37 @@ func TestTokensNotInReport(t *testing.T) {
 	if strings.Contains(ev, tok) || strings.Contains(ev, "token-of-tenant-b") || !strings.Contains(ev, "<token A>") || !strings.Contains(ev, "<token B>") || !strings.Contains(ev, "admin short") {
 		t.Fatalf("evidence %q", ev)
 	}
+}
+
+// TestRedirectsNotFollowed: a server answering 307 to another address
+// (GO-2026-6911: mcp-go's client follows redirects) gets the redirect back
+// as its answer; nothing, token or body, reaches the other address.
+func TestRedirectsNotFollowed(t *testing.T) {
+	var reached atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/mcp", http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	u, err := url.Parse(redirecting.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newRun(u.String(), u, "token-a", "token-b", &Options{})
+	defer v.close()
+	for _, c := range []*http.Client{v.httpA, v.httpB} {
+		resp, err := c.Post(u.String(), "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTemporaryRedirect {
+			t.Errorf("status %d, want the 307 itself", resp.StatusCode)
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d requests followed the redirect to another address", n)
+	}
+	elsewhere.CloseClientConnections()
 }
