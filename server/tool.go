@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"unsafe"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -98,7 +99,9 @@ func NewTool[In, Out any](name, description string, fn func(ctx context.Context,
 			if err != nil {
 				return nil, fmt.Errorf("encode result: %w", err)
 			}
-			res := &Result{Text: string(text)}
+			// text is never written again (Structured shares it read-only),
+			// so the string can use its bytes instead of a copy.
+			res := &Result{Text: unsafe.String(unsafe.SliceData(text), len(text))}
 			if len(text) > 0 && text[0] == '{' {
 				// MCP structured content is a JSON object; pass the bytes
 				// already encoded rather than encode out a second time.

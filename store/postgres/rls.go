@@ -74,7 +74,7 @@ func NewRLS(pool *pgxpool.Pool, o *RLSOptions) (*RLS, error) {
 	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
 		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
 	}
-	return &RLS{pool: pool, log: logger(o.Logger), limits: limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout}}, nil
+	return &RLS{pool: pool, log: logger(o.Logger), limits: newLimits(o.AcquireTimeout, o.StatementTimeout)}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, in which
@@ -85,7 +85,7 @@ func (r *RLS) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) e
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	enter, args, err := r.enter(id)
+	enter, args, err := r.enter(id, string(id))
 	if err != nil {
 		return err
 	}
@@ -108,23 +108,26 @@ const (
 )
 
 // enter returns the statement, and its arguments, that set tenant id (and
-// the statement timeout) for the rest of the transaction.
-func (r *RLS) enter(id tenant.ID) (string, []any, error) {
+// the statement timeout) for the rest of the transaction. idArg is
+// string(id) as an argument, so that a caller which passes the id to its
+// statement too converts it once.
+func (r *RLS) enter(id tenant.ID, idArg any) (string, []any, error) {
 	if !id.Valid() {
 		return "", nil, fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
-	if ms := r.limits.statementMS(); ms != "" {
-		return rlsEnterTimeout, []any{string(id), ms}, nil
+	if r.limits.msArg != nil {
+		return rlsEnterTimeout, []any{idArg, r.limits.msArg}, nil
 	}
-	return rlsEnter, []any{string(id)}, nil
+	return rlsEnter, []any{idArg}, nil
 }
 
-// one runs stmt alone for tenant id in one round trip (oneTrip).
+// one runs stmt alone for tenant id in one round trip (oneTrip). args[0]
+// must be string(id): every documents statement names the tenant.
 func (r *RLS) one(ctx context.Context, id tenant.ID, stmt string, args []any, read func(pgx.BatchResults) error) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	enter, enterArgs, err := r.enter(id)
+	enter, enterArgs, err := r.enter(id, args[0])
 	if err != nil {
 		return err
 	}

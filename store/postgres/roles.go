@@ -369,6 +369,9 @@ func CheckAppRole(ctx context.Context, pool *pgxpool.Pool) error {
 
 // pgCode returns the SQLSTATE of err, or "".
 func pgCode(err error) string {
+	if err == nil {
+		return "" // before pe, which escapes to the heap
+	}
 	var pe interface{ SQLState() string }
 	if errors.As(err, &pe) {
 		return pe.SQLState()

@@ -104,7 +104,7 @@ func NewSchemas(pool *pgxpool.Pool, o *SchemaOptions) (*Schemas, error) {
 	}
 	mode := pool.Config().ConnConfig.DefaultQueryExecMode
 	return &Schemas{pool: pool, prov: o.Provisioner, log: logger(o.Logger),
-		limits:  limits{acquire: o.AcquireTimeout, statement: o.StatementTimeout},
+		limits:  newLimits(o.AcquireTimeout, o.StatementTimeout),
 		prepare: mode != pgx.QueryExecModeExec && mode != pgx.QueryExecModeSimpleProtocol}, nil
 }
 
@@ -180,8 +180,8 @@ const (
 func (s *Schemas) enter(id tenant.ID) (string, []any) {
 	name := SchemaName(id)
 	path := ident(name) + ", pg_temp"
-	if ms := s.limits.statementMS(); ms != "" {
-		return schemaEnterTimeout, []any{name, path, ms}
+	if s.limits.msArg != nil {
+		return schemaEnterTimeout, []any{name, path, s.limits.msArg}
 	}
 	return schemaEnter, []any{name, path}
 }
