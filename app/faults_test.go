@@ -266,47 +266,8 @@ func TestConnectionsTerminatedUnderLoad(t *testing.T) {
 	}
 	defer su.Close(ctx)
 
-	stop := make(chan struct{})
-	var ok, refused, terminated atomic.Int64
-	var mu sync.Mutex
-	var problems []string
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(problems) < 10 {
-			problems = append(problems, fmt.Sprintf(format, args...))
-		}
-	}
-	var wg sync.WaitGroup
-	for _, id := range tenants {
-		for range 3 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					st, retry, body, err := getDocument(hc, d.url, tokens[id])
-					switch {
-					case err != nil:
-						problem("%s: %v", id, err)
-					case st == http.StatusOK && strings.Contains(body, "secret of "+id) && !strings.Contains(body, `"isError":true`):
-						ok.Add(1)
-					case st == http.StatusServiceUnavailable && retry != "":
-						refused.Add(1)
-					default:
-						problem("%s: %d Retry-After %q: %s", id, st, retry, body)
-					}
-					for _, other := range tenants {
-						if other != id && strings.Contains(body, "secret of "+other) {
-							problem("%s read %s's document: %s", id, other, body)
-						}
-					}
-				}
-			})
-		}
-	}
+	load := startReadLoad(hc, d.url, tenants, tokens)
+	var terminated atomic.Int64
 	for range 20 {
 		var n int64
 		if err := su.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND usename <> current_user").Scan(&n); err != nil {
@@ -315,10 +276,9 @@ func TestConnectionsTerminatedUnderLoad(t *testing.T) {
 		terminated.Add(n)
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d backends terminated; %d reads served, %d refused with 503", terminated.Load(), ok.Load(), refused.Load())
-	for _, p := range problems {
+	load.halt()
+	t.Logf("%d backends terminated; %d reads served, %d refused with 503", terminated.Load(), load.ok.Load(), load.refused.Load())
+	for _, p := range load.problems {
 		t.Error(p)
 	}
 	if terminated.Load() == 0 {
@@ -358,3 +318,64 @@ func getDocument(hc *http.Client, url, token string) (status int, retryAfter, bo
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// readLoad has each tenant read its own document ("secret of ID") from
+// three goroutines until halt, counting reads served and refusals with 503
+// + Retry-After, and recording anything else (at most 10): an error, another
+// answer, another tenant's document above all.
+type readLoad struct {
+	ok, refused atomic.Int64
+	stop        chan struct{}
+	stopOnce    sync.Once
+	wg          sync.WaitGroup
+	mu          sync.Mutex
+	problems    []string // read after halt
+}
+
+func startReadLoad(hc *http.Client, url string, tenants []string, tokens map[string]string) *readLoad {
+	l := &readLoad{stop: make(chan struct{})}
+	for _, id := range tenants {
+		for range 3 {
+			l.wg.Go(func() {
+				for {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					st, retry, body, err := getDocument(hc, url, tokens[id])
+					switch {
+					case err != nil:
+						l.problem("%s: %v", id, err)
+					case st == http.StatusOK && strings.Contains(body, "secret of "+id) && !strings.Contains(body, `"isError":true`):
+						l.ok.Add(1)
+					case st == http.StatusServiceUnavailable && retry != "":
+						l.refused.Add(1)
+					default:
+						l.problem("%s: %d Retry-After %q: %s", id, st, retry, body)
+					}
+					for _, other := range tenants {
+						if other != id && strings.Contains(body, "secret of "+other) {
+							l.problem("%s read %s's document: %s", id, other, body)
+						}
+					}
+				}
+			})
+		}
+	}
+	return l
+}
+
+func (l *readLoad) problem(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.problems) < 10 {
+		l.problems = append(l.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// halt stops the load and waits for it; it may be called more than once.
+func (l *readLoad) halt() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}

@@ -2,12 +2,9 @@ package app_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,53 +64,8 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	base := strings.TrimSuffix(d.url, "/mcp")
 
-	stop := make(chan struct{})
-	var ok, refused atomic.Int64
-	var mu sync.Mutex
-	var problems []string
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(problems) < 10 {
-			problems = append(problems, fmt.Sprintf(format, args...))
-		}
-	}
-	var wg sync.WaitGroup
-	var halted sync.Once
-	halt := func() {
-		halted.Do(func() { close(stop) })
-		wg.Wait()
-	}
-	t.Cleanup(halt) // before the server's cleanup, also when the test fails early
-	for _, id := range tenants {
-		for range 3 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					st, retry, body, err := getDocument(hc, d.url, tokens[id])
-					switch {
-					case err != nil:
-						problem("%s: %v", id, err)
-					case st == http.StatusOK && strings.Contains(body, "secret of "+id) && !strings.Contains(body, `"isError":true`):
-						ok.Add(1)
-					case st == http.StatusServiceUnavailable && retry != "":
-						refused.Add(1)
-					default:
-						problem("%s: %d Retry-After %q: %s", id, st, retry, body)
-					}
-					for _, other := range tenants {
-						if other != id && strings.Contains(body, "secret of "+other) {
-							problem("%s read %s's document: %s", id, other, body)
-						}
-					}
-				}
-			})
-		}
-	}
+	load := startReadLoad(hc, d.url, tenants, tokens)
+	t.Cleanup(load.halt) // before the server's cleanup, also when the test fails early
 	// recovered waits until every tenant reads its own document and
 	// /readyz answers 200 again, with the same server.
 	recovered := func(after string) {
@@ -144,27 +96,27 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	}
 
 	waitServed := func(n int64) {
-		for deadline := time.Now().Add(30 * time.Second); ok.Load() < n; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); load.ok.Load() < n; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d reads served under load", ok.Load())
+				t.Fatalf("only %d reads served under load", load.ok.Load())
 			}
 		}
 	}
 	waitServed(50)
 	for _, mode := range []string{"fast", "immediate"} {
-		before := refused.Load()
+		before := load.refused.Load()
 		pg.Restart(t, mode)
 		t.Logf("restarted -m %s", mode)
 		recovered("pg_ctl restart -m " + mode)
-		t.Logf("restart -m %s: %d requests refused with 503 meanwhile", mode, refused.Load()-before)
-		waitServed(ok.Load() + 50) // the load is served again
+		t.Logf("restart -m %s: %d requests refused with 503 meanwhile", mode, load.refused.Load()-before)
+		waitServed(load.ok.Load() + 50) // the load is served again
 	}
-	halt()
-	t.Logf("%d reads served, %d refused with 503", ok.Load(), refused.Load())
-	for _, p := range problems {
+	load.halt()
+	t.Logf("%d reads served, %d refused with 503", load.ok.Load(), load.refused.Load())
+	for _, p := range load.problems {
 		t.Error(p)
 	}
-	if refused.Load() == 0 {
+	if load.refused.Load() == 0 {
 		t.Error("no request was refused during two restarts: the outage was not observed")
 	}
 }
