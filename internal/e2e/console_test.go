@@ -32,12 +32,7 @@ var consolePages = []string{"tenants", "tenant", "confirm", "impersonation", "au
 func TestConsoleBrowser(t *testing.T) {
 	node, dir := browserTools(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "tenantmcp")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantmcp")
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantmcp: %v\n%s", err, out)
-	}
+	bin := goBuild(t, tmp, "tenantmcp", "./cmd/tenantmcp")
 	addr := freeAddr(t)
 	dev := startProcess(t, exec.Command(bin, "dev", "--addr", addr, "--data", filepath.Join(tmp, "data")))
 	base, mcpURL := "http://"+addr, "http://"+addr+"/mcp"

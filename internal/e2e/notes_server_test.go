@@ -19,6 +19,19 @@ import (
 // moduleRoot is where the README's commands run from.
 const moduleRoot = "../.."
 
+// goBuild builds the command pkg (e.g. "./cmd/tenantmcp") into dir as name,
+// from the module root as a user would, and returns the binary's path.
+func goBuild(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
 // TestNotesServer builds examples/notes-server as a user would and runs
 // its dev command: the printed tokens carry the scope the notes tools
 // require (acme saves a note), tenants stay apart (globex cannot read it
@@ -26,12 +39,7 @@ const moduleRoot = "../.."
 // the server with status 0.
 func TestNotesServer(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "notes-server")
-	build := exec.Command("go", "build", "-o", bin, "./examples/notes-server")
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/notes-server: %v\n%s", err, out)
-	}
+	bin := goBuild(t, dir, "notes-server", "./examples/notes-server")
 	addr, data := freeAddr(t), filepath.Join(dir, "data")
 	dev := startProcess(t, exec.Command(bin, "dev", "--addr", addr, "--data", data))
 	out, url := dev.stdout.String(), "http://"+addr+"/mcp"

@@ -56,12 +56,7 @@ func browserTools(t *testing.T) (node, dir string) {
 func TestOAuthFlowTypeScriptSDK(t *testing.T) {
 	node, dir := browserTools(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "tenantmcp")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantmcp")
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantmcp: %v\n%s", err, out)
-	}
+	bin := goBuild(t, tmp, "tenantmcp", "./cmd/tenantmcp")
 	addr := freeAddr(t)
 	dev := startProcess(t, exec.Command(bin, "dev", "--addr", addr, "--data", filepath.Join(tmp, "data")))
 	out, url := dev.stdout.String(), "http://"+addr+"/mcp"

@@ -33,11 +33,7 @@ func TestReadmeTour(t *testing.T) {
 	// The tour's directory has the binary go build makes, and (for npx)
 	// the pinned Inspector.
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "tenantmcp"), "./cmd/tenantmcp")
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantmcp: %v\n%s", err, out)
-	}
+	goBuild(t, dir, "tenantmcp", "./cmd/tenantmcp")
 	modules, err := filepath.Abs(filepath.Join(moduleRoot, "tools", "inspector", "node_modules"))
 	if err != nil {
 		t.Fatal(err)
