@@ -196,9 +196,19 @@ org_a,Acme elsewhere,,,,,,,,,` + other + `
 	}
 	// The rows that cannot be read are listed at once, before the first
 	// create; the failure of a create is reported as it happens.
-	_, upFront, ok := strings.Cut(errOut, "3 rows cannot be imported:\n")
-	upFront, _, _ = strings.Cut(upFront, "\nline ") // the list ends where the creates' lines begin
-	if !ok || strings.Contains(upFront, "rows done") {
+	// The list is the indented lines after its heading; the first line
+	// that is not indented (a progress line or a failed create, in
+	// whichever order the creates finish) ends it.
+	_, rest, ok := strings.Cut(errOut, "3 rows cannot be imported:\n")
+	var listed []string
+	for line := range strings.Lines(rest) {
+		if !strings.HasPrefix(line, "  ") {
+			break
+		}
+		listed = append(listed, line)
+	}
+	upFront := strings.Join(listed, "")
+	if !ok || len(listed) != 3 {
 		t.Fatalf("the rows that cannot be read are not listed before the creates:\n%s", errOut)
 	}
 	for _, want := range []string{`  line 5 (org_d): rate_limit: "ten" is not a whole number`, "  line 7 (org_a): the tenant is also on line 2", "  line 9: external_id: required"} {
