@@ -13,17 +13,25 @@ import (
 
 // (f) is the reference for (e): the cheapest thing one could write
 // oneself to serve a tenant's document from PostgreSQL. Bare mcp-go, as
-// (b), whose get_document tool runs one query on a pgx pool, with no
-// authentication, no row level security and no transaction; the tenant
-// comes from the tool's arguments (which is what makes it unsafe). It
-// reads (e)'s table and rows, connected as the superuser, whom row level
-// security does not filter, through a pool as large as (e)'s. e/f is what
-// tenantmcp's request path and isolation cost over it.
+// (b), whose get_document tool returns what (e)'s does (the document as
+// structured content and as its JSON text) and runs one query on a pgx
+// pool, with no authentication, no row level security and no
+// transaction; the tenant comes from the tool's arguments (which is what
+// makes it unsafe). It reads (e)'s table and rows, connected as the
+// superuser, whom row level security does not filter, through a pool as
+// large as (e)'s. e/f is what tenantmcp's request path and isolation cost
+// over it.
 
 // refQuery is (f)'s statement: (e)'s RLS.Get without the policy.
 const refQuery = "SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2"
 
 const refSchema = `{"type":"object","properties":{"tenant_id":{"type":"string"},"key":{"type":"string"}},"required":["tenant_id","key"]}`
+
+// refDoc is (f)'s result, the same object as (e)'s documents.Document.
+type refDoc struct {
+	Key     string `json:"key"`
+	Content string `json:"content"`
+}
 
 type refIn struct {
 	TenantID string `json:"tenant_id"`
@@ -43,7 +51,13 @@ func refHandler(pool *pgxpool.Pool) http.Handler {
 			if err := pool.QueryRow(ctx, refQuery, in.TenantID, in.Key).Scan(&content); err != nil {
 				return mcpgo.NewToolResultError(err.Error()), nil
 			}
-			return mcpgo.NewToolResultText(string(content)), nil
+			// The same result as (e)'s get_document: the document as
+			// structured content and as its JSON text, encoded once.
+			text, err := json.Marshal(refDoc{Key: in.Key, Content: string(content)})
+			if err != nil {
+				return mcpgo.NewToolResultError(err.Error()), nil
+			}
+			return mcpgo.NewToolResultStructured(json.RawMessage(text), string(text)), nil
 		})
 	return mcpgoserver.NewStreamableHTTPServer(ms,
 		mcpgoserver.WithEndpointPath("/mcp"),

@@ -93,9 +93,9 @@ func getVariants(f *benchData) []getVariant {
 			return threeTrips(ctx, f.schemas.begin(id), schemaGet, key)
 		}},
 		{"schema-unnamed", f.execPool, func(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
-			enter, args := f.schemas.enter(id)
+			enter := f.schemas.enter(id)
 			return batch(f.execPool, func(b *pgx.Batch) {
-				b.Queue(enter, args...)
+				b.Queue(enter.sql, enter.args()...)
 				b.Queue(schemaGet, key)
 			})
 		}},

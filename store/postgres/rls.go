@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantmcp/tenantmcp/store"
@@ -53,7 +54,10 @@ type RLS struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	limits limits
-	closed atomic.Bool
+	// prepare says the pool prepares statements (prepares), so oneTrip
+	// sends the documents statements named, once per connection.
+	prepare bool
+	closed  atomic.Bool
 }
 
 var (
@@ -74,7 +78,8 @@ func NewRLS(pool *pgxpool.Pool, o *RLSOptions) (*RLS, error) {
 	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
 		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
 	}
-	return &RLS{pool: pool, log: logger(o.Logger), limits: newLimits(o.AcquireTimeout, o.StatementTimeout)}, nil
+	return &RLS{pool: pool, log: logger(o.Logger), limits: newLimits(o.AcquireTimeout, o.StatementTimeout),
+		prepare: prepares(pool.Config().ConnConfig)}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, in which
@@ -85,7 +90,7 @@ func (r *RLS) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) e
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	enter, args, err := r.enter(id, string(id))
+	enter, err := r.enter(id)
 	if err != nil {
 		return err
 	}
@@ -98,7 +103,7 @@ func (r *RLS) InTx(ctx context.Context, id tenant.ID, fn func(store.Tx) error) e
 		return err
 	}
 	defer conn.Release() // destroys the connection unless it is idle and healthy
-	return runPipelined(ctx, conn.Conn(), r.log, begin, enter, args, fn)
+	return runPipelined(ctx, conn.Conn(), r.log, begin, enter.sql, enter.args(), fn)
 }
 
 // Statements that enter tenant id (the first with a statement timeout).
@@ -107,27 +112,25 @@ const (
 	rlsEnterTimeout = `SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)`
 )
 
-// enter returns the statement, and its arguments, that set tenant id (and
-// the statement timeout) for the rest of the transaction. idArg is
-// string(id) as an argument, so that a caller which passes the id to its
-// statement too converts it once.
-func (r *RLS) enter(id tenant.ID, idArg any) (string, []any, error) {
+// enter returns the statement that sets tenant id (and the statement
+// timeout) for the rest of the transaction, with its arguments.
+func (r *RLS) enter(id tenant.ID) (wireQuery, error) {
 	if !id.Valid() {
-		return "", nil, fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
+		return wireQuery{}, fmt.Errorf("postgres: %w: %q", tenant.ErrInvalidID, id)
 	}
-	if r.limits.msArg != nil {
-		return rlsEnterTimeout, []any{idArg, r.limits.msArg}, nil
+	if r.limits.ms != "" {
+		return wireQuery{sql: rlsEnterTimeout, params: [][]byte{text(string(id)), text(r.limits.ms)}}, nil
 	}
-	return rlsEnter, []any{idArg}, nil
+	return wireQuery{sql: rlsEnter, params: [][]byte{text(string(id))}}, nil
 }
 
-// one runs stmt alone for tenant id in one round trip (oneTrip). args[0]
-// must be string(id): every documents statement names the tenant.
-func (r *RLS) one(ctx context.Context, id tenant.ID, stmt string, args []any, read func(pgx.BatchResults) error) error {
+// one runs stmt alone for tenant id in one round trip (oneTrip). Every
+// documents statement names the tenant as its first parameter as well.
+func (r *RLS) one(ctx context.Context, id tenant.ID, stmt wireQuery, read func(*pgconn.ResultReader) error) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	enter, enterArgs, err := r.enter(id, args[0])
+	enter, err := r.enter(id)
 	if err != nil {
 		return err
 	}
@@ -136,9 +139,10 @@ func (r *RLS) one(ctx context.Context, id tenant.ID, stmt string, args []any, re
 		return err
 	}
 	defer conn.Release()
-	err = oneTrip(ctx, conn.Conn(), enter, enterArgs, stmt, args, read)
+	err = oneTrip(ctx, conn.Conn(), r.prepare, enter, stmt, read)
 	if retryable(err) {
-		err = oneTrip(ctx, conn.Conn(), enter, enterArgs, stmt, args, read)
+		forgetStatements(ctx, conn.Conn(), enter.sql, stmt.sql)
+		err = oneTrip(ctx, conn.Conn(), r.prepare, enter, stmt, read)
 	}
 	return err
 }
@@ -175,7 +179,7 @@ const (
 // Get implements store.Backend.
 func (r *RLS) Get(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 	var v []byte
-	err := r.one(ctx, id, rlsGet, []any{string(id), key}, getDoc(&v))
+	err := r.one(ctx, id, wireQuery{sql: rlsGet, params: [][]byte{text(string(id)), text(key)}, results: binaryResult}, getDoc(&v))
 	return docResult(v, err, "get")
 }
 
@@ -184,7 +188,8 @@ func (r *RLS) Put(ctx context.Context, id tenant.ID, key string, value []byte) e
 	if value == nil {
 		value = []byte{}
 	}
-	if err := r.one(ctx, id, rlsPut, []any{string(id), key, value}, putDoc); err != nil {
+	put := wireQuery{sql: rlsPut, params: [][]byte{text(string(id)), text(key), value}, formats: rlsPutParams}
+	if err := r.one(ctx, id, put, putDoc); err != nil {
 		return fmt.Errorf("postgres: put document: %w", err)
 	}
 	return nil
@@ -192,13 +197,13 @@ func (r *RLS) Put(ctx context.Context, id tenant.ID, key string, value []byte) e
 
 // Delete implements store.Backend.
 func (r *RLS) Delete(ctx context.Context, id tenant.ID, key string) error {
-	return deleteResult(r.one(ctx, id, rlsDelete, []any{string(id), key}, deleteDoc))
+	return deleteResult(r.one(ctx, id, wireQuery{sql: rlsDelete, params: [][]byte{text(string(id)), text(key)}}, deleteDoc))
 }
 
 // List implements store.Backend.
 func (r *RLS) List(ctx context.Context, id tenant.ID, prefix string) ([]string, error) {
 	var keys []string
-	if err := r.one(ctx, id, rlsList, []any{string(id), prefix}, listDocs(&keys)); err != nil {
+	if err := r.one(ctx, id, wireQuery{sql: rlsList, params: [][]byte{text(string(id)), text(prefix)}}, listDocs(&keys)); err != nil {
 		return nil, fmt.Errorf("postgres: list documents: %w", err)
 	}
 	return keys, nil
@@ -208,45 +213,6 @@ func (r *RLS) List(ctx context.Context, id tenant.ID, prefix string) ([]string, 
 func (r *RLS) Close() error {
 	r.closed.Store(true)
 	return nil
-}
-
-// Readers of the documents statements' results, for oneTrip; both
-// strategies use them.
-
-func getDoc(v *[]byte) func(pgx.BatchResults) error {
-	return func(br pgx.BatchResults) error { return br.QueryRow().Scan(v) }
-}
-
-func putDoc(br pgx.BatchResults) error {
-	_, err := br.Exec()
-	return err
-}
-
-func deleteDoc(br pgx.BatchResults) error {
-	tag, err := br.Exec()
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
-func listDocs(keys *[]string) func(pgx.BatchResults) error {
-	return func(br pgx.BatchResults) error {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		if *keys, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return err
-		}
-		if *keys == nil {
-			*keys = []string{}
-		}
-		return nil
-	}
 }
 
 func docResult(v []byte, err error, what string) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantmcp/tenantmcp/store"
@@ -76,10 +77,10 @@ type Schemas struct {
 	prov   *Provisioner
 	log    *slog.Logger
 	limits limits
-	// prepare is false when the pool's query mode prepares nothing (exec,
-	// simple_protocol: for PgBouncer without prepared statements); a batch
-	// then sends the documents statements unnamed, parsed in order after
-	// the search_path is set.
+	// prepare is false when the pool's query mode prepares nothing (every
+	// mode but cache_statement: for PgBouncer without prepared
+	// statements); oneTrip then sends the documents statements unnamed,
+	// parsed in order after the search_path is set.
 	prepare bool
 	closed  atomic.Bool
 }
@@ -102,10 +103,9 @@ func NewSchemas(pool *pgxpool.Pool, o *SchemaOptions) (*Schemas, error) {
 	if o.AcquireTimeout < 0 || o.StatementTimeout < 0 {
 		return nil, fmt.Errorf("%w: AcquireTimeout and StatementTimeout must not be negative", ErrInvalidOptions)
 	}
-	mode := pool.Config().ConnConfig.DefaultQueryExecMode
 	return &Schemas{pool: pool, prov: o.Provisioner, log: logger(o.Logger),
 		limits:  newLimits(o.AcquireTimeout, o.StatementTimeout),
-		prepare: mode != pgx.QueryExecModeExec && mode != pgx.QueryExecModeSimpleProtocol}, nil
+		prepare: prepares(pool.Config().ConnConfig)}, nil
 }
 
 // InTx runs fn in one transaction, on one connection, as tenant id's role
@@ -177,13 +177,15 @@ const (
 	schemaEnterTimeout = `SELECT set_config('role', $1, true), set_config('search_path', $2, true), set_config('statement_timeout', $3, true)`
 )
 
-func (s *Schemas) enter(id tenant.ID) (string, []any) {
+// enter returns the statement that enters tenant id's schema (and sets
+// the statement timeout), with its arguments.
+func (s *Schemas) enter(id tenant.ID) wireQuery {
 	name := SchemaName(id)
 	path := ident(name) + ", pg_temp"
-	if s.limits.msArg != nil {
-		return schemaEnterTimeout, []any{name, path, s.limits.msArg}
+	if s.limits.ms != "" {
+		return wireQuery{sql: schemaEnterTimeout, params: [][]byte{text(name), text(path), text(s.limits.ms)}}
 	}
-	return schemaEnter, []any{name, path}
+	return wireQuery{sql: schemaEnter, params: [][]byte{text(name), text(path)}}
 }
 
 const (
@@ -237,19 +239,20 @@ func forgetDocs(ctx context.Context, c *pgx.Conn) {
 
 // one runs the documents statement stmt alone for tenant id in one round
 // trip (oneTrip).
-func (s *Schemas) one(ctx context.Context, id tenant.ID, stmt string, args []any, read func(pgx.BatchResults) error) error {
+func (s *Schemas) one(ctx context.Context, id tenant.ID, stmt wireQuery, read func(*pgconn.ResultReader) error) error {
 	return s.run(ctx, id, func(c *pgx.Conn) error {
-		enter, enterArgs := s.enter(id)
+		enter := s.enter(id)
 		for attempt := 0; ; attempt++ {
 			if s.prepare {
 				if err := s.prepareDocs(ctx, c, id); err != nil {
 					return err
 				}
 			}
-			err := oneTrip(ctx, c, enter, enterArgs, stmt, args, read)
+			err := oneTrip(ctx, c, s.prepare, enter, stmt, read)
 			if !retryable(err) || attempt > 0 {
 				return err
 			}
+			forgetStatements(ctx, c, enter.sql)
 			forgetDocs(ctx, c)
 		}
 	})
@@ -258,7 +261,7 @@ func (s *Schemas) one(ctx context.Context, id tenant.ID, stmt string, args []any
 // Get implements store.Backend.
 func (s *Schemas) Get(ctx context.Context, id tenant.ID, key string) ([]byte, error) {
 	var v []byte
-	err := s.one(ctx, id, schemaGet, []any{key}, getDoc(&v))
+	err := s.one(ctx, id, wireQuery{sql: schemaGet, params: [][]byte{text(key)}, results: binaryResult}, getDoc(&v))
 	if errors.Is(err, ErrNotProvisioned) {
 		return nil, err
 	}
@@ -270,7 +273,7 @@ func (s *Schemas) Put(ctx context.Context, id tenant.ID, key string, value []byt
 	if value == nil {
 		value = []byte{}
 	}
-	err := s.one(ctx, id, schemaPut, []any{key, value}, putDoc)
+	err := s.one(ctx, id, wireQuery{sql: schemaPut, params: [][]byte{text(key), value}, formats: schemaPutFmt}, putDoc)
 	if err != nil && !errors.Is(err, ErrNotProvisioned) {
 		return fmt.Errorf("postgres: put document: %w", err)
 	}
@@ -279,13 +282,13 @@ func (s *Schemas) Put(ctx context.Context, id tenant.ID, key string, value []byt
 
 // Delete implements store.Backend.
 func (s *Schemas) Delete(ctx context.Context, id tenant.ID, key string) error {
-	return deleteResult(s.one(ctx, id, schemaDelete, []any{key}, deleteDoc))
+	return deleteResult(s.one(ctx, id, wireQuery{sql: schemaDelete, params: [][]byte{text(key)}}, deleteDoc))
 }
 
 // List implements store.Backend.
 func (s *Schemas) List(ctx context.Context, id tenant.ID, prefix string) ([]string, error) {
 	var keys []string
-	err := s.one(ctx, id, schemaList, []any{prefix}, listDocs(&keys))
+	err := s.one(ctx, id, wireQuery{sql: schemaList, params: [][]byte{text(prefix)}}, listDocs(&keys))
 	if err != nil && !errors.Is(err, ErrNotProvisioned) {
 		return nil, fmt.Errorf("postgres: list documents: %w", err)
 	}

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantmcp/tenantmcp/store"
@@ -25,11 +23,9 @@ type limits struct {
 	// statement is the statement_timeout of every tenant transaction; 0
 	// leaves the server's.
 	statement time.Duration
-	// ms is statement as a statement_timeout value ("" for 0), and msArg
-	// the same as a statement argument: newLimits formats it once, not
-	// on every request.
-	ms    string
-	msArg any
+	// ms is statement as a statement_timeout value ("" for 0):
+	// newLimits formats it once, not on every request.
+	ms string
 }
 
 // newLimits returns the limits of a backend.
@@ -37,7 +33,6 @@ func newLimits(acquire, statement time.Duration) limits {
 	l := limits{acquire: acquire, statement: statement}
 	if statement > 0 {
 		l.ms = strconv.FormatInt(max(1, statement.Milliseconds()), 10)
-		l.msArg = l.ms
 	}
 	return l
 }
@@ -119,114 +114,6 @@ type beginError struct{ err error }
 
 func (e *beginError) Error() string { return "postgres: begin tenant transaction: " + e.err.Error() }
 func (e *beginError) Unwrap() error { return e.err }
-
-// oneTrip runs the single statement stmt in a tenant transaction that
-// costs one round trip: the enter statement (set_config(…, true) of the
-// tenant's settings) and stmt go to the server as one batch, which pgx
-// sends in one network write ended by one Sync. Without a BEGIN, the
-// statements up to a Sync are one implicit transaction, so the settings
-// end with it: committed with stmt's work, or rolled back with it if
-// either statement fails (the server then skips the rest up to the Sync,
-// and the connection is idle again). read reads stmt's result from br. A
-// failure to enter is a *beginError.
-//
-// The batch holds only parameterised statements whose text is the same
-// for every tenant, so with pgx's statement cache they are prepared once
-// per connection.
-//
-// The Sync that commits travels with the statement, so a statement whose
-// context ends while it runs must be stopped on the server: pgx then
-// closes the connection, but the server would finish the statement and
-// commit it. watchCancel sends PostgreSQL a cancel request, so a
-// cancelled Put or Delete changes nothing, as a failed one does.
-//
-// The batch and its two queued statements come from a pool (twoBatches)
-// and go back to it once br is closed: pgx keeps no reference to a batch
-// after that (a pgx BatchTracer that kept TraceBatchStartData.Batch past
-// TraceBatchEnd would see it reused; the backends configure none). Both
-// queued statements are written afresh each time, so no statement
-// description of another connection is carried over.
-func oneTrip(ctx context.Context, c *pgx.Conn, enter string, enterArgs []any, stmt string, args []any, read func(pgx.BatchResults) error) error {
-	w := watchCancel(ctx, c.PgConn())
-	defer w.stop()
-	tb := twoBatches.Get().(*twoBatch)
-	tb.q[0] = pgx.QueuedQuery{SQL: enter, Arguments: enterArgs}
-	tb.q[1] = pgx.QueuedQuery{SQL: stmt, Arguments: args}
-	tb.b.QueuedQueries = tb.qp[:]
-	br := c.SendBatch(ctx, &tb.b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		tb.release()
-		return &beginError{err}
-	}
-	err := read(br)
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	tb.release() // not on a panic in read: that batch is left to the GC
-	return err
-}
-
-// twoBatch is oneTrip's batch of two statements, allocated once and
-// reused through twoBatches.
-type twoBatch struct {
-	b  pgx.Batch
-	q  [2]pgx.QueuedQuery
-	qp [2]*pgx.QueuedQuery // &q[0], &q[1]: b.QueuedQueries
-}
-
-var twoBatches = sync.Pool{New: func() any {
-	tb := &twoBatch{}
-	tb.qp = [2]*pgx.QueuedQuery{&tb.q[0], &tb.q[1]}
-	return tb
-}}
-
-// release drops the statements and arguments of tb (so the pool holds
-// no request's data) and puts it back in twoBatches.
-func (tb *twoBatch) release() {
-	tb.q = [2]pgx.QueuedQuery{}
-	tb.b.QueuedQueries = nil
-	twoBatches.Put(tb)
-}
-
-// cancelWatch asks the server to cancel the statement running on pc if
-// ctx ends before stop is called (watchCancel). stop waits for a cancel
-// request under way, so none can reach a later statement of the
-// connection's next user.
-type cancelWatch struct {
-	ctx   context.Context
-	pc    *pgconn.PgConn
-	after func() bool    // stops the context.AfterFunc
-	sent  sync.WaitGroup // done when the cancel request has been sent
-}
-
-// watchCancel starts a cancelWatch of ctx for pc. A context that cannot
-// end costs nothing.
-func watchCancel(ctx context.Context, pc *pgconn.PgConn) *cancelWatch {
-	if ctx.Done() == nil {
-		return nil
-	}
-	w := &cancelWatch{ctx: ctx, pc: pc}
-	w.sent.Add(1)
-	w.after = context.AfterFunc(ctx, w.cancel)
-	return w
-}
-
-func (w *cancelWatch) cancel() {
-	defer w.sent.Done()
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), cancelRequestTimeout)
-	defer cancel()
-	w.pc.CancelRequest(cctx) // best effort: the connection is closed anyway
-}
-
-// stop ends the watch: a cancel request that has started (ctx ended) is
-// sent before stop returns, and none is sent after. A nil w never fires.
-func (w *cancelWatch) stop() {
-	if w == nil || w.after() {
-		return // the cancel never ran and now never will
-	}
-	w.sent.Wait()
-}
 
 // cancelRequestTimeout bounds sending a cancel request (a connection of
 // its own to the server).
