@@ -62,10 +62,24 @@ func Handler(s *Service) http.Handler {
 
 type api struct{ s *Service }
 
+// busyRetryAfter is the Retry-After of a refusal because another
+// operation holds the tenant, in seconds.
+const busyRetryAfter = "5"
+
 // fail answers an operation's error.
 func fail(w http.ResponseWriter, err error) {
 	var v *registry.ValidationError
 	switch {
+	case errors.Is(err, lifecycle.ErrBusy) && !errors.Is(err, registry.ErrExists):
+		// Another operation holds the tenant (a refused create is
+		// "exists", below). A lease is renewed while its operation runs,
+		// so the wait is the operation's length: a few seconds is a
+		// reasonable first retry.
+		w.Header().Set("Retry-After", busyRetryAfter)
+		server.WriteAPIError(w, http.StatusConflict, "busy", err.Error())
+	case errors.Is(err, lifecycle.ErrLeaseLost):
+		w.Header().Set("Retry-After", busyRetryAfter)
+		server.WriteAPIError(w, http.StatusConflict, "lease_lost", err.Error())
 	case errors.As(err, &v):
 		server.WriteAPIError(w, http.StatusBadRequest, "invalid_request", strings.Join(v.Problems, "; "))
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, ErrNotFound):

@@ -54,24 +54,6 @@ var (
 
 const adminScope = server.DefaultAdminScope
 
-// clock is the admin service's controllable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // logLines decodes the server's JSON log lines.
 func logLines(t *testing.T, b *testenv.SyncBuffer) []map[string]any {
 	t.Helper()
@@ -107,7 +89,7 @@ type fixture struct {
 	grants   *admin.MemoryStore
 	events   *audit.MemoryStore
 	w        *audit.Writer
-	clock    *clock
+	clock    *testenv.Clock
 	logs     *testenv.SyncBuffer
 	base     string          // http://host:port
 	issuer   string          // the tenants' issuer
@@ -205,7 +187,7 @@ func setup(t *testing.T, so setupOptions) *fixture {
 		grants:  admin.NewMemoryStore(),
 		events:  audit.NewMemoryStore(),
 		gate:    &gate{},
-		clock:   &clock{t: time.Now().UTC()},
+		clock:   testenv.NewClock(time.Now().UTC()),
 		logs:    &testenv.SyncBuffer{},
 		client:  &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 	}

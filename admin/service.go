@@ -107,7 +107,10 @@ const CredentialPrefix = server.ImpersonationPrefix
 // admin tools, the HTTP API and the CLI all call it. Every operation is
 // audited: into the target tenant's chain when it names a tenant (so the
 // tenant's own trail shows what was done to it and by whom), else into
-// audit.SystemChain.
+// audit.SystemChain. The operations that change a tenant hold its
+// lifecycle lease while they run (see lifecycle.Manager.Exclusive), so two
+// of them on one tenant never interleave, whichever process or replica
+// runs them: the second is refused with a *lifecycle.BusyError.
 type Service struct {
 	o   Options
 	log *slog.Logger
@@ -249,6 +252,12 @@ func (o *op) end(err error) error {
 // errorClass names an operation's failure for the audit event.
 func errorClass(err error) string {
 	switch {
+	case errors.Is(err, lifecycle.ErrBusy):
+		// Before ErrInvalid and ErrExists, which a BusyError also matches
+		// for callers that do not know it.
+		return "busy"
+	case errors.Is(err, lifecycle.ErrLeaseLost):
+		return "lease_lost"
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, ErrNotFound):
 		return "not_found"
 	case errors.Is(err, registry.ErrInvalid):
@@ -642,7 +651,7 @@ func (s *Service) UpdateTenant(ctx context.Context, p Principal, id tenant.ID, p
 		return nil, err
 	}
 	o.detail("fields", patch.fields())
-	t, err := s.update(ctx, o, id, func(t *registry.Tenant) error {
+	t, err := s.exclusive(ctx, o, p, id, "update", func(t *registry.Tenant) error {
 		if patch.empty() {
 			return invalid("nothing to change: give at least one field")
 		}
@@ -654,6 +663,26 @@ func (s *Service) UpdateTenant(ctx context.Context, p Principal, id tenant.ID, p
 		return patch.apply(t)
 	})
 	return t, o.end(err)
+}
+
+// exclusive is the read-modify-write of one tenant, naming it in o, while
+// holding the tenant's lease for operation name (see
+// lifecycle.Manager.Exclusive): it is refused while a lifecycle operation
+// or another change runs on the tenant, in this process or any other that
+// shares the registry, rather than overwrite what that one writes.
+func (s *Service) exclusive(ctx context.Context, o *op, p Principal, id tenant.ID, name string, fn func(*registry.Tenant) error) (*registry.Tenant, error) {
+	cur, err := s.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	o.on(cur)
+	var out *registry.Tenant
+	err = s.o.Lifecycle.Exclusive(ctx, p, cur, name, func(ctx context.Context) error {
+		var err error
+		out, err = s.update(ctx, o, id, fn)
+		return err
+	})
+	return out, err
 }
 
 // update is the read-modify-write of one tenant, naming it in o.
@@ -691,7 +720,7 @@ func (s *Service) setStatus(ctx context.Context, p Principal, id tenant.ID, meth
 		return nil, err
 	}
 	o.detail("reason", reason)
-	t, err := s.update(ctx, o, id, func(t *registry.Tenant) error {
+	t, err := s.exclusive(ctx, o, p, id, strings.TrimSuffix(method, "_tenant"), func(t *registry.Tenant) error {
 		if err := checkText("reason", reason, MaxReasonLen); err != nil {
 			return err
 		}
@@ -796,7 +825,7 @@ func (s *Service) PurgeDue(ctx context.Context, p Principal) (int, error) {
 // (a customer's data-export request).
 func (s *Service) ExportTenant(ctx context.Context, p Principal, id tenant.ID, w io.Writer) error {
 	_, err := s.lifecycleOp(ctx, p, id, "export_tenant", func(ctx context.Context, p Principal) (*registry.Tenant, error) {
-		return nil, s.o.Lifecycle.Export(ctx, id, w)
+		return nil, s.o.Lifecycle.Export(ctx, p, id, w)
 	}, nil)
 	return err
 }

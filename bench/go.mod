@@ -11,6 +11,7 @@ require (
 require go.uber.org/goleak v1.3.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 )

@@ -75,6 +75,7 @@ type config struct {
 	quietCores  float64
 	auditBatch  int
 	pgConns     int
+	pgTimeouts  bool
 	// -soak: the soak mode (soak.go) instead of the phases.
 	soak        time.Duration
 	soakEvery   time.Duration
@@ -119,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.scale, "scale", 0, "also measure the registry with this many tenants (e.g. 100000): provisioning, lookup, memory")
 	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
 	fs.IntVar(&c.pgConns, "pg-conns", 0, "PostgreSQL pool size of (e) and (f) (0 = one connection per load connection, -c)")
+	fs.BoolVar(&c.pgTimeouts, "pg-timeouts", true, "run (e) with serve's default database.acquire_timeout and database.statement_timeout (false: neither, as before 2026-12-03)")
 	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0, "repeat a phase (up to 3 times) during which other processes kept more than this many cores busy, e.g. 0.25 on a shared machine (0 = never; e and f are exempt: their PostgreSQL is another process)")
@@ -296,7 +298,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if want("e") {
 		start := time.Now()
-		pg, err := openPG(ctx, cfg.postgres, cfg.pgConns)
+		pg, err := openPG(ctx, cfg.postgres, cfg.pgConns, cfg.pgTimeouts)
 		switch {
 		case errors.Is(err, errNoPostgres):
 			rep.Skipped = append(rep.Skipped, "e: "+err.Error())

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	tmconfig "github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/pgstore"
 	"github.com/tenantmcp/tenantmcp/store"
@@ -66,8 +67,10 @@ func withDB(dsn, db, user string) (string, error) {
 var errNoPostgres = errors.New("PostgreSQL not reachable")
 
 // openPG creates the database and roles. poolSize bounds the application
-// pool (one connection per load connection is plenty).
-func openPG(ctx context.Context, adminDSN string, poolSize int) (_ *pgEnv, err error) {
+// pool (one connection per load connection is plenty). With timeouts,
+// (e)'s documents backend has serve's default acquire and statement
+// timeouts, as a deployment that leaves them alone runs.
+func openPG(ctx context.Context, adminDSN string, poolSize int, timeouts bool) (_ *pgEnv, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(cctx, adminDSN)
@@ -116,7 +119,12 @@ func openPG(ctx context.Context, adminDSN string, poolSize int) (_ *pgEnv, err e
 	if err := postgres.CheckAppRole(ctx, e.appPool); err != nil {
 		return nil, err
 	}
-	if e.rls, err = postgres.NewRLS(e.appPool, nil); err != nil {
+	var opts postgres.RLSOptions
+	if timeouts {
+		d := tmconfig.Default().Database
+		opts.AcquireTimeout, opts.StatementTimeout = d.AcquireTimeout, d.StatementTimeout
+	}
+	if e.rls, err = postgres.NewRLS(e.appPool, &opts); err != nil {
 		return nil, err
 	}
 	e.regStore = pgstore.New(e.appPool, nil)

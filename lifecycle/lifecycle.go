@@ -17,6 +17,13 @@
 // (or by Manager.Reconcile, which the server runs in the background). No
 // storage exists without a registry record naming it, so nothing is ever
 // orphaned. Every step is recorded in the tenant's audit chain.
+//
+// Operations on one tenant are mutually exclusive, in one process and
+// across processes and replicas sharing the registry: each holds a lease
+// on the tenant in the registry's store while it runs (see
+// registry.Lease), and an operation started meanwhile is refused at once
+// with a *BusyError naming the one under way. Operations on different
+// tenants run in parallel.
 package lifecycle
 
 import (
@@ -99,6 +106,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// LeaseTTL is how long an operation's lease on its tenant lasts
+	// without renewal (it is renewed every third of it while the
+	// operation runs); 0 = DefaultLeaseTTL. It bounds how long a crashed
+	// operation keeps others off its tenant. The clocks of the processes
+	// sharing the registry must agree to well within it.
+	LeaseTTL time.Duration
 	// BeforeStep, if set, runs after a step is persisted and before it
 	// runs; an error stops the operation there, as a crash would. For
 	// fault-injection tests.
@@ -115,6 +128,12 @@ const (
 	OpPurge     = "purge"
 	OpRestore   = "restore"
 
+	// Operations that are never persisted in registry.Lifecycle, only
+	// named in the tenant's lease: a delete runs an archive and a purge,
+	// and an export changes nothing.
+	opDelete = "delete"
+	opExport = "export"
+
 	stepRecord   = "record"
 	stepActivate = "activate"
 	stepSuspend  = "suspend"
@@ -129,11 +148,10 @@ var (
 	ErrArchiveMissing = errors.New("lifecycle: the tenant's archive is missing from the archive store: refusing to purge data that exists nowhere else")
 )
 
-// Manager runs lifecycle operations. It is safe for concurrent use; two
-// operations on one tenant at once are serialised by the registry's
-// read-modify-write only step by step, so callers should not start them
-// together (the server's reconciler waits until an operation has been
-// idle for a minute before finishing it).
+// Manager runs lifecycle operations. It is safe for concurrent use. Two
+// operations on one tenant never run at once, whichever Managers (in this
+// process or others) start them: the second is refused with a *BusyError
+// (ErrBusy) while the first holds the tenant's lease.
 type Manager struct {
 	o   Options
 	log *slog.Logger
@@ -155,10 +173,14 @@ func New(o Options) (*Manager, error) {
 	if o.Retention < 0 {
 		errs = append(errs, fmt.Errorf("lifecycle: Retention %s is negative", o.Retention))
 	}
+	if o.LeaseTTL < 0 || o.LeaseTTL > 0 && o.LeaseTTL < minLeaseTTL {
+		errs = append(errs, fmt.Errorf("lifecycle: LeaseTTL %s is negative or shorter than %s, too short to be renewed in time", o.LeaseTTL, minLeaseTTL))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	o.Retention = cmp.Or(o.Retention, DefaultRetention)
+	o.LeaseTTL = cmp.Or(o.LeaseTTL, DefaultLeaseTTL)
 	o.Strategy = cmp.Or(o.Strategy, "unknown")
 	if o.Now == nil {
 		o.Now = time.Now
@@ -240,12 +262,25 @@ func (m *Manager) step(ctx context.Context, p Principal, t *registry.Tenant, op,
 // (active, the default, or trial). If (issuer, external id) is already
 // registered and still provisioning — an earlier attempt was interrupted
 // — it finishes that tenant instead; any other existing tenant is
-// registry.ErrExists.
+// registry.ErrExists. While another operation holds the tenant — another
+// create of it among them — it is refused with a *BusyError that also
+// matches registry.ErrExists.
 func (m *Manager) Provision(ctx context.Context, p Principal, rec registry.Tenant) (*registry.Tenant, error) {
 	target := cmp.Or(rec.Status, registry.StatusActive)
 	if target != registry.StatusActive && target != registry.StatusTrial {
 		return nil, &registry.ValidationError{Problems: []string{fmt.Sprintf("status: a new tenant is active or trial, not %q", target)}}
 	}
+	var out *registry.Tenant
+	err := m.locked(ctx, p, rec.Issuer, rec.ExternalID, "", OpProvision, OpProvision, func(ctx context.Context) error {
+		var err error
+		out, err = m.provisionNew(ctx, p, rec, target)
+		return err
+	})
+	return out, err
+}
+
+// provisionNew is Provision, holding the tenant's lease.
+func (m *Manager) provisionNew(ctx context.Context, p Principal, rec registry.Tenant, target registry.Status) (*registry.Tenant, error) {
 	prev, err := m.o.Registry.Lookup(ctx, rec.Issuer, rec.ExternalID)
 	switch {
 	case err == nil && prev.Status == registry.StatusProvisioning:
@@ -323,7 +358,25 @@ func invalid(format string, args ...any) error {
 // archived, to be purged after the retention period. Its data stays in
 // the backends until then. Archiving an archived tenant changes nothing.
 func (m *Manager) Archive(ctx context.Context, p Principal, id tenant.ID) (*registry.Tenant, error) {
-	return m.archive(ctx, p, id, false)
+	return m.lockedID(ctx, p, id, OpArchive, func(ctx context.Context) (*registry.Tenant, error) {
+		return m.archive(ctx, p, id, false)
+	})
+}
+
+// lockedID runs fn holding the lease of the tenant with id for op (see
+// locked); a tenant that is not registered is registry.ErrNotFound.
+func (m *Manager) lockedID(ctx context.Context, p Principal, id tenant.ID, op string, fn func(ctx context.Context) (*registry.Tenant, error)) (*registry.Tenant, error) {
+	t, err := m.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out *registry.Tenant
+	err = m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, op, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
 }
 
 // Delete archives the tenant and marks it deleted: once its data is
@@ -333,6 +386,12 @@ func (m *Manager) Archive(ctx context.Context, p Principal, id tenant.ID) (*regi
 // old data unless an operator restores the archive. A purged tenant has
 // nothing left to archive or purge: its registration is removed at once.
 func (m *Manager) Delete(ctx context.Context, p Principal, id tenant.ID, purgeNow bool) (*registry.Tenant, error) {
+	return m.lockedID(ctx, p, id, opDelete, func(ctx context.Context) (*registry.Tenant, error) {
+		return m.delete(ctx, p, id, purgeNow)
+	})
+}
+
+func (m *Manager) delete(ctx context.Context, p Principal, id tenant.ID, purgeNow bool) (*registry.Tenant, error) {
 	t, err := m.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -347,7 +406,7 @@ func (m *Manager) Delete(ctx context.Context, p Principal, id tenant.ID, purgeNo
 	if err != nil || !purgeNow {
 		return t, err
 	}
-	return m.Purge(ctx, p, id)
+	return m.purge(ctx, p, id)
 }
 
 func (m *Manager) archive(ctx context.Context, p Principal, id tenant.ID, deleted bool) (*registry.Tenant, error) {
@@ -446,15 +505,22 @@ func (m *Manager) store(ctx context.Context, t *registry.Tenant, name string) er
 
 // Export writes the tenant's archive to w without changing anything: a
 // customer's data-export request. The tenant keeps being served.
-func (m *Manager) Export(ctx context.Context, id tenant.ID, w io.Writer) error {
-	t, err := m.get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if t.Status == registry.StatusPurged || t.Status == registry.StatusProvisioning {
-		return invalid("tenant: a %s tenant has no data to export", t.Status)
-	}
-	_, err = m.write(ctx, t, w)
+//
+// It holds the tenant's lease like the operations that change it, so an
+// export never reads data that a purge or restore is changing. p is who
+// asks, named in the refusals of others meanwhile.
+func (m *Manager) Export(ctx context.Context, p Principal, id tenant.ID, w io.Writer) error {
+	_, err := m.lockedID(ctx, p, id, opExport, func(ctx context.Context) (*registry.Tenant, error) {
+		t, err := m.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if t.Status == registry.StatusPurged || t.Status == registry.StatusProvisioning {
+			return nil, invalid("tenant: a %s tenant has no data to export", t.Status)
+		}
+		_, err = m.write(ctx, t, w)
+		return nil, err
+	})
 	return err
 }
 
@@ -549,6 +615,15 @@ func (m *Manager) Purge(ctx context.Context, p Principal, id tenant.ID) (*regist
 	if m.o.Archives == nil {
 		return nil, ErrNoArchiveStore
 	}
+	return m.lockedID(ctx, p, id, OpPurge, func(ctx context.Context) (*registry.Tenant, error) {
+		return m.purge(ctx, p, id)
+	})
+}
+
+func (m *Manager) purge(ctx context.Context, p Principal, id tenant.ID) (*registry.Tenant, error) {
+	if m.o.Archives == nil {
+		return nil, ErrNoArchiveStore
+	}
 	t, err := m.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -601,23 +676,49 @@ func (m *Manager) remove(ctx context.Context, p Principal, t *registry.Tenant) (
 
 // PurgeDue purges every archived tenant whose retention has passed. It
 // returns how many it purged; a tenant that fails does not stop the
-// others (their errors are joined).
+// others (their errors are joined). A tenant that another operation holds
+// is left for a later run: that operation may be restoring it.
 func (m *Manager) PurgeDue(ctx context.Context, p Principal) (int, error) {
 	now := m.o.Now()
 	var errs []error
 	n := 0
 	err := m.each(ctx, func(t *registry.Tenant) {
-		due := t.Status == registry.StatusArchived && !t.Lifecycle.PurgeAfter.IsZero() && !now.Before(t.Lifecycle.PurgeAfter)
-		if !due && t.Lifecycle.Operation != OpPurge {
+		if !purgeDue(t, now) {
 			return
 		}
-		if _, err := m.Purge(ctx, p, t.ID); err != nil {
+		purged := false
+		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, OpPurge, OpPurge, func(ctx context.Context) error {
+			// Read again under the lease: the holder before may have
+			// restored it.
+			t, err := m.get(ctx, t.ID)
+			if errors.Is(err, registry.ErrNotFound) || err == nil && !purgeDue(t, now) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			_, err = m.purge(ctx, p, t.ID)
+			purged = err == nil
+			return err
+		})
+		var busy *BusyError
+		switch {
+		case errors.As(err, &busy):
+			m.log.Info("lifecycle: a tenant due to be purged is busy; it is purged later", "tenant_id", t.ID, "error", err)
+		case err != nil:
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
-			return
+		case purged:
+			n++
 		}
-		n++
 	})
 	return n, errors.Join(append(errs, err)...)
+}
+
+// purgeDue reports whether t is to be purged at now: archived past its
+// retention, or with a purge interrupted.
+func purgeDue(t *registry.Tenant, now time.Time) bool {
+	due := t.Status == registry.StatusArchived && !t.Lifecycle.PurgeAfter.IsZero() && !now.Before(t.Lifecycle.PurgeAfter)
+	return due || t.Lifecycle.Operation == OpPurge
 }
 
 // each calls fn for every tenant, in pages.
@@ -660,6 +761,18 @@ func (m *Manager) Restore(ctx context.Context, p Principal, r io.Reader, sha256 
 	if err := json.Unmarshal(man.Tenant, &rec); err != nil || !rec.ID.Valid() {
 		return nil, invalid("archive: its tenant record is not valid: %v", err)
 	}
+	var out *registry.Tenant
+	err = m.locked(ctx, p, rec.Issuer, rec.ExternalID, rec.ID, OpRestore, OpRestore, func(ctx context.Context) error {
+		var err error
+		out, err = m.restore(ctx, p, a, rec)
+		return err
+	})
+	return out, err
+}
+
+// restore is Restore from the verified archive a of the tenant rec,
+// holding the tenant's lease.
+func (m *Manager) restore(ctx context.Context, p Principal, a *archive.Archive, rec registry.Tenant) (*registry.Tenant, error) {
 	t, err := m.o.Registry.Get(ctx, rec.ID)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -720,8 +833,10 @@ func (m *Manager) finishRestore(ctx context.Context, p Principal, t *registry.Te
 // Reconcile finishes every provisioning, archive and purge that was
 // interrupted and has been idle for at least idle, and every restore of
 // an archived tenant whose data never left (any other restore needs its
-// archive: it is logged, for an operator to run again). Errors of
-// single tenants are joined; the others are still finished.
+// archive: it is logged, for an operator to run again). A tenant whose
+// operation still holds its lease (it is running, here or elsewhere) is
+// left alone. Errors of single tenants are joined; the others are still
+// finished.
 func (m *Manager) Reconcile(ctx context.Context, p Principal, idle time.Duration) (int, error) {
 	now := m.o.Now()
 	var errs []error
@@ -731,30 +846,47 @@ func (m *Manager) Reconcile(ctx context.Context, p Principal, idle time.Duration
 		if op == "" || now.Sub(t.UpdatedAt) < idle {
 			return
 		}
-		var err error
-		switch op {
-		case OpProvision:
-			_, err = m.provision(ctx, p, t)
-		case OpArchive:
-			_, err = m.archive(ctx, p, t.ID, t.Lifecycle.Deleted)
-		case OpPurge:
-			_, err = m.Purge(ctx, p, t.ID)
-		case OpRestore:
-			if t.Status != registry.StatusArchived {
-				m.log.Warn("lifecycle: an interrupted restore needs its archive: run the restore again", "tenant_id", t.ID, "step", t.Lifecycle.Step)
-				return
+		finished := false
+		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, op, func(ctx context.Context) error {
+			// Read again under the lease: the holder before may have
+			// finished the operation.
+			t, err := m.get(ctx, t.ID)
+			if errors.Is(err, registry.ErrNotFound) || err == nil && t.Lifecycle.Operation != op {
+				return nil
 			}
-			// A restore in place: the data never left.
-			_, err = m.finishRestore(ctx, p, t)
-		default:
-			m.log.Warn("lifecycle: an interrupted operation needs an operator", "tenant_id", t.ID, "operation", op, "step", t.Lifecycle.Step)
-			return
-		}
-		if err != nil {
+			if err != nil {
+				return err
+			}
+			switch op {
+			case OpProvision:
+				_, err = m.provision(ctx, p, t)
+			case OpArchive:
+				_, err = m.archive(ctx, p, t.ID, t.Lifecycle.Deleted)
+			case OpPurge:
+				_, err = m.purge(ctx, p, t.ID)
+			case OpRestore:
+				if t.Status != registry.StatusArchived {
+					m.log.Warn("lifecycle: an interrupted restore needs its archive: run the restore again", "tenant_id", t.ID, "step", t.Lifecycle.Step)
+					return nil
+				}
+				// A restore in place: the data never left.
+				_, err = m.finishRestore(ctx, p, t)
+			default:
+				m.log.Warn("lifecycle: an interrupted operation needs an operator", "tenant_id", t.ID, "operation", op, "step", t.Lifecycle.Step)
+				return nil
+			}
+			finished = err == nil
+			return err
+		})
+		var busy *BusyError
+		switch {
+		case errors.As(err, &busy):
+			m.log.Info("lifecycle: an operation is under way; not finishing it", "tenant_id", t.ID, "error", err)
+		case err != nil:
 			errs = append(errs, fmt.Errorf("tenant %s: finish %s: %w", t.ID, op, err))
-			return
+		case finished:
+			n++
 		}
-		n++
 	})
 	return n, errors.Join(append(errs, err)...)
 }

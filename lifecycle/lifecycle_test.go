@@ -471,7 +471,7 @@ func TestExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.m.Export(t.Context(), a.ID, out); err != nil {
+	if err := f.m.Export(t.Context(), lifecycle.System, a.ID, out); err != nil {
 		t.Fatal(err)
 	}
 	out.Close()

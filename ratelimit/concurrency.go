@@ -44,33 +44,60 @@ func (c *Concurrency) Acquire(key string, max int) (release func(), ok bool) {
 	if max <= 0 {
 		return noRelease, true
 	}
-	s := &c.shards[maphash.String(c.seed, key)%concShards]
-	s.mu.Lock()
-	n := s.inFlight[key]
-	if n >= max {
-		s.mu.Unlock()
+	if !c.TryAcquire(key, max) {
 		return noRelease, false
 	}
-	s.inFlight[key] = n + 1
-	s.mu.Unlock()
 	var done atomic.Bool
 	return func() {
-		if !done.CompareAndSwap(false, true) {
-			return
+		if done.CompareAndSwap(false, true) {
+			c.Release(key)
 		}
-		s.mu.Lock()
-		if n := s.inFlight[key] - 1; n > 0 {
-			s.inFlight[key] = n
-		} else {
-			delete(s.inFlight, key)
-		}
-		s.mu.Unlock()
 	}, true
+}
+
+// TryAcquire is Acquire for a caller that gives the slot back exactly
+// once, with Release: it allocates nothing (Acquire's release func costs
+// two allocations), which matters on the server's per-request path. It
+// reports whether it took one of key's max slots. max <= 0 means
+// unlimited: it returns true and tracks nothing, so there is nothing to
+// Release.
+func (c *Concurrency) TryAcquire(key string, max int) bool {
+	if max <= 0 {
+		return true
+	}
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.inFlight[key]
+	if n >= max {
+		return false
+	}
+	s.inFlight[key] = n + 1
+	return true
+}
+
+// Release gives back a slot of key that TryAcquire took (with max > 0).
+// Call it once per such slot: unlike Acquire's release func it cannot
+// tell a second call from another request's, and would free that
+// request's slot too. Releasing a key with nothing in flight does nothing.
+func (c *Concurrency) Release(key string) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.inFlight[key] - 1; n > 0 {
+		s.inFlight[key] = n
+	} else {
+		delete(s.inFlight, key)
+	}
+}
+
+func (c *Concurrency) shard(key string) *concShard {
+	return &c.shards[maphash.String(c.seed, key)%concShards]
 }
 
 // InFlight returns how many requests key has in flight.
 func (c *Concurrency) InFlight(key string) int {
-	s := &c.shards[maphash.String(c.seed, key)%concShards]
+	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.inFlight[key]

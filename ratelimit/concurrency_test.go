@@ -114,3 +114,51 @@ func TestConcurrencyMemoryReturnsToZero(t *testing.T) {
 		t.Fatalf("Len() = %d after releasing all, want 0", c.Len())
 	}
 }
+
+// TryAcquire and Release are Acquire's slots without the release func:
+// the same cap, shared with Acquire, and no allocation. (Not parallel:
+// AllocsPerRun.)
+func TestConcurrencyTryAcquire(t *testing.T) {
+	c := NewConcurrency()
+	if !c.TryAcquire("a", 2) || !c.TryAcquire("a", 2) {
+		t.Fatal("TryAcquire refused a key under its cap")
+	}
+	if c.TryAcquire("a", 2) {
+		t.Fatal("TryAcquire took a third slot with max 2")
+	}
+	if _, ok := c.Acquire("a", 2); ok {
+		t.Fatal("Acquire took a slot TryAcquire holds")
+	}
+	c.Release("a")
+	if got := c.InFlight("a"); got != 1 {
+		t.Fatalf("InFlight(a) = %d after one Release, want 1", got)
+	}
+	release, ok := c.Acquire("a", 2)
+	if !ok {
+		t.Fatal("the released slot is not reusable")
+	}
+	release()
+	c.Release("a")
+	if n := c.Len(); n != 0 {
+		t.Fatalf("Len() = %d after every slot was released, want 0", n)
+	}
+	c.Release("a") // nothing in flight: nothing to do
+	if got := c.InFlight("a"); got != 0 {
+		t.Fatalf("InFlight(a) = %d after releasing an idle key, want 0", got)
+	}
+	for range 10 {
+		if !c.TryAcquire("u", 0) {
+			t.Fatal("max 0 refused")
+		}
+	}
+	if c.Len() != 0 {
+		t.Fatal("unlimited key tracked")
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		if c.TryAcquire("a", 1) {
+			c.Release("a")
+		}
+	}); allocs != 0 {
+		t.Fatalf("TryAcquire+Release made %.0f allocations, want 0", allocs)
+	}
+}

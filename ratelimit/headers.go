@@ -32,20 +32,34 @@ func (d Decision) WriteHeaders(h http.Header, policy string) {
 	if d.Limit.Unlimited() {
 		return
 	}
-	// Built in a stack buffer and stored under the canonical key directly:
-	// this runs on every request.
-	var buf [96]byte
+	// Built in a stack buffer and stored under the canonical keys
+	// directly, as one string for both values: this runs on every request.
+	var buf [128]byte
 	b := appendSFString(buf[:0], policy)
 	n := len(b)
 	b = append(b, ";q="...)
 	b = strconv.AppendInt(b, int64(d.Limit.PerMinute), 10)
 	b = append(b, ";w=60"...)
-	h[canonicalPolicy] = append(h[canonicalPolicy], string(b))
-	b = append(b[:n], ";r="...)
+	p := len(b)
+	b = append(b, b[:n]...) // the policy name again, for RateLimit
+	b = append(b, ";r="...)
 	b = strconv.AppendInt(b, int64(max(0, d.Remaining)), 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, ceilSeconds(d.ResetAfter), 10)
-	h[canonicalRateLimit] = append(h[canonicalRateLimit], string(b))
+	both := string(b)
+	policyLine, rateLine := both[:p], both[p:]
+	pl, rl := h[canonicalPolicy], h[canonicalRateLimit]
+	if pl == nil && rl == nil {
+		// The first policy (the usual case): one array holds both fields'
+		// lines. Each slice is capped at its own line, so adding a line to
+		// either field copies it rather than overwrite the other.
+		lines := make([]string, 2)
+		lines[0], lines[1] = policyLine, rateLine
+		h[canonicalPolicy], h[canonicalRateLimit] = lines[0:1:1], lines[1:2:2]
+	} else {
+		h[canonicalPolicy] = append(pl, policyLine)
+		h[canonicalRateLimit] = append(rl, rateLine)
+	}
 	if !d.Allowed {
 		retry := max(1, ceilSeconds(d.RetryAfter))
 		if prev, err := strconv.ParseInt(h.Get(HeaderRetryAfter), 10, 64); err == nil && prev > retry {

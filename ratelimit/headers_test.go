@@ -133,3 +133,36 @@ func FuzzSFString(f *testing.F) {
 		}
 	})
 }
+
+// The first policy's two field lines share one array (WriteHeaders), so
+// a line added to one field afterwards must not show up in the other, and
+// writing both costs two allocations: one string for both values, one
+// array for both lines.
+func TestWriteHeadersSharedLines(t *testing.T) {
+	d := Decision{Allowed: true, Limit: Limit{100, 16}, Remaining: 7, ResetAfter: 3 * time.Second}
+	h := http.Header{}
+	d.WriteHeaders(h, "tenant")
+	h.Add(HeaderPolicy, `"extra";q=1;w=60`)
+	want := http.Header{
+		"Ratelimit-Policy": {`"tenant";q=100;w=60`, `"extra";q=1;w=60`},
+		"Ratelimit":        {`"tenant";r=7;t=3`},
+	}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Fatalf("headers mismatch after adding a policy line (-want +got):\n%s", diff)
+	}
+	h = http.Header{}
+	d.WriteHeaders(h, "tenant")
+	h.Add(HeaderRateLimit, `"extra";r=1;t=1`)
+	if got := h.Values(HeaderPolicy); len(got) != 1 || got[0] != `"tenant";q=100;w=60` {
+		t.Fatalf("RateLimit-Policy = %q after adding a RateLimit line, want only the tenant's", got)
+	}
+
+	h = make(http.Header, 4) // room for both fields: no map growth is counted
+	allocs := testing.AllocsPerRun(100, func() {
+		clear(h)
+		d.WriteHeaders(h, "tenant")
+	})
+	if allocs > 2 {
+		t.Fatalf("WriteHeaders made %.0f allocations, want at most 2 (one string, one array of lines)", allocs)
+	}
+}

@@ -1,12 +1,13 @@
 package ratelimit
 
 import (
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -14,26 +15,11 @@ func TestMain(m *testing.M) {
 }
 
 // fakeClock is a manual clock shared by limiters under test.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testenv.Clock
 
 func newFakeClock() *fakeClock {
 	// A real-looking instant, so Redis keys written with it look sane.
-	return &fakeClock{t: time.Now().Truncate(time.Second)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	return testenv.NewClock(time.Now().Truncate(time.Second))
 }
 
 func atomicAdd(p *uint64, d uint64) uint64 { return atomic.AddUint64(p, d) }

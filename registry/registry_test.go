@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/registrytest"
 	"github.com/tenantmcp/tenantmcp/tenant"
@@ -25,24 +26,6 @@ func TestMemoryStoreContract(t *testing.T) {
 }
 
 const iss = "https://idp.example.com/"
-
-// clock is an injectable, settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // countingStore counts store lookups by key and can hold them (after
 // reading) until released, or fail them.
@@ -119,7 +102,7 @@ type env struct {
 	reg   *registry.Registry
 	store *countingStore
 	mem   *registry.MemoryStore
-	clock *clock
+	clock *testenv.Clock
 }
 
 var epoch = time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
@@ -128,7 +111,7 @@ func setup(t *testing.T, o *registry.Options) *env {
 	t.Helper()
 	mem := registry.NewMemoryStore()
 	cs := &countingStore{Store: mem}
-	c := &clock{t: epoch}
+	c := testenv.NewClock(epoch)
 	var opts registry.Options
 	if o != nil {
 		opts = *o

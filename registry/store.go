@@ -13,8 +13,9 @@ import (
 
 // Store is the durable backend of a Registry: plain reads and writes of
 // tenant records, with no cache, no validation and no status rules (the
-// Registry applies those). Implementations: sqlitestore, pgstore and
-// MemoryStore; registrytest.Run is their contract suite.
+// Registry applies those), and the leases that keep two lifecycle
+// operations off one tenant (see Lease). Implementations: sqlitestore,
+// pgstore and MemoryStore; registrytest.Run is their contract suite.
 //
 // Every method is safe for concurrent use. Records passed in are not
 // retained; records returned are fresh copies the caller owns, with times
@@ -38,6 +39,23 @@ type Store interface {
 	Update(ctx context.Context, t *Tenant) error
 	// Delete removes the record with id, or returns ErrNotFound.
 	Delete(ctx context.Context, id tenant.ID) error
+
+	// AcquireLease takes the lease on the tenant (l.Issuer, l.ExternalID)
+	// for l.Token until l.ExpiresAt, with its other fields as they are, if
+	// no lease is held on it or the lease held ended at or before
+	// l.AcquiredAt. Otherwise it returns a *LeasedError (ErrLeased) naming
+	// the lease in force and changes nothing. Of concurrent acquisitions,
+	// through any handles on the same store, at most one succeeds. Leases
+	// are independent of the tenant records: a lease may be taken on a
+	// tenant that is not registered.
+	AcquireLease(ctx context.Context, l Lease) error
+	// RenewLease moves the end of the lease on (issuer, externalID) held
+	// with token to expires, or returns ErrLeaseLost if it is not held
+	// with token (an expired lease nobody has taken since is still held).
+	RenewLease(ctx context.Context, issuer, externalID, token string, expires time.Time) error
+	// ReleaseLease ends the lease on (issuer, externalID) if it is held
+	// with token; otherwise it changes nothing and returns nil.
+	ReleaseLease(ctx context.Context, issuer, externalID, token string) error
 	// Close releases the store's resources.
 	Close() error
 }
@@ -58,13 +76,16 @@ type MemoryStore struct {
 	mu    sync.RWMutex
 	byID  map[tenant.ID]*Tenant
 	byKey map[key]tenant.ID
+
+	lmu    sync.Mutex
+	leases map[key]Lease
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{byID: map[tenant.ID]*Tenant{}, byKey: map[key]tenant.ID{}}
+	return &MemoryStore{byID: map[tenant.ID]*Tenant{}, byKey: map[key]tenant.ID{}, leases: map[key]Lease{}}
 }
 
 // normalize returns the copy a store keeps or hands out: times in UTC,

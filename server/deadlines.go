@@ -35,8 +35,9 @@ const writeChunk = 64 << 10
 // bound puts the request's deadlines in place: its body, if any, must
 // arrive within ReadTimeout of the end of its headers, and each write of
 // the response must be accepted within WriteTimeout. The returned writer
-// renews the write deadline before every write; done renews it once more
-// for the final flush after the handler.
+// renews the write deadline before every write; the caller renews it once
+// more (renew) for the final flush after the handler. (A writer rather
+// than a done func: the method value would cost an allocation per request.)
 //
 // The read deadline needs no lifting: when a body has been read to its
 // end, net/http clears the connection's read deadline itself before it
@@ -48,27 +49,24 @@ const writeChunk = 64 << 10
 // Deadlines go on the connection, whatever http.Server runs the handler
 // (through http.ResponseController if w wraps the server's writer);
 // writers without them, such as httptest.ResponseRecorder, are served as
-// they are.
-func (s *Server) bound(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
+// they are: bound returns nil for them.
+func (s *Server) bound(w http.ResponseWriter, r *http.Request) *deadlineWriter {
 	dl, ok := w.(deadliner) // net/http's own writer
 	if !ok {
 		if _, wraps := w.(interface{ Unwrap() http.ResponseWriter }); !wraps {
-			return w, noDeadlines
+			return nil
 		}
 		dl = http.NewResponseController(w)
 	}
 	now := time.Now()
 	if dl.SetWriteDeadline(now.Add(s.opts.WriteTimeout)) != nil {
-		return w, noDeadlines
+		return nil
 	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		_ = dl.SetReadDeadline(now.Add(s.opts.ReadTimeout))
 	}
-	dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: s.opts.WriteTimeout}
-	return dw, dw.renew
+	return &deadlineWriter{ResponseWriter: w, dl: dl, timeout: s.opts.WriteTimeout}
 }
-
-func noDeadlines() {}
 
 // deadliner is what http.ResponseController and net/http's response
 // writers have in common.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -19,7 +20,8 @@ import (
 func (s *Server) newMCPHandler() *mcpserver.StreamableHTTPServer {
 	sopts := []mcpserver.ServerOption{
 		mcpserver.WithToolCapabilities(false),
-		mcpserver.WithRecovery(),
+		// No mcpserver.WithRecovery(): toolHandler recovers as it does,
+		// without a wrapper built for every call.
 		mcpserver.WithToolFilter(s.filterTools),
 		// Every list varies by tenant (allowed tools, flags): no shared
 		// cache may serve one tenant's list to another, and a tenant's
@@ -69,11 +71,21 @@ func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 	if rq == nil {
 		return nil // no verified tenant: nothing is visible
 	}
-	out := tools[:0:0]
-	for _, spec := range tools {
+	// tools is returned as it is when every tool is allowed (a tools/call
+	// asks about one tool; most tenants may use every tool); otherwise the
+	// allowed ones are copied, so tools itself is never changed.
+	var out []mcp.Tool
+	for i, spec := range tools {
 		if t, ok := s.tools[spec.Name]; ok && rq.mayUse(t) {
-			out = append(out, spec)
+			if out != nil {
+				out = append(out, spec)
+			}
+		} else if out == nil {
+			out = append(make([]mcp.Tool, 0, len(tools)-1), tools[:i]...)
 		}
+	}
+	if out == nil {
+		return tools
 	}
 	return out
 }
@@ -81,7 +93,16 @@ func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 func (s *Server) toolHandler(t *Tool) mcpserver.ToolHandlerFunc {
 	callsOK, callsFailed := s.metrics.calls.WithLabelValues(t.Name, "ok"), s.metrics.calls.WithLabelValues(t.Name, "error")
 	latency := s.metrics.toolDuration.WithLabelValues(t.Name)
-	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return func(ctx context.Context, req mcp.CallToolRequest) (result *mcp.CallToolResult, err error) {
+		// What mcpserver.WithRecovery does, with its words: a panic here,
+		// outside the tool (runTool recovers the tool's own), answers the
+		// call with an error instead of ending the process.
+		name := req.Params.Name
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic recovered in %s tool handler: %v", name, p)
+			}
+		}()
 		rq := requestFrom(ctx)
 		if rq == nil || !rq.mayUse(t) {
 			// Unreachable through serveMCP and the filter; refuse anyway.
@@ -139,8 +160,11 @@ func (s *Server) serveProtocol(ctx context.Context, w http.ResponseWriter, r *ht
 		// Stateless: give the protocol library a session id no other
 		// request has, so nothing it keys by session (streams, server
 		// requests, per-session state) is shared between requests.
-		// Whatever id the client sent was removed by serveMCP.
-		r.Header.Set(headerSessionID, rq.statelessSessionID())
+		// Whatever id the client sent was removed by serveMCP. (Set
+		// directly under the canonical name, with the request's own slice
+		// for its value: what Header.Set does, less an allocation.)
+		rq.sid[0] = rq.statelessSessionID()
+		r.Header[headerSessionID] = rq.sid[:]
 	}
 	rq.hr = mcpserver.HTTPRequest{
 		Method:  r.Method,

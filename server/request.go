@@ -52,9 +52,39 @@ type request struct {
 	// bigArgs is the size of a tools/call's arguments that were over
 	// MaxArgumentBytes and taken out of the body (limits.go); 0 if none.
 	bigArgs int
+	// ctx is the admitted request's context (see requestContext), and
+	// sid the value of its stateless Mcp-Session-Id header: both live
+	// here rather than in allocations of their own.
+	ctx requestContext
+	sid [1]string
 }
 
 type requestKey struct{}
+
+// requestContext is an admitted request's context: one layer that
+// answers for the request (requestFrom), its tenant (tenant.From) and the
+// deployment's stores (the store accessors), where three
+// context.WithValue layers would each cost an allocation and make every
+// lookup above them walk further.
+type requestContext struct {
+	context.Context
+	rq     *request
+	stores *store.Set // nil: none configured, the parent answers
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key.(type) {
+	case requestKey:
+		return c.rq
+	case tenant.ContextKey:
+		return &c.rq.tc
+	case store.SetKey:
+		if c.stores != nil {
+			return c.stores
+		}
+	}
+	return c.Context.Value(key)
+}
 
 // requestID is the request's id in logs and in "internal error" messages.
 func (rq *request) requestID() string {
@@ -62,9 +92,12 @@ func (rq *request) requestID() string {
 }
 
 // statelessSessionID is the session id handed to the protocol library for
-// this request alone (stateless mode).
+// this request alone (stateless mode): "stateless-" and the request id,
+// built in one allocation.
 func (rq *request) statelessSessionID() string {
-	return "stateless-" + rq.requestID()
+	var buf [64]byte
+	b := append(append(append(buf[:0], "stateless-"...), rq.prefix...), '-')
+	return string(strconv.AppendUint(b, rq.seq, 36))
 }
 
 // newIDPrefix returns a random prefix that keeps request ids of different
@@ -181,16 +214,17 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	var body []byte
 	bigArgs := 0 // arguments over MaxArgumentBytes, taken out of body
 	if r.Method == http.MethodPost {
-		// One tenant's slow uploads cannot hold every connection.
-		release, ok := s.bodyReads.Acquire(string(rec.ID), s.opts.MaxBodyReadsPerTenant)
-		if !ok {
+		// One tenant's slow uploads cannot hold every connection. (New
+		// makes MaxBodyReadsPerTenant positive, so the slot is tracked
+		// and released exactly once, below.)
+		if !s.bodyReads.TryAcquire(string(rec.ID), s.opts.MaxBodyReadsPerTenant) {
 			s.refuseID(w, r, tr, nil, errBodyReads)
 			return
 		}
 		buf := getBuffer()
 		defer putBuffer(buf)
 		body, err = readBody(w, r, buf, s.opts.MaxBodyBytes)
-		release()
+		s.bodyReads.Release(string(rec.ID))
 		if err != nil {
 			s.refuseID(w, r, tr, nil, err)
 			return
@@ -237,12 +271,11 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 
 	// 6. One tenant cannot hold every worker.
 	if max := s.opts.MaxConcurrentPerTenant; max > 0 {
-		release, ok := s.concurrency.Acquire(string(rec.ID), max)
-		if !ok {
+		if !s.concurrency.TryAcquire(string(rec.ID), max) {
 			s.refuseBody(w, r, tr, body, errConcurrency)
 			return
 		}
-		defer release()
+		defer s.concurrency.Release(string(rec.ID))
 	}
 	// The replica's cap, taken only by requests within their tenant's, so
 	// a tenant at its cap cannot use it up for the others.
@@ -266,13 +299,9 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		tr.slot = slot
 	}
 	rq.tc = tenantContext(rec, ident)
-	ctx = context.WithValue(ctx, requestKey{}, rq)
-	ctx = tenant.With(ctx, &rq.tc)
-	if s.opts.Stores != nil {
-		ctx = store.WithSet(ctx, s.opts.Stores)
-	}
+	rq.ctx = requestContext{Context: ctx, rq: rq, stores: s.opts.Stores}
 	s.metrics.admitted.Inc()
-	s.serveProtocol(ctx, w, r, body, rq)
+	s.serveProtocol(&rq.ctx, w, r, body, rq)
 }
 
 // readBody reads a POST body of at most max bytes into buf, within the
@@ -476,7 +505,17 @@ func (e *limitError) Error() string {
 // resolves to 127.0.0.1.
 func rejectRebinding(r *http.Request) bool {
 	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	return ok && isLoopback(local.String()) && !isLoopback(r.Host)
+	return ok && isLoopbackAddr(local) && !isLoopback(r.Host)
+}
+
+// isLoopbackAddr reports whether a listener's address is on loopback.
+// A TCP address (every request, with net/http) is asked directly: its
+// String form, for isLoopback, costs allocations and a parse.
+func isLoopbackAddr(a net.Addr) bool {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp != nil {
+		return tcp.IP.IsLoopback()
+	}
+	return isLoopback(a.String())
 }
 
 func isLoopback(hostport string) bool {

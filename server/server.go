@@ -495,8 +495,10 @@ func (s *Server) ready(ctx context.Context) error {
 // tenant's activity, so they go on a listener of their own (see
 // MetricsHandler).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w, done := s.bound(w, r)
-	defer done()
+	if dw := s.bound(w, r); dw != nil {
+		w = dw
+		defer dw.renew() // for the final flush, after the handler
+	}
 	err := s.checkHeaderSize(r) // every path: metadata documents too
 	if err == nil && rejectRebinding(r) {
 		err = errHost

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"unsafe"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -81,10 +82,8 @@ func NewTool[In, Out any](name, description string, fn func(ctx context.Context,
 		OutputSchema: spec.RawOutputSchema,
 		Handler: func(ctx context.Context, args json.RawMessage) (*Result, error) {
 			var in In
-			if len(bytes.TrimSpace(args)) > 0 && !bytes.Equal(bytes.TrimSpace(args), []byte("null")) {
-				dec := json.NewDecoder(bytes.NewReader(args))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&in); err != nil {
+			if trimmed := bytes.TrimSpace(args); len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) {
+				if err := decodeArguments(args, &in); err != nil {
 					return nil, UserErrorf("invalid arguments: %w", err)
 				}
 			}
@@ -115,6 +114,43 @@ func NewTool[In, Out any](name, description string, fn func(ctx context.Context,
 	}
 	return t
 }
+
+// decodeArguments decodes a NewTool's arguments into v as a new
+// json.Decoder with DisallowUnknownFields would: the first JSON value in
+// args, with fields v does not declare refused. That runs on every call,
+// so the decoders are pooled: a new one, its buffer and its reader are
+// three allocations (and most of a kilobyte) each time.
+func decodeArguments(args []byte, v any) error {
+	d := argDecoders.Get().(*argDecoder)
+	d.r.Reset(args)
+	start := d.dec.InputOffset()
+	err := d.dec.Decode(v)
+	// Back to the pool only when the decoder is as a new one for the
+	// next arguments: it decoded these without error and read them to
+	// their end, so nothing of them is buffered (a syntax error would
+	// stay with it, and trailing text would be read first next time).
+	// Rare large arguments are left to the garbage collector, with the
+	// buffer they grew.
+	if err == nil && d.r.Len() == 0 && d.dec.InputOffset()-start == int64(len(args)) && len(args) <= 64<<10 {
+		d.r.Reset(nil)
+		argDecoders.Put(d)
+	}
+	return err
+}
+
+// argDecoder is a pooled decoder of tool arguments and the reader it
+// reads them from.
+type argDecoder struct {
+	r   bytes.Reader
+	dec *json.Decoder
+}
+
+var argDecoders = sync.Pool{New: func() any {
+	d := new(argDecoder)
+	d.dec = json.NewDecoder(&d.r)
+	d.dec.DisallowUnknownFields()
+	return d
+}}
 
 var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 

@@ -262,11 +262,15 @@ type Set struct {
 	SQL   SQLBackend // tenant-bound SQL (SQLite file, RLS or schema)
 }
 
-type setKey struct{}
+// SetKey is the context key under which WithSet stores the *Set. It is
+// exported for a server that keeps several request values in one context
+// layer of its own, whose Value(SetKey{}) returns the *Set (see
+// tenant.ContextKey). Everyone else uses WithSet.
+type SetKey struct{}
 
 // WithSet returns ctx carrying s. Only the server (or tests) should call it.
 func WithSet(ctx context.Context, s *Set) context.Context {
-	return context.WithValue(ctx, setKey{}, s)
+	return context.WithValue(ctx, SetKey{}, s)
 }
 
 func setFrom(ctx context.Context) (*Set, tenant.ID, error) {
@@ -274,7 +278,7 @@ func setFrom(ctx context.Context) (*Set, tenant.ID, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s, _ := ctx.Value(setKey{}).(*Set)
+	s, _ := ctx.Value(SetKey{}).(*Set)
 	if s == nil {
 		return nil, "", ErrNotConfigured
 	}

@@ -47,6 +47,53 @@ func TestAccessorsNeedTenantAndSet(t *testing.T) {
 	}
 }
 
+// requestLayer is one context layer answering both the tenant's and the
+// set's keys, as the server's request context does.
+type requestLayer struct {
+	context.Context
+	tc  *tenant.Context
+	set *store.Set
+}
+
+func (c requestLayer) Value(key any) any {
+	switch key.(type) {
+	case tenant.ContextKey:
+		return c.tc
+	case store.SetKey:
+		return c.set
+	}
+	return c.Context.Value(key)
+}
+
+// nopBackend is a Backend that holds nothing.
+type nopBackend struct{}
+
+func (nopBackend) Get(context.Context, tenant.ID, string) ([]byte, error) {
+	return nil, store.ErrNotFound
+}
+func (nopBackend) Put(context.Context, tenant.ID, string, []byte) error { return nil }
+func (nopBackend) Delete(context.Context, tenant.ID, string) error      { return store.ErrNotFound }
+func (nopBackend) List(context.Context, tenant.ID, string) ([]string, error) {
+	return nil, nil
+}
+func (nopBackend) Close() error { return nil }
+
+// The accessors find the set under SetKey in any layer that answers it.
+func TestAccessorsSetKey(t *testing.T) {
+	tc := &tenant.Context{ID: tenant.NewID()}
+	ctx := requestLayer{context.Background(), tc, &store.Set{Docs: nopBackend{}}}
+	docs, err := store.Docs(ctx)
+	if err != nil {
+		t.Fatalf("Docs through a layer answering SetKey: %v", err)
+	}
+	if docs.Tenant() != tc.ID {
+		t.Fatalf("Docs bound to %q, want the layer's tenant %q", docs.Tenant(), tc.ID)
+	}
+	if _, err := store.Blobs(ctx); !errors.Is(err, store.ErrNotConfigured) {
+		t.Fatalf("Blobs not in the layer's set: %v, want ErrNotConfigured", err)
+	}
+}
+
 func FuzzValidateKey(f *testing.F) {
 	for _, k := range storetest.HostileKeys {
 		f.Add(k)

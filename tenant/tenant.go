@@ -69,17 +69,22 @@ func (c *Context) HasScope(s string) bool { return slices.Contains(c.Scopes, s) 
 // flags are off.
 func (c *Context) Flag(name string) bool { return c.Flags[name] }
 
-type ctxKey struct{}
+// ContextKey is the context key under which With stores a tenant's
+// *Context and From looks for it. It is exported for a server that keeps
+// several request values in one context layer of its own, whose
+// Value(ContextKey{}) returns the *Context: one layer, and no allocation,
+// instead of one per value. Everyone else uses With and From.
+type ContextKey struct{}
 
 // With returns a copy of ctx that carries t. Only tenant-aware middleware
 // (or tests) should call it.
 func With(ctx context.Context, t *Context) context.Context {
-	return context.WithValue(ctx, ctxKey{}, t)
+	return context.WithValue(ctx, ContextKey{}, t)
 }
 
 // From returns the tenant carried by ctx, or ErrNoTenant.
 func From(ctx context.Context) (*Context, error) {
-	t, ok := ctx.Value(ctxKey{}).(*Context)
+	t, ok := ctx.Value(ContextKey{}).(*Context)
 	if !ok || t == nil || t.ID == "" {
 		return nil, ErrNoTenant
 	}

@@ -45,6 +45,36 @@ func TestContext(t *testing.T) {
 	}
 }
 
+// oneLayer is a context layer of its own that answers ContextKey, as the
+// server's request context does.
+type oneLayer struct {
+	context.Context
+	tc *tenant.Context
+}
+
+func (c oneLayer) Value(key any) any {
+	if _, ok := key.(tenant.ContextKey); ok {
+		return c.tc
+	}
+	return c.Context.Value(key)
+}
+
+// From finds the tenant in any layer that answers ContextKey, and the
+// nearest one wins, as with With.
+func TestContextKey(t *testing.T) {
+	tc := &tenant.Context{ID: tenant.NewID()}
+	if got, err := tenant.From(oneLayer{context.Background(), tc}); err != nil || got != tc {
+		t.Fatalf("From(a layer answering ContextKey) = %+v, %v; want its tenant", got, err)
+	}
+	inner := &tenant.Context{ID: tenant.NewID()}
+	if got, err := tenant.From(oneLayer{tenant.With(context.Background(), inner), tc}); err != nil || got != tc {
+		t.Fatalf("From(layer over With) = %+v, %v; want the nearer layer's tenant", got, err)
+	}
+	if got, err := tenant.From(tenant.With(oneLayer{context.Background(), tc}, inner)); err != nil || got != inner {
+		t.Fatalf("From(With over layer) = %+v, %v; want With's tenant", got, err)
+	}
+}
+
 func FuzzParseID(f *testing.F) {
 	f.Add("t2ah3htpjvblvvvgzhpov")
 	f.Add("../x")

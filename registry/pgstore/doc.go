@@ -19,6 +19,9 @@
 // versioned (table tenantmcp_registry_version) and run under a
 // transaction-scoped advisory lock, so replicas starting together apply
 // each migration once. Identifiers are quoted, so any schema name is safe.
+// The leases of lifecycle operations (registry.Lease) live in table
+// tenantmcp_tenant_leases beside it; each acquisition is one INSERT … ON
+// CONFLICT statement, so of two replicas at most one takes a lease.
 //
 // Every Create, Update and Delete sends a NOTIFY in its own statement
 // (on Store.Channel, one channel per schema), and Store.Watch LISTENs on a

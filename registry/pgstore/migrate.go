@@ -9,7 +9,8 @@ import (
 )
 
 // migration is one versioned, forward-only schema change. Its SQL uses
-// {table} for the quoted, schema-qualified tenants table. Append only.
+// {table} for the quoted, schema-qualified tenants table and {leases} for
+// the leases table. Append only.
 type migration struct {
 	version int
 	name    string
@@ -35,6 +36,21 @@ CREATE TABLE {table} (
 	CONSTRAINT tenantmcp_tenants_issuer_external_id_key UNIQUE (issuer, external_id)
 )`},
 	{2, "lifecycle state", `ALTER TABLE {table} ADD COLUMN lifecycle jsonb NOT NULL DEFAULT '{}'`},
+	// The leases of lifecycle operations (registry.Lease), by tenant key,
+	// so that one can be taken before the tenant is registered.
+	{3, "lifecycle leases", `
+CREATE TABLE {leases} (
+	issuer      text COLLATE "C" NOT NULL,
+	external_id text COLLATE "C" NOT NULL,
+	tenant_id   text COLLATE "C" NOT NULL DEFAULT '',
+	operation   text NOT NULL,
+	holder      text NOT NULL,
+	via         text NOT NULL DEFAULT '',
+	token       text COLLATE "C" NOT NULL,
+	acquired_at timestamptz NOT NULL,
+	expires_at  timestamptz NOT NULL,
+	PRIMARY KEY (issuer, external_id)
+)`},
 }
 
 // SchemaVersion is the version Migrate brings the registry's tables to:
@@ -89,7 +105,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("pgstore: schema %q has registry version %d but this program knows only %d: upgrade tenantmcp", s.schema, v, current)
 	}
 	for _, m := range migrations[v:] {
-		sql := strings.ReplaceAll(m.sql, "{table}", s.table)
+		sql := strings.NewReplacer("{table}", s.table, "{leases}", s.leases).Replace(m.sql)
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("pgstore: migration %d (%s): %w", m.version, m.name, err)
 		}
@@ -102,6 +118,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		role := pgx.Identifier{s.grant}.Sanitize()
 		if _, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA `+pgx.Identifier{s.schema}.Sanitize()+` TO `+role+`;
 			GRANT SELECT, INSERT, UPDATE, DELETE ON `+s.table+` TO `+role+`;
+			GRANT SELECT, INSERT, UPDATE, DELETE ON `+s.leases+` TO `+role+`;
 			GRANT SELECT ON `+s.versions+` TO `+role); err != nil {
 			return fmt.Errorf("pgstore: migrate: grant to %q: %w", s.grant, err)
 		}

@@ -24,9 +24,9 @@ type Options struct {
 	// it if it does not exist.
 	Schema string
 	// GrantTo, if set, is a role Migrate grants USAGE on the schema and
-	// SELECT, INSERT, UPDATE, DELETE on the tenants table (for servers
-	// that connect as a less privileged role than the one migrating).
-	// "" grants nothing.
+	// SELECT, INSERT, UPDATE, DELETE on the tenants and leases tables
+	// (for servers that connect as a less privileged role than the one
+	// migrating). "" grants nothing.
 	GrantTo string
 	// SkipMigrate makes Open skip Migrate (run it separately, as a role
 	// that may change the schema). false means Open migrates.
@@ -40,6 +40,10 @@ type Options struct {
 // TableName is the name of the tenants table (in Options.Schema).
 const TableName = "tenantmcp_tenants"
 
+// LeaseTableName is the name of the table of lifecycle leases (in
+// Options.Schema).
+const LeaseTableName = "tenantmcp_tenant_leases"
+
 const versionTable = "tenantmcp_registry_version"
 
 // Store is a registry.Store in PostgreSQL. It is safe for concurrent use.
@@ -50,9 +54,9 @@ type Store struct {
 	grant  string
 	log    *slog.Logger
 
-	table, versions string // quoted, schema-qualified
-	channel         string // of the notifications of writes, see Watch
-	q               queries
+	table, versions, leases string // quoted, schema-qualified
+	channel                 string // of the notifications of writes, see Watch
+	q                       queries
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -110,6 +114,7 @@ func New(pool *pgxpool.Pool, opts *Options) *Store {
 		log:      o.Logger,
 		table:    pgx.Identifier{o.Schema, TableName}.Sanitize(),
 		versions: pgx.Identifier{o.Schema, versionTable}.Sanitize(),
+		leases:   pgx.Identifier{o.Schema, LeaseTableName}.Sanitize(),
 	}
 	const cols = `id, issuer, external_id, name, status, trial_ends_at, rate_limit, rate_burst,
 		allowed_tools, flags, config, created_at, updated_at, lifecycle`

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -182,10 +183,54 @@ func TestGrantTo(t *testing.T) {
 	if _, err := app.Get(ctx, rec.Issuer, rec.ExternalID); err != nil {
 		t.Fatal(err)
 	}
+	// The role may take, renew and release leases.
+	now := time.Now().UTC()
+	l := registry.Lease{Issuer: rec.Issuer, ExternalID: rec.ExternalID, Tenant: rec.ID, Operation: "archive",
+		Holder: "ops", Token: "tok", AcquiredAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := app.AcquireLease(ctx, l); err != nil {
+		t.Errorf("AcquireLease as the granted role: %v", err)
+	}
+	if err := app.RenewLease(ctx, l.Issuer, l.ExternalID, l.Token, now.Add(2*time.Minute)); err != nil {
+		t.Errorf("RenewLease as the granted role: %v", err)
+	}
+	if err := app.ReleaseLease(ctx, l.Issuer, l.ExternalID, l.Token); err != nil {
+		t.Errorf("ReleaseLease as the granted role: %v", err)
+	}
 	// The role may not change the schema.
 	_, err = pgstore.Open(ctx, testenv.WithUser(t, dsn, role, ""), &pgstore.Options{Schema: "other"})
 	if err == nil || !strings.Contains(err.Error(), "create schema") {
 		t.Errorf("Open of a new schema as the app role: err = %v, want a create schema error", err)
+	}
+}
+
+// A registry migrated by an older version (no lease table), used by a
+// server that does not migrate: taking a lease fails saying what is
+// missing and what to do, and the records are still served.
+func TestLeaseOnAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t, testenv.Postgres(t))
+	s := pgstore.New(pool, nil)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DROP TABLE public.`+pgstore.LeaseTableName+`; DELETE FROM public.tenantmcp_registry_version WHERE version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err := s.AcquireLease(ctx, registry.Lease{Issuer: "https://idp.example.com/", ExternalID: "org_1", Token: "t", AcquiredAt: now, ExpiresAt: now.Add(time.Minute)})
+	if err == nil || !strings.Contains(err.Error(), pgstore.LeaseTableName+`" does not exist`) || !strings.Contains(err.Error(), "migrate it") {
+		t.Errorf("AcquireLease without the lease table: err = %v, want it to name the table and say to migrate", err)
+	}
+	if err := s.Create(ctx, registrytest.Record("https://idp.example.com/", "org_1")); err != nil {
+		t.Errorf("Create on the older schema: %v", err)
+	}
+	// Migrate brings the table back.
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcquireLease(ctx, registry.Lease{Issuer: "https://idp.example.com/", ExternalID: "org_1", Token: "t", AcquiredAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Errorf("AcquireLease after Migrate: %v", err)
 	}
 }
 

@@ -391,6 +391,8 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 			}
 		}
 	})
+
+	runLeases(t, newStore)
 }
 
 // list pages through s with the given limit (0: one call with limit 0).

@@ -18,6 +18,9 @@
 //
 // Lists and maps are stored as JSON text, times as Unix microseconds (UTC).
 // (issuer, external_id) is UNIQUE and compared exactly (binary collation).
+// The leases of lifecycle operations (registry.Lease) live in table
+// tenant_leases; each acquisition is one upsert statement, which SQLite
+// runs alone, so of two processes at most one takes a lease.
 //
 // Triggers record every write of a tenant in table tenant_changes, and
 // Store.Watch polls the file for writes of other connections (every

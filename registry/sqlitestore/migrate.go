@@ -57,6 +57,22 @@ var migrations = []string{
 
 	// 3: the lifecycle state (registry.Lifecycle as a JSON object).
 	`ALTER TABLE tenants ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{}'`,
+
+	// 4: the leases of lifecycle operations (registry.Lease), by tenant
+	// key, so that one can be taken before the tenant is registered. A row
+	// outlives its tenant's record until its holder releases it.
+	`CREATE TABLE tenant_leases (
+		issuer      TEXT    NOT NULL,
+		external_id TEXT    NOT NULL,
+		tenant_id   TEXT    NOT NULL DEFAULT '',
+		operation   TEXT    NOT NULL,
+		holder      TEXT    NOT NULL,
+		via         TEXT    NOT NULL DEFAULT '',
+		token       TEXT    NOT NULL,
+		acquired_at INTEGER NOT NULL, -- Unix microseconds
+		expires_at  INTEGER NOT NULL,
+		PRIMARY KEY (issuer, external_id)
+	) STRICT`,
 }
 
 // changeLogSize is how many changes tenant_changes keeps: a watcher that

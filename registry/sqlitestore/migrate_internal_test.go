@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/tenantmcp/tenantmcp/registry"
 	"github.com/tenantmcp/tenantmcp/registry/registrytest"
 )
 
@@ -50,5 +52,10 @@ func TestMigrateVersion1File(t *testing.T) {
 	}
 	if err := s.db.QueryRow(`SELECT COUNT(*) FROM tenant_changes WHERE tenant_id = $1`, string(rec.ID)).Scan(&v); err != nil || v != 1 {
 		t.Fatalf("change log rows for the new tenant: %d (%v), want 1", v, err)
+	}
+	// And the leases of lifecycle operations have their table.
+	now := time.Now()
+	if err := s.AcquireLease(ctx, registry.Lease{Issuer: rec.Issuer, ExternalID: rec.ExternalID, Token: "t", AcquiredAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatalf("AcquireLease on a migrated file: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -27,7 +28,9 @@ const (
 //     shutdown, cannot connect now), a connection that could not be
 //     opened, or one that dropped mid-use with no SQLSTATE at all (the
 //     socket reset or cut short: a crash, "pg_ctl restart -m immediate",
-//     a network cut). The pool replaces lost connections by itself.
+//     a network cut), or one found closed before anything was sent on
+//     it (pgconn's SafeToRetry: its socket failed while it waited in the
+//     pool). The pool replaces lost connections by itself.
 //
 // message is safe to show a client: it names no tenant, table or query.
 func Unavailable(err error) (reason, message string, ok bool) {
@@ -40,12 +43,20 @@ func Unavailable(err error) (reason, message string, ok bool) {
 	return "", "", false
 }
 
+// closedBeforeUse reports whether err says a connection could not be
+// used and nothing was sent on it (pgconn's SafeToRetry), other than
+// because the caller's context had ended (which is the caller's doing,
+// not the database's).
+func closedBeforeUse(err error) bool {
+	return pgconn.SafeToRetry(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
 func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
 	}
 	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) ||
+	return errors.As(err, &connErr) || closedBeforeUse(err) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

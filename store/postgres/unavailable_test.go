@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/store/postgres"
 )
 
@@ -38,5 +40,35 @@ func TestUnavailable(t *testing.T) {
 		if ok != (tc.want != "") || reason != tc.want || ok && msg == "" {
 			t.Errorf("%s: Unavailable = %q, %q, %v; want %q", tc.name, reason, msg, ok, tc.want)
 		}
+	}
+}
+
+// TestUnavailableClosedConnection: a connection found closed before
+// anything is sent on it (its socket failed while it waited in the pool)
+// is "unavailable"; a statement refused because the caller's context had
+// ended already is not classified (the client left; the database is
+// fine).
+func TestUnavailableClosedConnection(t *testing.T) {
+	ctx := context.Background()
+	pc, err := pgconn.Connect(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = pc.Exec(done, "SELECT 1").ReadAll()
+	if err == nil {
+		t.Fatal("a statement with an ended context ran")
+	}
+	if reason, _, ok := postgres.Unavailable(err); ok {
+		t.Errorf("ended context (%v): classified %q, want not classified", err, reason)
+	}
+	pc.Close(ctx)
+	_, err = pc.Exec(ctx, "SELECT 1").ReadAll()
+	if err == nil {
+		t.Fatal("a statement on a closed connection ran")
+	}
+	if reason, _, ok := postgres.Unavailable(fmt.Errorf("postgres: begin tenant transaction: %w", err)); reason != postgres.ReasonUnavailable || !ok {
+		t.Errorf("closed connection (%v): classified %q, %v; want %q", err, reason, ok, postgres.ReasonUnavailable)
 	}
 }
