@@ -116,3 +116,28 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestBearerTokenCharacters: every byte is tried inside a token and as
+// its padding; exactly RFC 7235's token68 characters are accepted, and
+// "=" only as trailing padding.
+func TestBearerTokenCharacters(t *testing.T) {
+	const token68 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+	for c := range 256 {
+		ch := string(rune(c))
+		if c >= 0x80 {
+			ch = string([]byte{byte(c)})
+		}
+		_, err := auth.BearerToken(http.Header{"Authorization": []string{"Bearer a" + ch + "b"}})
+		if want := strings.Contains(token68, ch) && c < 0x80; (err == nil) != want {
+			t.Errorf("byte %#02x inside a token: err = %v, want accepted %v", c, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		tok string
+		ok  bool
+	}{{"a==", true}, {"a=", true}, {"=", false}, {"a=b", false}, {"a=\x80", false}} {
+		if _, err := auth.BearerToken(http.Header{"Authorization": []string{"Bearer " + tc.tok}}); (err == nil) != tc.ok {
+			t.Errorf("token %q: err = %v, want accepted %v", tc.tok, err, tc.ok)
+		}
+	}
+}

@@ -70,10 +70,14 @@ func TestStatelessSessionID(t *testing.T) {
 		}
 	}
 	rq := &request{prefix: prefix, seq: 1 << 40}
-	if allocs := testing.AllocsPerRun(100, func() { _ = rq.statelessSessionID() }); allocs != 1 {
+	// Kept (as the header is), so that the compiler cannot put it on the
+	// stack.
+	if allocs := testing.AllocsPerRun(100, func() { sessionIDSink = rq.statelessSessionID() }); allocs != 1 {
 		t.Errorf("statelessSessionID made %.0f allocations, want 1", allocs)
 	}
 }
+
+var sessionIDSink string
 
 func newFilterServer(t *testing.T) *Server {
 	t.Helper()
@@ -197,5 +201,17 @@ func TestIsLoopbackAddr(t *testing.T) {
 	}
 	if loopbacks == 0 {
 		t.Fatal("no address was found on loopback")
+	}
+}
+
+// serveMCP releases its body-read slot with Release, which is right only
+// for a tracked slot: New must leave MaxBodyReadsPerTenant positive.
+func TestBodyReadsTracked(t *testing.T) {
+	s := newFilterServer(t) // MaxBodyReadsPerTenant left 0
+	if got := s.opts.MaxBodyReadsPerTenant; got != DefaultMaxBodyReadsPerTenant || got <= 0 {
+		t.Fatalf("MaxBodyReadsPerTenant = %d after New, want the default %d", got, DefaultMaxBodyReadsPerTenant)
+	}
+	if _, err := New(Options{ResourceURL: "http://127.0.0.1/mcp", Registry: s.opts.Registry, LocalIdentity: s.opts.LocalIdentity, MaxBodyReadsPerTenant: -1}); err == nil {
+		t.Fatal("New accepted MaxBodyReadsPerTenant -1")
 	}
 }
