@@ -133,7 +133,7 @@ func (at *auditTarget) resolve(cmd *cobra.Command, e *env, tf *targetFlags, t *t
 	}
 	rec, err := a.Registry.Lookup(ctx, a.Issuer(), at.tenant)
 	if errors.Is(err, registry.ErrNotFound) {
-		return chainRow{}, fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", at.tenant, e.command(), tf.flagsFor(t))
+		return chainRow{}, fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", at.tenant, e.command(), t.flags())
 	}
 	if err != nil {
 		return chainRow{}, fmt.Errorf("tenant %q: %w", at.tenant, err)

@@ -38,6 +38,9 @@ type devState struct {
 }
 
 type target struct {
+	// path is the configuration file of a deployment ("" for a dev data
+	// directory).
+	path    string
 	cfg     *config.Config
 	dev     *auth.DevIssuer // nil for --config deployments
 	dataDir string
@@ -50,23 +53,29 @@ type targetFlags struct {
 }
 
 func (tf *targetFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&tf.config, "config", "", "deployment configuration file (deploy.toml)")
+	cmd.Flags().StringVar(&tf.config, "config", "", "deployment configuration file (deploy.toml; default "+config.EnvConfigFile+" if set)")
 	cmd.Flags().StringVar(&tf.data, "data", "", "data directory of a 'tenantmcp dev' server (default "+defaultDataDir+" if it exists)")
 }
 
-// load opens the deployment the flags name.
+// load opens the deployment the flags name: --config or --data, else the
+// file TENANTMCP_CONFIG names (as serve reads it), else the default dev
+// data directory if it exists.
 func (tf *targetFlags) load(cmd *cobra.Command, e *env) (*target, error) {
+	path := tf.config
+	if path == "" && tf.data == "" {
+		path = e.getenv(config.EnvConfigFile)
+	}
 	switch {
 	case tf.config != "" && tf.data != "":
 		return nil, usagef(cmd, "give --config FILE or --data DIR, not both")
-	case tf.config != "":
-		cfg, err := config.Load(tf.config, e.environ)
+	case path != "":
+		cfg, err := config.Load(path, e.environ)
 		if err != nil {
 			return nil, err
 		}
-		return &target{cfg: cfg, dataDir: cfg.Server.DataDir}, nil
+		return &target{path: path, cfg: cfg, dataDir: cfg.Server.DataDir}, nil
 	case tf.data == "" && !fileExists(filepath.Join(defaultDataDir, devStateFile)):
-		return nil, usagef(cmd, "which deployment? give --config FILE (a deployment) or --data DIR (a 'tenantmcp dev' data directory)")
+		return nil, usagef(cmd, "which deployment? give --config FILE (a deployment; or set %s to its path) or --data DIR (a 'tenantmcp dev' data directory)", config.EnvConfigFile)
 	}
 	dir := tf.data
 	if dir == "" {

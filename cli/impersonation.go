@@ -60,7 +60,7 @@ func newImpersonationStartCmd(e *env) *cobra.Command {
 				fmt.Fprintf(e.stdout, "impersonation %s of tenant %s until %s (scopes: %s; %s)\n",
 					g.ID, g.Tenant, g.ExpiresAt.Format(time.RFC3339), scopesText(g.Scopes), accessText(g.Impersonation))
 				fmt.Fprintf(e.stdout, "use as the bearer token:\n%s\n", g.Credential)
-				fmt.Fprintf(e.stdout, "end it with: %s impersonation end %s %s\n", e.command(), g.ID, tf.flagsFor(r.t))
+				fmt.Fprintf(e.stdout, "end it with: %s impersonation end %s %s\n", e.command(), g.ID, r.t.flags())
 				return nil
 			})
 		},

@@ -302,7 +302,7 @@ func (r *adminRun) resolve(cmd *cobra.Command, e *env, tf *targetFlags, ref stri
 // notFound rewrites the registry's not-found error with advice.
 func notFound(err error, e *env, tf *targetFlags, r *adminRun, ref string) error {
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", ref, e.command(), tf.flagsFor(r.t))
+		return fmt.Errorf("no tenant %q: list them with '%s tenant list %s'", ref, e.command(), r.t.flags())
 	}
 	return err
 }
@@ -784,11 +784,11 @@ id with the status it had before it was archived.`,
 	return cmd
 }
 
-// flagsFor repeats the flags that name deployment t, for advice such as
+// flags repeats the flags that name deployment t, for advice such as
 // "list them with 'tenantmcp tenant list --data DIR'".
-func (tf *targetFlags) flagsFor(t *target) string {
-	if tf.config != "" {
-		return "--config " + shellQuote(tf.config)
+func (t *target) flags() string {
+	if t.path != "" {
+		return "--config " + shellQuote(t.path)
 	}
 	return "--data " + shellQuote(t.dataDir)
 }

@@ -194,3 +194,39 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantConfigFromEnvironment: without --config or --data the
+// deployment commands read the file TENANTMCP_CONFIG names, as serve
+// does; their advice repeats it as --config; a flag wins over the
+// variable; token refuses such a deployment with a clear message.
+func TestTenantConfigFromEnvironment(t *testing.T) {
+	path := tenantConfig(t)
+	env := []string{"TENANTMCP_CONFIG=" + path}
+	if code, _, errOut := run(t, env, "tenant", "create", "--external-id", "acme", "--name", "Acme"); code != 0 {
+		t.Fatalf("tenant create with TENANTMCP_CONFIG: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := run(t, env, "tenant", "list")
+	if code != 0 || !strings.Contains(out, "acme") {
+		t.Fatalf("tenant list with TENANTMCP_CONFIG: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := run(t, nil, "tenant", "list", "--config", path); code != 0 || !strings.Contains(out, "acme") {
+		t.Fatalf("the tenant created through TENANTMCP_CONFIG is not in %s:\n%s", path, out)
+	}
+	want := fmt.Sprintf(`no tenant "initech": list them with '%s tenant list --config %s'`, bin(t), path)
+	if code, _, errOut := run(t, env, "tenant", "show", "initech"); code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("tenant show of an unknown tenant: exit %d\n%s\nwant %s", code, errOut, want)
+	}
+	// A flag wins: another deployment, where acme does not exist.
+	other := tenantConfig(t)
+	if code, out, errOut := run(t, env, "tenant", "list", "--config", other); code != 0 || strings.Contains(out, "acme") {
+		t.Errorf("--config with TENANTMCP_CONFIG set: exit %d, want %s's (empty) list\n%s%s", code, other, out, errOut)
+	}
+	if code, _, errOut := run(t, env, "token", "--tenant", "acme"); code != 2 || !strings.Contains(errOut, "TENANTMCP_CONFIG names a deployment") {
+		t.Errorf("token with TENANTMCP_CONFIG: exit %d\n%s", code, errOut)
+	}
+	// Without any, the message says how to name one.
+	t.Chdir(t.TempDir())
+	if code, _, errOut := run(t, nil, "tenant", "list"); code != 2 || !strings.Contains(errOut, "or set TENANTMCP_CONFIG to its path") {
+		t.Errorf("tenant list with no deployment: exit %d\n%s", code, errOut)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantmcp/tenantmcp/app"
 	"github.com/tenantmcp/tenantmcp/auth"
+	"github.com/tenantmcp/tenantmcp/config"
 	"github.com/tenantmcp/tenantmcp/registry"
 )
 
@@ -55,6 +56,9 @@ with --config come from your identity provider, not from here.
 			t, err := tf.load(cmd, e)
 			if err != nil {
 				return err
+			}
+			if t.dev == nil { // TENANTMCP_CONFIG named a deployment
+				return usagef(cmd, "%s names a deployment (%s), whose tokens come from its identity provider; token works with a dev data directory (--data DIR)", config.EnvConfigFile, t.path)
 			}
 			a, err := app.OpenRegistry(cmd.Context(), t.cfg, &app.Options{Dev: t.dev, Tools: e.tools})
 			if err != nil {
