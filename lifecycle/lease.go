@@ -115,9 +115,12 @@ func (m *Manager) locked(ctx context.Context, p Principal, issuer, externalID st
 		defer close(stopped)
 		m.renew(lctx, l, stop, cancel)
 	}()
-	err := fn(lctx)
-	close(stop)
-	<-stopped
+	err := func() error {
+		// Also on a panic in fn: the renewal ends (the lease then ends
+		// by itself at its expiry).
+		defer func() { close(stop); <-stopped }()
+		return fn(lctx)
+	}()
 	if cause := context.Cause(lctx); err != nil && errors.Is(cause, ErrLeaseLost) {
 		err = fmt.Errorf("%w (%w)", cause, err)
 	}
