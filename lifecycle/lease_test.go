@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/lifecycle"
 	"github.com/tenantmcp/tenantmcp/lifecycle/archive"
@@ -263,5 +265,32 @@ func TestLeaseTTLIsChecked(t *testing.T) {
 	}
 	if _, err := lifecycle.New(lifecycle.Options{Registry: reg, LeaseTTL: time.Second}); err != nil {
 		t.Errorf("LeaseTTL 1s: %v", err)
+	}
+}
+
+// TestPanicInExclusiveStopsRenewal: a panic in fn reaches the caller, the
+// lease's renewal goroutine ends with it (it would otherwise go on
+// renewing, the clock being still), and the tenant is free again once
+// the lease has expired.
+func TestPanicInExclusiveStopsRenewal(t *testing.T) {
+	f := leaseSetup(t, 30*time.Millisecond)
+	a := f.provision(t, "acme")
+	before := goleak.IgnoreCurrent()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the operation's panic", r)
+			}
+		}()
+		f.m.Exclusive(context.Background(), admin, a, "update", func(context.Context) error { panic("boom") })
+	}()
+	goleak.VerifyNone(t, before)
+	err := f.m.Exclusive(t.Context(), admin, a, "update", func(context.Context) error { return nil })
+	if !errors.Is(err, lifecycle.ErrBusy) {
+		t.Fatalf("right after the panic: %v, want ErrBusy (the lease is not released on a panic)", err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.m.Exclusive(t.Context(), admin, a, "update", func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("after the lease's expiry: %v", err)
 	}
 }
