@@ -232,9 +232,7 @@ func (s *Schemas) prepareDocs(ctx context.Context, c *pgx.Conn, id tenant.ID) er
 // them again.
 func forgetDocs(ctx context.Context, c *pgx.Conn) {
 	delete(c.PgConn().CustomData(), docsPrepared)
-	for _, q := range schemaDocs {
-		c.Deallocate(ctx, q) // a statement the server no longer has is no error
-	}
+	forgetStatements(ctx, c, schemaDocs[:]...)
 }
 
 // one runs the documents statement stmt alone for tenant id in one round
