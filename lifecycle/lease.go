@@ -93,7 +93,7 @@ func article(word string) string {
 // context ends when the lease is lost (its holder could not renew it in
 // time), and then fn's error wraps ErrLeaseLost. The lease is released
 // when fn returns.
-func (m *Manager) locked(ctx context.Context, p Principal, issuer, externalID string, id tenant.ID, op, refused string, fn func(ctx context.Context) error) error {
+func (m *Manager) locked(ctx context.Context, p Principal, issuer, externalID string, id tenant.ID, op string, fn func(ctx context.Context) error) error {
 	st := m.o.Registry.Store()
 	now := m.now()
 	l := registry.Lease{
@@ -105,9 +105,9 @@ func (m *Manager) locked(ctx context.Context, p Principal, issuer, externalID st
 	if err := st.AcquireLease(ctx, l); errors.As(err, &le) {
 		h := le.Holder
 		return &BusyError{ExternalID: externalID, Tenant: cmp.Or(id, h.Tenant), Operation: h.Operation,
-			Holder: h.Holder, Via: h.Via, Since: h.AcquiredAt, refused: refused}
+			Holder: h.Holder, Via: h.Via, Since: h.AcquiredAt, refused: op}
 	} else if err != nil {
-		return fmt.Errorf("lifecycle: %s: take the lease on tenant %q: %w", refused, externalID, err)
+		return fmt.Errorf("lifecycle: %s: take the lease on tenant %q: %w", op, externalID, err)
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
 	stop, stopped := make(chan struct{}), make(chan struct{})
@@ -134,6 +134,17 @@ func (m *Manager) locked(ctx context.Context, p Principal, issuer, externalID st
 			"operation", op, "expires_at", l.ExpiresAt, "error", rerr)
 	}
 	return err
+}
+
+// lockedRecord is locked for an fn that returns the tenant's record.
+func (m *Manager) lockedRecord(ctx context.Context, p Principal, issuer, externalID string, id tenant.ID, op string, fn func(ctx context.Context) (*registry.Tenant, error)) (*registry.Tenant, error) {
+	var out *registry.Tenant
+	err := m.locked(ctx, p, issuer, externalID, id, op, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
 }
 
 // renew renews l every third of the lease until stop closes or ctx
@@ -192,5 +203,5 @@ func newToken() string {
 // operation holds t it fails at once with a *BusyError; if the lease is
 // lost while fn runs, fn's context ends and the error wraps ErrLeaseLost.
 func (m *Manager) Exclusive(ctx context.Context, p Principal, t *registry.Tenant, op string, fn func(ctx context.Context) error) error {
-	return m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, op, fn)
+	return m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, fn)
 }

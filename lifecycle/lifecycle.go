@@ -270,13 +270,9 @@ func (m *Manager) Provision(ctx context.Context, p Principal, rec registry.Tenan
 	if target != registry.StatusActive && target != registry.StatusTrial {
 		return nil, &registry.ValidationError{Problems: []string{fmt.Sprintf("status: a new tenant is active or trial, not %q", target)}}
 	}
-	var out *registry.Tenant
-	err := m.locked(ctx, p, rec.Issuer, rec.ExternalID, "", OpProvision, OpProvision, func(ctx context.Context) error {
-		var err error
-		out, err = m.provisionNew(ctx, p, rec, target)
-		return err
+	return m.lockedRecord(ctx, p, rec.Issuer, rec.ExternalID, "", OpProvision, func(ctx context.Context) (*registry.Tenant, error) {
+		return m.provisionNew(ctx, p, rec, target)
 	})
-	return out, err
 }
 
 // provisionNew is Provision, holding the tenant's lease.
@@ -370,13 +366,7 @@ func (m *Manager) lockedID(ctx context.Context, p Principal, id tenant.ID, op st
 	if err != nil {
 		return nil, err
 	}
-	var out *registry.Tenant
-	err = m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, op, func(ctx context.Context) error {
-		var err error
-		out, err = fn(ctx)
-		return err
-	})
-	return out, err
+	return m.lockedRecord(ctx, p, t.Issuer, t.ExternalID, t.ID, op, fn)
 }
 
 // Delete archives the tenant and marks it deleted: once its data is
@@ -687,7 +677,7 @@ func (m *Manager) PurgeDue(ctx context.Context, p Principal) (int, error) {
 			return
 		}
 		purged := false
-		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, OpPurge, OpPurge, func(ctx context.Context) error {
+		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, OpPurge, func(ctx context.Context) error {
 			// Read again under the lease: the holder before may have
 			// restored it.
 			t, err := m.get(ctx, t.ID)
@@ -761,13 +751,9 @@ func (m *Manager) Restore(ctx context.Context, p Principal, r io.Reader, sha256 
 	if err := json.Unmarshal(man.Tenant, &rec); err != nil || !rec.ID.Valid() {
 		return nil, invalid("archive: its tenant record is not valid: %v", err)
 	}
-	var out *registry.Tenant
-	err = m.locked(ctx, p, rec.Issuer, rec.ExternalID, rec.ID, OpRestore, OpRestore, func(ctx context.Context) error {
-		var err error
-		out, err = m.restore(ctx, p, a, rec)
-		return err
+	return m.lockedRecord(ctx, p, rec.Issuer, rec.ExternalID, rec.ID, OpRestore, func(ctx context.Context) (*registry.Tenant, error) {
+		return m.restore(ctx, p, a, rec)
 	})
-	return out, err
 }
 
 // restore is Restore from the verified archive a of the tenant rec,
@@ -847,7 +833,7 @@ func (m *Manager) Reconcile(ctx context.Context, p Principal, idle time.Duration
 			return
 		}
 		finished := false
-		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, op, func(ctx context.Context) error {
+		err := m.locked(ctx, p, t.Issuer, t.ExternalID, t.ID, op, func(ctx context.Context) error {
 			// Read again under the lease: the holder before may have
 			// finished the operation.
 			t, err := m.get(ctx, t.ID)
