@@ -28,6 +28,9 @@ type workload struct {
 	addr   string
 	reqs   [][]byte // reqs[i]: the full HTTP request for tenant i
 	expect [][]byte // expect[i]: a substring of tenant i's answer body
+	// backends, for a server on PostgreSQL (e, f), lists the process ids
+	// of its pool's backends, whose CPU time the phase then measures.
+	backends func() ([]int, error)
 }
 
 // protocolVersion is the MCP revision the requests declare.
@@ -403,6 +406,10 @@ type phaseResult struct {
 	HeapBytes uint64        // bytes allocated during the recording window
 	CPU       time.Duration // process CPU time (client and server) during the window
 	OtherCPU  time.Duration // CPU time of all other processes during the window
+	// DBCPU is the CPU time of the server's PostgreSQL backends during
+	// the window (w.backends); DBMeasured says it was measured.
+	DBCPU      time.Duration
+	DBMeasured bool
 }
 
 // phaseHooks run at the edges of the recording window (profiles).
@@ -470,6 +477,17 @@ func runPhase(w *workload, nconn, ntenants int, warm, dur time.Duration, hooks p
 	}
 
 	var before, after memStats
+	var pids []int
+	var db0 time.Duration
+	dbOK := false
+	if w.backends != nil {
+		var err error
+		if pids, err = w.backends(); err != nil {
+			stop()
+			return nil, fmt.Errorf("list the PostgreSQL backends: %w", err)
+		}
+		db0, dbOK = backendsCPU(pids)
+	}
 	if hooks.start != nil {
 		hooks.start()
 	}
@@ -480,12 +498,18 @@ func runPhase(w *workload, nconn, ntenants int, warm, dur time.Duration, hooks p
 	state.Store(stStop)
 	elapsed := time.Since(t0)
 	after.read()
+	if dbOK {
+		var db1 time.Duration
+		db1, dbOK = backendsCPU(pids)
+		db0 = db1 - db0
+	}
 	if hooks.stop != nil {
 		hooks.stop()
 	}
 	stop()
 
-	r := &phaseResult{Elapsed: elapsed, Mallocs: after.mallocs - before.mallocs, HeapBytes: after.bytes - before.bytes, CPU: after.cpu - before.cpu}
+	r := &phaseResult{Elapsed: elapsed, Mallocs: after.mallocs - before.mallocs, HeapBytes: after.bytes - before.bytes, CPU: after.cpu - before.cpu,
+		DBCPU: db0, DBMeasured: dbOK}
 	if before.busy > 0 && after.busy > 0 {
 		r.OtherCPU = max(after.busy-before.busy-r.CPU, 0)
 	}

@@ -337,7 +337,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 			rep.RLSRows = rows
-			t.work = func(n int) *workload { return docWorkload(t.addr, tm, n) }
+			t.work = func(n int) *workload {
+				w := docWorkload(t.addr, tm, n)
+				w.backends = pg.backends(appNameE)
+				return w
+			}
 			logf("(e) %d tenants registered in PostgreSQL in %s; documents table: %d rows", maxTenants, time.Since(start).Round(time.Millisecond), rows)
 			if want("f") {
 				if err := serveRef(ctx, serve, pg, tm, cfg.pgConns); err != nil {

@@ -113,6 +113,7 @@ func openPG(ctx context.Context, adminDSN string, poolSize int, timeouts bool) (
 		return nil, err
 	}
 	cfg.MaxConns = int32(poolSize)
+	cfg.ConnConfig.RuntimeParams["application_name"] = appNameE
 	if e.appPool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -129,6 +130,26 @@ func openPG(ctx context.Context, adminDSN string, poolSize int, timeouts bool) (
 	}
 	e.regStore = pgstore.New(e.appPool, nil)
 	return e, nil
+}
+
+// The application_name of (e)'s and (f)'s pools, by which the bench
+// finds their backends (pgEnv.backends).
+const (
+	appNameE = "tenantmcp bench (e)"
+	appNameF = "tenantmcp bench (f)"
+)
+
+// backends returns a function listing the process ids of the backends
+// connected with application_name app, for workload.backends.
+func (e *pgEnv) backends(app string) func() ([]int, error) {
+	return func() ([]int, error) {
+		rows, err := e.admin.Query(context.Background(),
+			"SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", app)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[int])
+	}
 }
 
 func (e *pgEnv) set() *store.Set { return &store.Set{Docs: e.rls, SQL: e.rls} }

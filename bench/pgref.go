@@ -76,7 +76,7 @@ func openRef(ctx context.Context, pg *pgEnv, size int) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	cfg.MaxConns = int32(size)
-	cfg.ConnConfig.RuntimeParams["application_name"] = "tenantmcp bench (f)"
+	cfg.ConnConfig.RuntimeParams["application_name"] = appNameF
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
@@ -94,7 +94,11 @@ func serveRef(ctx context.Context, serve func(key, label string, h func(string) 
 	}
 	closeHTTP := t.close
 	t.close = func() { closeHTTP(); pool.Close() }
-	t.work = func(n int) *workload { return refWorkload(t.addr, tm, n) }
+	t.work = func(n int) *workload {
+		w := refWorkload(t.addr, tm, n)
+		w.backends = pg.backends(appNameF)
+		return w
+	}
 	return nil
 }
 

@@ -34,6 +34,9 @@ type Result struct {
 	// during the window (PostgreSQL for e; anything else is load that
 	// was not the bench's). 0 where /proc/stat cannot be read.
 	OtherCores float64 `json:"other_cores"`
+	// DBusPerReq is the CPU time of the server's own PostgreSQL backends
+	// per request (e, f; 0 where not measured).
+	DBusPerReq float64 `json:"db_cpu_us_per_req,omitempty"`
 	// Repeats counts the attempts of this phase that -quiet-cores
 	// discarded because other processes were busy (summed over the
 	// rounds in a median result).
@@ -67,6 +70,9 @@ func newResult(t *target, n int, pr *phaseResult) Result {
 		r.AllocsPerReq = float64(pr.Mallocs) / float64(pr.Requests)
 		r.BytesPerReq = float64(pr.HeapBytes) / float64(pr.Requests)
 		r.CPUusPerReq = math.Round(float64(pr.CPU)/float64(pr.Requests)/10) / 100
+		if pr.DBMeasured {
+			r.DBusPerReq = math.Round(float64(pr.DBCPU)/float64(pr.Requests)/10) / 100
+		}
 	}
 	r.RPS, r.P50us, r.P99us = round1(r.RPS), round1(r.P50us), round1(r.P99us)
 	r.AllocsPerReq, r.BytesPerReq = round1(r.AllocsPerReq), math.Round(r.BytesPerReq)
@@ -87,9 +93,12 @@ type Ratios struct {
 	// DBcpu, EBcpu and GDcpu compare CPU time per request instead (b's ÷
 	// d's): what the ratio of requests/s would be if the process had the
 	// cores to itself.
-	DBcpu      float64 `json:"d_over_b_by_cpu"`
-	EBcpu      float64 `json:"e_over_b_by_cpu"`
-	EFcpu      float64 `json:"e_over_f_by_cpu,omitempty"`
+	DBcpu float64 `json:"d_over_b_by_cpu"`
+	EBcpu float64 `json:"e_over_b_by_cpu"`
+	EFcpu float64 `json:"e_over_f_by_cpu,omitempty"`
+	// EFall compares e and f by all the CPU time a request costs: the
+	// process's and its PostgreSQL backends' (0 where not measured).
+	EFall      float64 `json:"e_over_f_by_cpu_with_db,omitempty"`
 	GDcpu      float64 `json:"g_over_d_by_cpu"`
 	AddedP99us float64 `json:"p99_added_us_d_minus_b"`
 	AuditP99us float64 `json:"p99_added_us_g_minus_d"`
@@ -192,6 +201,15 @@ func ratio(x, y *Result) float64 {
 	return math.Round(x.RPS/y.RPS*1000) / 1000
 }
 
+// allCPURatio is cpuRatio with the PostgreSQL backends' CPU time added
+// to both sides; 0 unless both were measured.
+func allCPURatio(x, y *Result) float64 {
+	if x == nil || y == nil || x.DBusPerReq == 0 || y.DBusPerReq == 0 {
+		return 0
+	}
+	return math.Round((y.CPUusPerReq+y.DBusPerReq)/(x.CPUusPerReq+x.DBusPerReq)*1000) / 1000
+}
+
 func cpuRatio(x, y *Result) float64 {
 	if x == nil || y == nil || x.CPUusPerReq == 0 {
 		return 0
@@ -220,7 +238,7 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 			a, b, c, d, e, g := get("a", i), get("b", i), get("c", i), get("d", i), get("e", i), get("g", i)
 			f := get("f", i)
 			rt := Ratios{Tenants: n, DB: ratio(d, b), DA: ratio(d, a), EB: ratio(e, b), EF: ratio(e, f), DC: ratio(d, c), GD: ratio(g, d),
-				DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b), EFcpu: cpuRatio(e, f), GDcpu: cpuRatio(g, d)}
+				DBcpu: cpuRatio(d, b), EBcpu: cpuRatio(e, b), EFcpu: cpuRatio(e, f), EFall: allCPURatio(e, f), GDcpu: cpuRatio(g, d)}
 			if d != nil && b != nil {
 				rt.AddedP99us = round1(d.P99us - b.P99us)
 			}
@@ -242,6 +260,7 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 			EB: med(func(x Ratios) float64 { return x.EB }), DC: med(func(x Ratios) float64 { return x.DC }),
 			EF:         med(func(x Ratios) float64 { return x.EF }),
 			EFcpu:      med(func(x Ratios) float64 { return x.EFcpu }),
+			EFall:      med(func(x Ratios) float64 { return x.EFall }),
 			GD:         med(func(x Ratios) float64 { return x.GD }),
 			DBcpu:      med(func(x Ratios) float64 { return x.DBcpu }),
 			EBcpu:      med(func(x Ratios) float64 { return x.EBcpu }),
@@ -277,6 +296,7 @@ func (r *report) computeRatios(tenants []int, rounds map[string][]Result) {
 		"CPU µs/req is the process's CPU time (user+system, client included) per request: less sensitive than req/s to other load on the machine",
 		"allocations per request are the process's (runtime.MemStats.Mallocs delta / requests); the load generator allocates nothing per request",
 		"other cores: CPU time of all other processes during the window ÷ its length (PostgreSQL for e; for the others, load that was not the bench's)",
+		"PG µs/req: CPU time of the server's own PostgreSQL backends (its pool's, by application_name, from /proc) per request; e/f by CPU+PG adds it to the process's on both sides",
 		"d and e run without audit; g is d with the audit trail on (SQLite audit.db, "+writerOpts+"), verified after the run",
 		"e calls get_document (one row through a row-level-security transaction); a, b, c, d, g call echo",
 		"f (when run) calls get_document on bare mcp-go: one pgx query on e's table by the tenant id in the arguments, as the superuser, no transaction")
@@ -293,17 +313,21 @@ func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "run: %d connections, %gs warm-up, %gs measured, %d round(s), protocol %s\n\n",
 		r.Config.Conns, r.Config.WarmupS, r.Config.DurationS, r.Config.Rounds, r.Config.Protocol)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\tCPU µs/req\tother cores\terrors\t")
+	fmt.Fprintln(tw, "server\ttenants\treq/s\tp50 µs\tp99 µs\tallocs/req\tB/req\tCPU µs/req\tPG µs/req\tother cores\terrors\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%.2f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.CPUusPerReq, x.OtherCores, x.Errors)
+		pg := "-"
+		if x.DBusPerReq > 0 {
+			pg = fmt.Sprintf("%.1f", x.DBusPerReq)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t%.2f\t%d\t\n", "("+x.Server+") "+x.Label, x.Tenants, x.RPS, x.P50us, x.P99us, x.AllocsPerReq, x.BytesPerReq, x.CPUusPerReq, pg, x.OtherCores, x.Errors)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\te/f\td/c\tg/d\tp99 d-b µs\tp99 g-d µs\td/b by CPU\te/b by CPU\te/f by CPU\tg/d by CPU\t")
+	fmt.Fprintln(tw, "tenants\td/b\td/a\te/b\te/f\td/c\tg/d\tp99 d-b µs\tp99 g-d µs\td/b by CPU\te/b by CPU\te/f by CPU\te/f by CPU+PG\tg/d by CPU\t")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.EF), fmtRatio(x.DC), fmtRatio(x.GD),
-			fmtDelta(x.DB, x.AddedP99us), fmtDelta(x.GD, x.AuditP99us), fmtRatio(x.DBcpu), fmtRatio(x.EBcpu), fmtRatio(x.EFcpu), fmtRatio(x.GDcpu))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Tenants, fmtRatio(x.DB), fmtRatio(x.DA), fmtRatio(x.EB), fmtRatio(x.EF), fmtRatio(x.DC), fmtRatio(x.GD),
+			fmtDelta(x.DB, x.AddedP99us), fmtDelta(x.GD, x.AuditP99us), fmtRatio(x.DBcpu), fmtRatio(x.EBcpu), fmtRatio(x.EFcpu), fmtRatio(x.EFall), fmtRatio(x.GDcpu))
 	}
 	tw.Flush()
 	if d := r.Degradation; d != nil {

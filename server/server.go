@@ -250,19 +250,23 @@ type Server struct {
 	admin       *adminState // nil: no administration
 	mcp         *mcpserver.StreamableHTTPServer
 	mux         *http.ServeMux
-	metrics     *metrics
-	limits      limitState   // requests in flight (limits.go)
-	conns       *connLimiter // nil: connections per client not limited
-	history     *history
-	tracer      trace.Tracer // nil: tracing off (see tracing.go)
-	origins     originPolicy
-	idPrefix    string
-	seq         atomic.Uint64
-	inflight    sync.WaitGroup
-	draining    atomic.Bool // Serve is shutting down: /readyz says so
-	readyMu     sync.Mutex  // one readiness check at a time
-	readyAt     time.Time   // when readyErr was found; zero = never
-	readyErr    error
+	// mcpDirect says no extra route is more specific than the MCP path
+	// for a request whose path is exactly it, so ServeHTTP can call
+	// serveMCP without the mux's lookup (see shadows).
+	mcpDirect bool
+	metrics   *metrics
+	limits    limitState   // requests in flight (limits.go)
+	conns     *connLimiter // nil: connections per client not limited
+	history   *history
+	tracer    trace.Tracer // nil: tracing off (see tracing.go)
+	origins   originPolicy
+	idPrefix  string
+	seq       atomic.Uint64
+	inflight  sync.WaitGroup
+	draining  atomic.Bool // Serve is shutting down: /readyz says so
+	readyMu   sync.Mutex  // one readiness check at a time
+	readyAt   time.Time   // when readyErr was found; zero = never
+	readyErr  error
 }
 
 // ReadyCacheFor is how long one readiness check (Options.Ready) answers
@@ -443,10 +447,28 @@ func (s *Server) newMux() *http.ServeMux {
 	if s.admin != nil && s.admin.opts.API != nil {
 		mux.HandleFunc(AdminAPIPath, s.serveAdminAPI)
 	}
+	s.mcpDirect = true
 	for pattern, h := range s.opts.Routes {
 		mux.Handle(pattern, h)
+		if shadows(pattern, s.mcpPath) {
+			s.mcpDirect = false
+		}
 	}
 	return mux
+}
+
+// shadows reports whether the ServeMux pattern ("[METHOD ][HOST]/PATH")
+// could take some request for exactly path from path's own pattern, which
+// has no method and no host: only a pattern with the same path can be
+// more specific.
+func shadows(pattern, path string) bool {
+	if _, rest, ok := strings.Cut(pattern, " "); ok {
+		pattern = strings.TrimLeft(rest, " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		pattern = pattern[i:]
+	}
+	return strings.TrimSuffix(pattern, "{$}") == path
 }
 
 // serveReady answers GET /readyz: 200 "ready", or 503 "not ready: " and
@@ -510,6 +532,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.refuse(w, r, tr, err)
 		s.record(r, tr)
+		return
+	}
+	if s.mcpDirect && r.URL.Path == s.mcpPath {
+		s.serveMCP(w, r) // what the mux would choose, without its lookup
 		return
 	}
 	s.mux.ServeHTTP(w, r)
