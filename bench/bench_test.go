@@ -412,3 +412,18 @@ func TestAuditTrail(t *testing.T) {
 		t.Error("a trail with fewer events than requests passes as OK")
 	}
 }
+
+// postgresLocal reports whether the test PostgreSQL is on this machine
+// (a loopback host), so its backends are processes /proc shows.
+func postgresLocal() bool {
+	dsn := os.Getenv("TENANTMCP_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = defaultPostgres
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(cfg.Host)
+	return cfg.Host == "localhost" || strings.HasPrefix(cfg.Host, "/") || (ip != nil && ip.IsLoopback())
+}

@@ -76,6 +76,7 @@ type config struct {
 	auditBatch  int
 	pgConns     int
 	pgTimeouts  bool
+	fRLS        bool
 	// -soak: the soak mode (soak.go) instead of the phases.
 	soak        time.Duration
 	soakEvery   time.Duration
@@ -120,6 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.scale, "scale", 0, "also measure the registry with this many tenants (e.g. 100000): provisioning, lookup, memory")
 	fs.Int64Var(&c.rlsRows, "rls-rows", 0, "fill the RLS documents table to about this many rows before (e) runs (0 = one row per tenant)")
 	fs.IntVar(&c.pgConns, "pg-conns", 0, "PostgreSQL pool size of (e) and (f) (0 = one connection per load connection, -c)")
+	fs.BoolVar(&c.fRLS, "f-rls", false, "(f) reads through (e)'s RLS documents backend (one round trip with the tenant setting, under the policy) instead of its bare query: e/f is then tenantmcp's request path alone")
 	fs.BoolVar(&c.pgTimeouts, "pg-timeouts", true, "run (e) with serve's default database.acquire_timeout and database.statement_timeout (false: neither, as before 2026-12-03)")
 	fs.IntVar(&c.auditBatch, "audit-batch", 0, "batch size of (g)'s audit writer (0 = the default, audit.DefaultBatchSize)")
 	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
@@ -344,7 +346,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			logf("(e) %d tenants registered in PostgreSQL in %s; documents table: %d rows", maxTenants, time.Since(start).Round(time.Millisecond), rows)
 			if want("f") {
-				if err := serveRef(ctx, serve, pg, tm, cfg.pgConns); err != nil {
+				if err := serveRef(ctx, serve, pg, tm, cfg.pgConns, cfg.fRLS); err != nil {
 					return err
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpgoserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
 // (f) is the reference for (e): the cheapest thing one could write
@@ -21,6 +23,13 @@ import (
 // superuser, whom row level security does not filter, through a pool as
 // large as (e)'s. e/f is what tenantmcp's request path and isolation cost
 // over it.
+//
+// With -f-rls, (f) reads through (e)'s own documents backend instead
+// (postgres.RLS.Get: the tenant setting and the statement in one round
+// trip, as the application role, under the policy) on (e)'s pool, with the
+// tenant still from the arguments: e/f then is tenantmcp's request path
+// alone, and f's PG µs/req against the bare query's is what the isolation
+// costs at the database.
 
 // refQuery is (f)'s statement: (e)'s RLS.Get without the policy.
 const refQuery = "SELECT content FROM public.tenantmcp_documents WHERE tenant_id = $1 AND key = $2"
@@ -38,8 +47,20 @@ type refIn struct {
 	Key      string `json:"key"`
 }
 
-// refHandler is (f)'s server over pool.
-func refHandler(pool *pgxpool.Pool) http.Handler {
+// refGet reads tenant's document key for (f).
+type refGet func(ctx context.Context, tenantID, key string) ([]byte, error)
+
+// bareGet is (f)'s read: refQuery on pool.
+func bareGet(pool *pgxpool.Pool) refGet {
+	return func(ctx context.Context, tenantID, key string) ([]byte, error) {
+		var content []byte
+		err := pool.QueryRow(ctx, refQuery, tenantID, key).Scan(&content)
+		return content, err
+	}
+}
+
+// refHandler is (f)'s server, reading with get.
+func refHandler(get refGet) http.Handler {
 	ms := mcpgoserver.NewMCPServer("bench", "1", mcpgoserver.WithToolCapabilities(false))
 	ms.AddTool(mcpgo.NewToolWithRawSchema("get_document", "Read a tenant's document.", json.RawMessage(refSchema)),
 		func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
@@ -47,8 +68,8 @@ func refHandler(pool *pgxpool.Pool) http.Handler {
 			if err := req.BindArguments(&in); err != nil {
 				return mcpgo.NewToolResultError("invalid arguments: " + err.Error()), nil
 			}
-			var content []byte
-			if err := pool.QueryRow(ctx, refQuery, in.TenantID, in.Key).Scan(&content); err != nil {
+			content, err := get(ctx, in.TenantID, in.Key)
+			if err != nil {
 				return mcpgo.NewToolResultError(err.Error()), nil
 			}
 			// The same result as (e)'s get_document: the document as
@@ -82,12 +103,20 @@ func openRef(ctx context.Context, pg *pgEnv, size int) (*pgxpool.Pool, error) {
 
 // serveRef starts (f) next to (e), whose tenants and documents it reads
 // (e's tm registered them and seeded each one's document).
-func serveRef(ctx context.Context, serve func(key, label string, h func(string) (http.Handler, error)) (*target, error), pg *pgEnv, tm *tmcp, size int) error {
+// With viaRLS, (f) reads through e's backend instead (-f-rls).
+func serveRef(ctx context.Context, serve func(key, label string, h func(string) (http.Handler, error)) (*target, error), pg *pgEnv, tm *tmcp, size int, viaRLS bool) error {
 	pool, err := openRef(ctx, pg, size)
 	if err != nil {
 		return fmt.Errorf("(f) pool: %w", err)
 	}
-	t, err := serve("f", "mcp-go + one pgx query, no isolation", func(string) (http.Handler, error) { return refHandler(pool), nil })
+	get, label, app := bareGet(pool), "mcp-go + one pgx query, no isolation", appNameF
+	if viaRLS {
+		get = func(ctx context.Context, tenantID, key string) ([]byte, error) {
+			return pg.rls.Get(ctx, tenant.ID(tenantID), key)
+		}
+		label, app = "mcp-go + e's RLS backend, no tenant path", appNameE
+	}
+	t, err := serve("f", label, func(string) (http.Handler, error) { return refHandler(get), nil })
 	if err != nil {
 		pool.Close()
 		return fmt.Errorf("(f): %w", err)
@@ -96,7 +125,7 @@ func serveRef(ctx context.Context, serve func(key, label string, h func(string) 
 	t.close = func() { closeHTTP(); pool.Close() }
 	t.work = func(n int) *workload {
 		w := refWorkload(t.addr, tm, n)
-		w.backends = pg.backends(appNameF)
+		w.backends = pg.backends(app)
 		return w
 	}
 	return nil
