@@ -33,6 +33,15 @@ const (
 // the window.
 const historySlots = int(HistoryWindow / HistoryBucket)
 
+// historyPage is how many slots of a ring are allocated together, on the
+// first request that falls in one of them (two hours of buckets): a
+// tenant seen once costs one page, not the whole ring, which matters when
+// more tenants are active than the history keeps and each request of an
+// untracked one adds it again.
+const historyPage = 24
+
+var _ [historySlots % historyPage]struct{} = [0]struct{}{} // pages tile the ring
+
 // The latency sketch: a fixed histogram of historyLatencyBuckets
 // logarithmic buckets. Bucket 0 holds latencies below historyLatencyBase,
 // bucket i (1 ≤ i < last) those in [base·2^(i-1), base·2^i), the last
@@ -52,10 +61,11 @@ const maxHistoryReasons = 16
 // HistoryReasonOther counts refusals of reasons past the bound above.
 const HistoryReasonOther = "other"
 
-// Memory: a tracked tenant costs about 2.5 KB (its entry and a ring of
-// pointers) plus, for each of its buckets that saw traffic, about 150 B
-// and 24 B per distinct refusal reason in it: at most about 46 KB for a
-// tenant busy every 5 minutes of the day with a few kinds of refusal.
+// Memory: a tracked tenant costs about 300 B (its entry and a page of
+// slots) plus, for each further two hours with traffic, a page of 192 B,
+// and for each of its buckets that saw traffic, about 150 B and 24 B per
+// distinct refusal reason in it: at most about 46 KB for a tenant busy
+// every 5 minutes of the day with a few kinds of refusal.
 // Options.HistoryTenants bounds the tenants (1,000 by default: at most
 // about 46 MB, typically far less since few tenants are busy all day).
 
@@ -79,7 +89,7 @@ type tenantHistory struct {
 	last       atomic.Int64 // epoch of its latest request: its place in the recency list
 	prev, next *tenantHistory
 	mu         sync.Mutex
-	ring       [historySlots]*historyBucket
+	ring       [historySlots / historyPage]*[historyPage]*historyBucket // pages allocated on first use
 }
 
 // history is every tracked tenant's ring, at most max of them: adding one
@@ -108,7 +118,12 @@ func (h *history) record(id tenant.ID, now time.Time, outcome, reason string, la
 	th.mu.Lock()
 	defer th.mu.Unlock()
 	n := int64(historySlots)
-	slot := &th.ring[(e%n+n)%n] // never negative, whatever the clock says
+	i := (e%n + n) % n // never negative, whatever the clock says
+	page := &th.ring[i/historyPage]
+	if *page == nil {
+		*page = new([historyPage]*historyBucket)
+	}
+	slot := &(*page)[i%historyPage]
 	b := *slot
 	switch {
 	case b == nil:
@@ -335,11 +350,16 @@ func (th *tenantHistory) snapshot(from, to int64) []historyBucket {
 	th.mu.Lock()
 	defer th.mu.Unlock()
 	var out []historyBucket
-	for _, b := range th.ring {
-		if b != nil && b.epoch >= from && b.epoch <= to {
-			c := *b
-			c.reasons = slices.Clone(b.reasons)
-			out = append(out, c)
+	for _, page := range th.ring {
+		if page == nil {
+			continue
+		}
+		for _, b := range page {
+			if b != nil && b.epoch >= from && b.epoch <= to {
+				c := *b
+				c.reasons = slices.Clone(b.reasons)
+				out = append(out, c)
+			}
 		}
 	}
 	return out

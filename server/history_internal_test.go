@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -214,4 +215,35 @@ func BenchmarkHistoryRecord(b *testing.B) {
 			h.record(ids[i%len(ids)], t0, audit.OutcomeOK, "", time.Millisecond)
 		}
 	})
+}
+
+// TestHistoryNewTenantCost: with more tenants active than the history
+// keeps, every request of an untracked tenant adds it again (dropping
+// another), so adding one must stay cheap: a page of its ring, not the
+// whole ring (2.3 KB of pointers, about 2.6 KB a request in all, before
+// the ring was paged).
+func TestHistoryNewTenantCost(t *testing.T) {
+	const max, n = 100, 2000
+	h := newHistory(max)
+	ids := make([]tenant.ID, n)
+	for i := range ids {
+		ids[i] = tenant.ID(fmt.Sprintf("t%05d", i))
+	}
+	for _, id := range ids[:2*max] { // full, and dropping from now on
+		h.record(id, t0, audit.OutcomeOK, "", time.Millisecond)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, id := range ids[2*max:] {
+		h.record(id, t0, audit.OutcomeOK, "", time.Millisecond)
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / uint64(n-2*max)
+	if per > 1024 {
+		t.Errorf("adding a tenant to a full history allocated %d bytes, want at most 1 KiB", per)
+	}
+	if got := h.evicted.Load(); got != n-max {
+		t.Errorf("%d tenants dropped, want %d", got, n-max)
+	}
+	t.Logf("%d bytes per tenant added", per)
 }
