@@ -60,15 +60,17 @@ func (a *App) Server(ctx context.Context) (*server.Server, func(), error) {
 		MaxJSONDepth:           cfg.Server.MaxJSONDepth,
 		MaxArgumentBytes:       cfg.Server.MaxArgumentBytes,
 		// 0 in the configuration turns these off.
-		MaxConcurrentRequests:       cfg.Server.MaxConcurrentRequests,
-		UnlimitedConcurrentRequests: cfg.Server.MaxConcurrentRequests == 0,
-		MaxConnsPerClient:           cfg.Server.MaxConnsPerClient,
-		UnlimitedConnsPerClient:     cfg.Server.MaxConnsPerClient == 0,
-		AllowedOrigins:              cfg.Server.AllowedOrigins,
-		MetricsTopTenants:           cfg.Server.MetricsTopTenants,
-		HistoryTenants:              cfg.Server.HistoryTenants,
-		NoTenantLabels:              cfg.Server.MetricsTopTenants == 0,
-		Logger:                      a.log,
+		MaxConcurrentRequests:            cfg.Server.MaxConcurrentRequests,
+		UnlimitedConcurrentRequests:      cfg.Server.MaxConcurrentRequests == 0,
+		MaxConcurrentAdminRequests:       cfg.Server.MaxConcurrentAdminRequests,
+		UnlimitedConcurrentAdminRequests: cfg.Server.MaxConcurrentAdminRequests == 0,
+		MaxConnsPerClient:                cfg.Server.MaxConnsPerClient,
+		UnlimitedConnsPerClient:          cfg.Server.MaxConnsPerClient == 0,
+		AllowedOrigins:                   cfg.Server.AllowedOrigins,
+		MetricsTopTenants:                cfg.Server.MetricsTopTenants,
+		HistoryTenants:                   cfg.Server.HistoryTenants,
+		NoTenantLabels:                   cfg.Server.MetricsTopTenants == 0,
+		Logger:                           a.log,
 	}
 	if !mt.Enabled {
 		opts.SingleTenant = SingleTenantID

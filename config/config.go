@@ -229,6 +229,9 @@ type ServerConfig struct {
 	// MaxConcurrentRequests caps the requests in flight on a replica over
 	// all tenants (0 = off).
 	MaxConcurrentRequests int
+	// MaxConcurrentAdminRequests caps the admin requests in flight on a
+	// replica, apart from the tenants' (0 = off).
+	MaxConcurrentAdminRequests int
 	// MaxConnsPerClient caps the open connections from one client IP
 	// address (0 = off).
 	MaxConnsPerClient int
@@ -408,19 +411,20 @@ func Default() *Config {
 			MaxBodyBytes:    server.DefaultMaxBodyBytes,
 			// The library's defaults, so that a key left out and a
 			// server.Options field left zero mean the same.
-			ReadHeaderTimeout:     server.DefaultReadHeaderTimeout,
-			ReadTimeout:           server.DefaultReadTimeout,
-			WriteTimeout:          server.DefaultWriteTimeout,
-			IdleTimeout:           server.DefaultIdleTimeout,
-			MaxBodyReadsPerTenant: server.DefaultMaxBodyReadsPerTenant,
-			MaxHeaderBytes:        server.DefaultMaxHeaderBytes,
-			MaxJSONDepth:          server.DefaultMaxJSONDepth,
-			MaxArgumentBytes:      server.DefaultMaxArgumentBytes,
-			MaxConcurrentRequests: server.DefaultMaxConcurrentRequests,
-			MaxConnsPerClient:     server.DefaultMaxConnsPerClient,
-			AllowedOrigins:        []string{},
-			MetricsTopTenants:     server.DefaultMetricsTopTenants,
-			HistoryTenants:        server.DefaultHistoryTenants,
+			ReadHeaderTimeout:          server.DefaultReadHeaderTimeout,
+			ReadTimeout:                server.DefaultReadTimeout,
+			WriteTimeout:               server.DefaultWriteTimeout,
+			IdleTimeout:                server.DefaultIdleTimeout,
+			MaxBodyReadsPerTenant:      server.DefaultMaxBodyReadsPerTenant,
+			MaxHeaderBytes:             server.DefaultMaxHeaderBytes,
+			MaxJSONDepth:               server.DefaultMaxJSONDepth,
+			MaxArgumentBytes:           server.DefaultMaxArgumentBytes,
+			MaxConcurrentRequests:      server.DefaultMaxConcurrentRequests,
+			MaxConcurrentAdminRequests: server.DefaultMaxConcurrentAdminRequests,
+			MaxConnsPerClient:          server.DefaultMaxConnsPerClient,
+			AllowedOrigins:             []string{},
+			MetricsTopTenants:          server.DefaultMetricsTopTenants,
+			HistoryTenants:             server.DefaultHistoryTenants,
 		},
 		Auth: AuthConfig{
 			Enabled:              true,

@@ -104,6 +104,8 @@ var keyTable = []keyDef{
 		doc: "Largest arguments (their JSON) of one tool call; a larger call gets a tool error result (`isError`) that names the limit, which clients show the model. Must be > 0 and at most `server.max_body_bytes`; left unset, it is lowered to `server.max_body_bytes` if that is smaller."},
 	{path: "server.max_concurrent_requests", field: func(c *Config) any { return &c.Server.MaxConcurrentRequests },
 		doc: "Largest number of MCP requests in flight on a replica, over all tenants; one more gets 503 with `Retry-After` at once (no queue). A tenant's own cap (`ratelimit.max_concurrent_per_tenant`) is checked first, so a tenant at its cap takes none of the others' share. 0 turns it off."},
+	{path: "server.max_concurrent_admin_requests", field: func(c *Config) any { return &c.Server.MaxConcurrentAdminRequests },
+		doc: "Largest number of admin requests (admin MCP tools and `/admin/v1`) in flight on a replica; one more gets 503 with `Retry-After` at once. Counted apart from `server.max_concurrent_requests`, so tenants' load cannot lock administrators out, nor administrators' scripts take the tenants' slots (gauge `tenantmcp_admin_requests_in_flight`). 0 turns it off."},
 	{path: "server.max_conns_per_client", field: func(c *Config) any { return &c.Server.MaxConnsPerClient },
 		doc: "Largest number of open connections from one client IP address; more are closed as soon as they are accepted (counted in `tenantmcp_connections_refused_total`). Behind a proxy or load balancer every connection comes from its address: set 0 (off) or more than the proxy's connection pool, and limit clients at the proxy. 0 turns it off."},
 	{path: "server.allowed_origins", field: func(c *Config) any { return &c.Server.AllowedOrigins },

@@ -11,26 +11,26 @@ import (
 const limitsBase = "[auth]\ndomain = \"example.auth0.com\"\n"
 
 // TestLimitDefaults: the limits against abuse are on by default, with the
-// server package's defaults, and 0 turns off the two that can be off.
+// server package's defaults, and 0 turns off the ones that can be off.
 func TestLimitDefaults(t *testing.T) {
 	cfg, err := Parse([]byte(limitsBase), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Server
-	got := []int64{int64(s.MaxHeaderBytes), int64(s.MaxJSONDepth), s.MaxArgumentBytes, int64(s.MaxConcurrentRequests), int64(s.MaxConnsPerClient), int64(cfg.RateLimit.MaxConcurrentPerTenant)}
-	want := []int64{server.DefaultMaxHeaderBytes, server.DefaultMaxJSONDepth, server.DefaultMaxArgumentBytes, server.DefaultMaxConcurrentRequests, server.DefaultMaxConnsPerClient, DefaultMaxConcurrentPerTenant}
+	got := []int64{int64(s.MaxHeaderBytes), int64(s.MaxJSONDepth), s.MaxArgumentBytes, int64(s.MaxConcurrentRequests), int64(s.MaxConcurrentAdminRequests), int64(s.MaxConnsPerClient), int64(cfg.RateLimit.MaxConcurrentPerTenant)}
+	want := []int64{server.DefaultMaxHeaderBytes, server.DefaultMaxJSONDepth, server.DefaultMaxArgumentBytes, server.DefaultMaxConcurrentRequests, server.DefaultMaxConcurrentAdminRequests, server.DefaultMaxConnsPerClient, DefaultMaxConcurrentPerTenant}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("defaults %v, want %v", got, want)
 			break
 		}
 	}
-	cfg, err = Parse([]byte(limitsBase+"[server]\nmax_concurrent_requests = 0\nmax_conns_per_client = 0\n"), nil)
+	cfg, err = Parse([]byte(limitsBase+"[server]\nmax_concurrent_requests = 0\nmax_concurrent_admin_requests = 0\nmax_conns_per_client = 0\n"), nil)
 	if err != nil {
 		t.Fatalf("0 (off): %v", err)
 	}
-	if cfg.Server.MaxConcurrentRequests != 0 || cfg.Server.MaxConnsPerClient != 0 {
+	if cfg.Server.MaxConcurrentRequests != 0 || cfg.Server.MaxConcurrentAdminRequests != 0 || cfg.Server.MaxConnsPerClient != 0 {
 		t.Fatalf("0 not kept: %+v", cfg.Server)
 	}
 }
@@ -67,8 +67,9 @@ func TestLimitValidation(t *testing.T) {
 			`server.max_header_bytes: must be between 4096`,
 			`server.max_json_depth: must be between 8`,
 		}},
-		{"negative", "[server]\nmax_concurrent_requests = -1\nmax_conns_per_client = -1\n", []string{
+		{"negative", "[server]\nmax_concurrent_requests = -1\nmax_concurrent_admin_requests = -1\nmax_conns_per_client = -1\n", []string{
 			`server.max_concurrent_requests: must be 0 or more, not -1`,
+			`server.max_concurrent_admin_requests: must be 0 or more, not -1`,
 			`server.max_conns_per_client: must be 0 or more, not -1`,
 		}},
 		{"tenant cap not below the replica's", "[server]\nmax_concurrent_requests = 100\n[ratelimit]\nmax_concurrent_per_tenant = 100\n", []string{

@@ -236,6 +236,7 @@ func (c *Config) validateServer(v *validator) {
 		v.add("server.max_argument_bytes", "must be at most server.max_body_bytes (%d), not %d: arguments arrive in the request body; lower it or raise server.max_body_bytes", s.MaxBodyBytes, s.MaxArgumentBytes)
 	}
 	v.nonNegative("server.max_concurrent_requests", int64(s.MaxConcurrentRequests))
+	v.nonNegative("server.max_concurrent_admin_requests", int64(s.MaxConcurrentAdminRequests))
 	v.nonNegative("server.max_conns_per_client", int64(s.MaxConnsPerClient))
 	for _, o := range s.AllowedOrigins {
 		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "") {

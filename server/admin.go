@@ -304,6 +304,11 @@ func (s *Server) serveAdminMCP(w http.ResponseWriter, r *http.Request, tr *trail
 		tr.peek, tr.peeked = m, ok
 	}
 	r.Header.Del(headerSessionID) // admin requests are stateless
+	if !s.adminLimits.admit() {
+		s.refuseBody(w, r, tr, body, errAdminBusy)
+		return
+	}
+	defer s.adminLimits.release()
 	rq := &tr.rq
 	*rq = request{tenant: adminTenant, ident: ident, prefix: s.idPrefix, tr: tr, seq: tr.seq, log: s.toolLog}
 	rq.admin = &AdminCaller{Identity: ident, RequestID: rq.requestID()}
@@ -384,6 +389,11 @@ func (s *Server) serveAdminAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Del("Authorization")
+	if !s.adminLimits.admit() {
+		refuse(errAdminBusy)
+		return
+	}
+	defer s.adminLimits.release()
 	ac := &AdminCaller{Identity: ident, RequestID: tr.requestID(s.idPrefix)}
 	s.admin.opts.API.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, ac)))
 }

@@ -38,6 +38,11 @@ const (
 	// with the default per-tenant cap (64 in the configuration) eight
 	// tenants at their cap still leave none of the others out.
 	DefaultMaxConcurrentRequests = 512
+	// DefaultMaxConcurrentAdminRequests: administrators' requests in
+	// flight on one replica, counted apart from the tenants' so that
+	// neither can take the other's slots; a handful of operators and
+	// their scripts.
+	DefaultMaxConcurrentAdminRequests = 16
 	// DefaultMaxConnsPerClient: open connections from one IP address.
 	DefaultMaxConnsPerClient = 256
 )
@@ -53,6 +58,19 @@ const (
 
 // errServerBusy refuses a request over Options.MaxConcurrentRequests.
 var errServerBusy = errors.New("server busy: too many requests in flight on this replica; retry after the time in Retry-After")
+
+// errAdminBusy refuses an admin request over
+// Options.MaxConcurrentAdminRequests: a server_busy refusal (it is one)
+// that says which share is full.
+var errAdminBusy error = &adminBusyError{}
+
+type adminBusyError struct{}
+
+func (*adminBusyError) Error() string {
+	return "server busy: too many admin requests in flight on this replica; retry after the time in Retry-After"
+}
+
+func (*adminBusyError) Unwrap() error { return errServerBusy }
 
 // headerSizeError refuses a header block over Options.MaxHeaderBytes.
 type headerSizeError struct{ max int }
@@ -87,6 +105,7 @@ func checkLimits(o *Options) []error {
 		v    int64
 	}{{"MaxHeaderBytes", int64(o.MaxHeaderBytes)}, {"MaxJSONDepth", int64(o.MaxJSONDepth)},
 		{"MaxArgumentBytes", o.MaxArgumentBytes}, {"MaxConcurrentRequests", int64(o.MaxConcurrentRequests)},
+		{"MaxConcurrentAdminRequests", int64(o.MaxConcurrentAdminRequests)},
 		{"MaxConnsPerClient", int64(o.MaxConnsPerClient)}} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("server: %s is %d: want a positive number, or 0 for the default", f.name, f.v))
@@ -121,13 +140,17 @@ func applyLimitDefaults(o *Options) {
 	if o.MaxConcurrentRequests == 0 {
 		o.MaxConcurrentRequests = DefaultMaxConcurrentRequests
 	}
+	if o.MaxConcurrentAdminRequests == 0 {
+		o.MaxConcurrentAdminRequests = DefaultMaxConcurrentAdminRequests
+	}
 	if o.MaxConnsPerClient == 0 {
 		o.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 }
 
-// limitState is the server's count of requests in flight (for
-// Options.MaxConcurrentRequests).
+// limitState is a count of requests in flight under a cap (the tenants'
+// for Options.MaxConcurrentRequests, the admins' for
+// Options.MaxConcurrentAdminRequests).
 type limitState struct {
 	max      int64 // 0: no cap
 	inflight atomic.Int64
@@ -138,6 +161,9 @@ func (s *Server) initLimits() {
 	if !s.opts.UnlimitedConcurrentRequests {
 		s.limits.max = int64(s.opts.MaxConcurrentRequests)
 	}
+	if !s.opts.UnlimitedConcurrentAdminRequests {
+		s.adminLimits.max = int64(s.opts.MaxConcurrentAdminRequests)
+	}
 	if !s.opts.UnlimitedConnsPerClient {
 		s.conns = newConnLimiter(s.opts.MaxConnsPerClient, s.log, s.opts.Now)
 		s.metrics.reg.MustRegister(s.conns.refused)
@@ -146,6 +172,10 @@ func (s *Server) initLimits() {
 		Name: "tenantmcp_requests_in_flight",
 		Help: "MCP requests admitted past the tenant checks and limits and not yet answered, on this replica (server.max_concurrent_requests caps it).",
 	}, func() float64 { return float64(s.limits.inflight.Load()) }))
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenantmcp_admin_requests_in_flight",
+		Help: "Admin requests (admin MCP tools and /admin/v1) admitted and not yet answered, on this replica (server.max_concurrent_admin_requests caps it).",
+	}, func() float64 { return float64(s.adminLimits.inflight.Load()) }))
 }
 
 // admit takes one of the replica's request slots; false when none is

@@ -348,12 +348,13 @@ func TestLimitOptionsValidated(t *testing.T) {
 		mutate func(*server.Options)
 		want   string
 	}{
-		"negative header":      {func(o *server.Options) { o.MaxHeaderBytes = -1 }, "MaxHeaderBytes is -1"},
-		"negative depth":       {func(o *server.Options) { o.MaxJSONDepth = -1 }, "MaxJSONDepth is -1"},
-		"negative requests":    {func(o *server.Options) { o.MaxConcurrentRequests = -1 }, "MaxConcurrentRequests is -1"},
-		"negative conns":       {func(o *server.Options) { o.MaxConnsPerClient = -1 }, "MaxConnsPerClient is -1"},
-		"arguments over body":  {func(o *server.Options) { o.MaxBodyBytes, o.MaxArgumentBytes = 1000, 2000 }, "MaxArgumentBytes (2000) is more than MaxBodyBytes (1000)"},
-		"arguments over 1 MiB": {func(o *server.Options) { o.MaxArgumentBytes = 2 << 20 }, "is more than MaxBodyBytes (1048576)"},
+		"negative header":         {func(o *server.Options) { o.MaxHeaderBytes = -1 }, "MaxHeaderBytes is -1"},
+		"negative depth":          {func(o *server.Options) { o.MaxJSONDepth = -1 }, "MaxJSONDepth is -1"},
+		"negative requests":       {func(o *server.Options) { o.MaxConcurrentRequests = -1 }, "MaxConcurrentRequests is -1"},
+		"negative admin requests": {func(o *server.Options) { o.MaxConcurrentAdminRequests = -1 }, "MaxConcurrentAdminRequests is -1"},
+		"negative conns":          {func(o *server.Options) { o.MaxConnsPerClient = -1 }, "MaxConnsPerClient is -1"},
+		"arguments over body":     {func(o *server.Options) { o.MaxBodyBytes, o.MaxArgumentBytes = 1000, 2000 }, "MaxArgumentBytes (2000) is more than MaxBodyBytes (1000)"},
+		"arguments over 1 MiB":    {func(o *server.Options) { o.MaxArgumentBytes = 2 << 20 }, "is more than MaxBodyBytes (1048576)"},
 	} {
 		opts := server.Options{ResourceURL: f.url, Verifier: f.verifier, Registry: f.reg}
 		tt.mutate(&opts)

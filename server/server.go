@@ -102,6 +102,17 @@ type Options struct {
 	MaxConcurrentRequests int
 	// UnlimitedConcurrentRequests turns MaxConcurrentRequests off.
 	UnlimitedConcurrentRequests bool
+	// MaxConcurrentAdminRequests caps the admin requests (admin MCP
+	// tools and the admin API) in flight on this server, counted apart
+	// from MaxConcurrentRequests: tenants' load cannot lock
+	// administrators out, nor administrators' scripts take the tenants'
+	// slots. One more gets 503 with Retry-After at once. 0 =
+	// DefaultMaxConcurrentAdminRequests (16); see
+	// UnlimitedConcurrentAdminRequests for none.
+	MaxConcurrentAdminRequests int
+	// UnlimitedConcurrentAdminRequests turns MaxConcurrentAdminRequests
+	// off.
+	UnlimitedConcurrentAdminRequests bool
 	// MaxConnsPerClient caps the connections Serve keeps open from one
 	// client IP address; more are closed as soon as they are accepted.
 	// Behind a proxy every connection has the proxy's address: turn it
@@ -253,20 +264,21 @@ type Server struct {
 	// mcpDirect says no extra route is more specific than the MCP path
 	// for a request whose path is exactly it, so ServeHTTP can call
 	// serveMCP without the mux's lookup (see shadows).
-	mcpDirect bool
-	metrics   *metrics
-	limits    limitState   // requests in flight (limits.go)
-	conns     *connLimiter // nil: connections per client not limited
-	history   *history
-	tracer    trace.Tracer // nil: tracing off (see tracing.go)
-	origins   originPolicy
-	idPrefix  string
-	seq       atomic.Uint64
-	inflight  sync.WaitGroup
-	draining  atomic.Bool // Serve is shutting down: /readyz says so
-	readyMu   sync.Mutex  // one readiness check at a time
-	readyAt   time.Time   // when readyErr was found; zero = never
-	readyErr  error
+	mcpDirect   bool
+	metrics     *metrics
+	limits      limitState   // requests in flight (limits.go)
+	adminLimits limitState   // admin requests in flight
+	conns       *connLimiter // nil: connections per client not limited
+	history     *history
+	tracer      trace.Tracer // nil: tracing off (see tracing.go)
+	origins     originPolicy
+	idPrefix    string
+	seq         atomic.Uint64
+	inflight    sync.WaitGroup
+	draining    atomic.Bool // Serve is shutting down: /readyz says so
+	readyMu     sync.Mutex  // one readiness check at a time
+	readyAt     time.Time   // when readyErr was found; zero = never
+	readyErr    error
 }
 
 // ReadyCacheFor is how long one readiness check (Options.Ready) answers
