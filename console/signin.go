@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/admin"
 	"github.com/tenantmcp/tenantmcp/server"
 )
 
@@ -396,6 +397,11 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		if exp := caller.Identity.ExpiresAt; !exp.IsZero() && exp.Before(s.expires) {
 			s.expires = exp
+		}
+		p := admin.Principal{Subject: s.subject, Issuer: s.issuer, Via: admin.ViaConsole, RequestID: caller.RequestID}
+		if err := c.o.Service.SignIn(ctx, p); err != nil {
+			fail(http.StatusServiceUnavailable, "The sign-in could not be recorded in the audit trail, so it was refused. Try again shortly; the server log has the details.", "audit", "err", err)
+			return
 		}
 		c.log.InfoContext(ctx, "console: admin signed in", "admin", s.subject, "issuer", s.issuer, "request_id", caller.RequestID, "expires", s.expires)
 	}

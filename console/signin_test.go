@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tenantmcp/tenantmcp/audit"
 	"github.com/tenantmcp/tenantmcp/console"
 )
 
@@ -27,6 +29,17 @@ func TestSignInRoundTrip(t *testing.T) {
 		t.Fatalf("sign-in ended at %s with %d", resp.Request.URL, resp.StatusCode)
 	}
 	wantContains(t, body, "Test Tenant 0", "test-tenant-0", "Test Tenant 1", `aria-current="page"`, "alice", "Sign out")
+	// The sign-in is in the audit trail: the system chain, the admin as
+	// the actor.
+	var signIns []*audit.Event
+	for _, e := range f.consoleEvents(t, audit.SystemChain, "sign_in") {
+		if e.Outcome == audit.OutcomeOK && e.Actor != nil && e.Actor.Sub == "alice" && e.Actor.Issuer == f.idp.iss.Issuer() && e.RequestID != "" {
+			signIns = append(signIns, e)
+		}
+	}
+	if len(signIns) != 1 {
+		t.Errorf("%d audited sign-ins by alice in the system chain, want 1", len(signIns))
+	}
 
 	f.idp.mu.Lock()
 	az, tok := f.idp.authorizes[0], f.idp.tokenReqs[0]
@@ -505,4 +518,27 @@ func TestSignInAgainAsAdmin(t *testing.T) {
 		t.Fatalf("signing in again as an admin: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
 	wantContains(t, body, "alice")
+}
+
+// TestSignInUnrecorded: a sign-in the audit trail cannot record is
+// refused, and leaves no session.
+func TestSignInUnrecorded(t *testing.T) {
+	t.Parallel()
+	f := setup(t, setupOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.w.Close(ctx); err != nil { // no room for any event from now on
+		t.Fatal(err)
+	}
+	b, resp, body := f.signIn(t, "alice")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in with the audit trail closed: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	wantContains(t, body, "could not be recorded in the audit trail")
+	// No session: the console sends the browser to sign in again (which
+	// the test's identity provider answers at once, and which is refused
+	// again), never to the page.
+	if resp, _ := b.get("/console/tenants"); resp.Request.URL.Path != "/console/callback" || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after the refused sign-in, /console/tenants ended at %s with %d, want a new, refused sign-in", resp.Request.URL, resp.StatusCode)
+	}
 }
