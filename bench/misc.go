@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"time"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -86,36 +86,19 @@ func tenantIDs(ctx context.Context, pg *pgEnv) ([]tenant.ID, error) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // backendsCPU is the CPU time (user + system) the PostgreSQL backends
-// pids have used so far, from /proc/<pid>/stat (in ticks of 1/100 s). ok
-// is false where PostgreSQL is not a process of this machine that /proc
-// shows, or a backend has gone (its time would be missing).
+// pids have used so far (testenv.ProcessCPU). ok is false where
+// PostgreSQL is not a process of this machine that /proc shows, or a
+// backend has gone (its time would be missing).
 func backendsCPU(pids []int) (d time.Duration, ok bool) {
 	if len(pids) == 0 {
 		return 0, false
 	}
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		cpu, ok := testenv.ProcessCPU(pid, "postgres")
+		if !ok {
 			return 0, false
 		}
-		// pid (comm) state ppid …: utime and stime are the 14th and 15th
-		// fields, the 12th and 13th after the command, which may hold
-		// spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
-			return 0, false
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 13 {
-			return 0, false
-		}
-		for _, v := range f[11:13] {
-			n, err := strconv.ParseInt(string(v), 10, 64)
-			if err != nil {
-				return 0, false
-			}
-			d += time.Duration(n) * 10 * time.Millisecond
-		}
+		d += cpu
 	}
 	return d, true
 }

@@ -105,24 +105,24 @@ func openRef(ctx context.Context, pg *pgEnv, size int) (*pgxpool.Pool, error) {
 // (e's tm registered them and seeded each one's document).
 // With viaRLS, (f) reads through e's backend instead (-f-rls).
 func serveRef(ctx context.Context, serve func(key, label string, h func(string) (http.Handler, error)) (*target, error), pg *pgEnv, tm *tmcp, size int, viaRLS bool) error {
-	pool, err := openRef(ctx, pg, size)
-	if err != nil {
-		return fmt.Errorf("(f) pool: %w", err)
+	get := func(ctx context.Context, tenantID, key string) ([]byte, error) {
+		return pg.rls.Get(ctx, tenant.ID(tenantID), key)
 	}
-	get, label, app := bareGet(pool), "mcp-go + one pgx query, no isolation", appNameF
-	if viaRLS {
-		get = func(ctx context.Context, tenantID, key string) ([]byte, error) {
-			return pg.rls.Get(ctx, tenant.ID(tenantID), key)
+	label, app, closePool := "mcp-go + e's RLS backend, no tenant path", appNameE, func() {}
+	if !viaRLS { // f's own pool, which -f-rls does not use
+		pool, err := openRef(ctx, pg, size)
+		if err != nil {
+			return fmt.Errorf("(f) pool: %w", err)
 		}
-		label, app = "mcp-go + e's RLS backend, no tenant path", appNameE
+		get, label, app, closePool = bareGet(pool), "mcp-go + one pgx query, no isolation", appNameF, pool.Close
 	}
 	t, err := serve("f", label, func(string) (http.Handler, error) { return refHandler(get), nil })
 	if err != nil {
-		pool.Close()
+		closePool()
 		return fmt.Errorf("(f): %w", err)
 	}
 	closeHTTP := t.close
-	t.close = func() { closeHTTP(); pool.Close() }
+	t.close = func() { closeHTTP(); closePool() }
 	t.work = func(n int) *workload {
 		w := refWorkload(t.addr, tm, n)
 		w.backends = pg.backends(app)

@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantmcp/tenantmcp/internal/testenv"
 	"github.com/tenantmcp/tenantmcp/tenant"
 )
 
@@ -156,9 +155,8 @@ func warmGet(b *testing.B, f *benchData, v getVariant) {
 }
 
 // backendCPU is the CPU time of the PostgreSQL backends of pool's
-// connections so far (PostgreSQL runs on this machine; from
-// /proc/<pid>/stat, in clock ticks of 10 ms). ok is false where /proc
-// cannot tell.
+// connections so far (testenv.ProcessCPU: PostgreSQL on this machine,
+// 10 ms ticks). ok is false where /proc cannot tell.
 func backendCPU(pool *pgxpool.Pool) (d time.Duration, ok bool) {
 	conns := pool.AcquireAllIdle(context.Background())
 	defer func() {
@@ -167,20 +165,11 @@ func backendCPU(pool *pgxpool.Pool) (d time.Duration, ok bool) {
 		}
 	}()
 	for _, c := range conns {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Conn().PgConn().PID()))
-		if err != nil {
+		cpu, ok := testenv.ProcessCPU(int(c.Conn().PgConn().PID()), "postgres")
+		if !ok {
 			return 0, false
 		}
-		// Fields after the command (which may hold spaces): state is the
-		// 3rd field, utime and stime the 14th and 15th.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		for _, f := range fields[11:13] {
-			n, err := strconv.ParseInt(f, 10, 64)
-			if err != nil {
-				return 0, false
-			}
-			d += time.Duration(n) * 10 * time.Millisecond
-		}
+		d += cpu
 	}
 	return d, true
 }
